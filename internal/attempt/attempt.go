@@ -98,6 +98,14 @@ func WithAttempt(parent context.Context, rec *Record, n int) context.Context {
 	return &attemptCtx{Context: parent, rec: rec, n: n}
 }
 
+// WithRecord returns a child of parent that carries rec before any attempt was
+// started (attempt number 0). A caller that wants to read the record after the
+// request — the ambassador's access log does — creates it and passes it down;
+// the retry layer adopts a record it finds instead of making its own.
+func WithRecord(parent context.Context, rec *Record) context.Context {
+	return &attemptCtx{Context: parent, rec: rec}
+}
+
 // FromContext returns the record and attempt number carried by ctx, or
 // (nil, 0) when the request did not pass through a layer that keeps one.
 func FromContext(ctx context.Context) (*Record, int) {
