@@ -1,0 +1,119 @@
+package ratelimit
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+)
+
+// Scope values for Config.Scope.
+const (
+	// ScopeHost keeps one bucket per destination host (the default).
+	ScopeHost = "host"
+	// ScopeGlobal keeps one bucket for every request through the Limiter.
+	ScopeGlobal = "global"
+)
+
+// Defaults applied to zero Config fields.
+const (
+	// DefaultMaxKeys bounds the number of per-host buckets when
+	// Config.MaxKeys is 0.
+	DefaultMaxKeys = 10000
+	// DefaultMaxPause caps how long an upstream Retry-After (or gRPC
+	// pushback) may pause a key, unless WithMaxPause says otherwise.
+	DefaultMaxPause = 5 * time.Minute
+	// MaxRPS is the largest rate Validate accepts.
+	MaxRPS = 1e9
+)
+
+// Config is the YAML-decodable configuration of a Limiter. Its zero value is
+// not valid: RPS is required. Every other zero field means the documented
+// default.
+type Config struct {
+	// RPS is the sustained rate in requests per second; required, > 0.
+	// Fractions are allowed: 0.5 is one request every 2 s.
+	RPS float64 `yaml:"rps"`
+	// Burst is the bucket size: how many requests may go at once after a
+	// quiet period. 0 means ceil(RPS).
+	Burst int `yaml:"burst"`
+	// MaxWait is how long a request may wait for a token. 0 rejects at once
+	// when no token is free; a positive value waits up to that long, and
+	// never past the request's context deadline.
+	MaxWait time.Duration `yaml:"max_wait"`
+	// Scope is "host" (default; one bucket per destination host, bounded by
+	// MaxKeys) or "global" (one bucket for everything).
+	Scope string `yaml:"scope"`
+	// IgnoreRetryAfter turns off the pause that an upstream 429 or 503 with
+	// Retry-After (or a gRPC grpc-retry-pushback-ms trailer) puts on its key.
+	IgnoreRetryAfter bool `yaml:"ignore_retry_after"`
+	// MaxKeys bounds the number of per-host buckets kept at once; 0 means
+	// DefaultMaxKeys. Idle buckets are evicted first.
+	MaxKeys int `yaml:"max_keys"`
+}
+
+// FieldError is one problem Validate found, naming the YAML key.
+type FieldError struct {
+	Field string // YAML key, e.g. "rps"
+	Msg   string // e.g. "required, must be > 0"
+}
+
+// Error returns "field: msg".
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// Validate reports every bad value of c, each as a *FieldError, joined with
+// errors.Join. It returns nil for a valid config.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	switch {
+	case math.IsNaN(c.RPS) || math.IsInf(c.RPS, 0):
+		bad("rps", "must be a finite number > 0, got %v", c.RPS)
+	case c.RPS == 0:
+		bad("rps", "required, must be > 0")
+	case c.RPS < 0:
+		bad("rps", "required, must be > 0, got %s", strconv.FormatFloat(c.RPS, 'g', -1, 64))
+	case c.RPS > MaxRPS:
+		bad("rps", "must be ≤ %g, got %s", float64(MaxRPS), strconv.FormatFloat(c.RPS, 'g', -1, 64))
+	}
+	if c.Burst < 0 {
+		bad("burst", "must be ≥ 0 (0 = ceil(rps)), got %d", c.Burst)
+	}
+	if c.MaxWait < 0 {
+		bad("max_wait", "must be ≥ 0 (0 = reject at once), got %v", c.MaxWait)
+	}
+	switch c.Scope {
+	case "", ScopeHost, ScopeGlobal:
+	default:
+		bad("scope", "must be %q or %q, got %q", ScopeHost, ScopeGlobal, c.Scope)
+	}
+	if c.MaxKeys < 0 {
+		bad("max_keys", "must be ≥ 0 (0 = %d), got %d", DefaultMaxKeys, c.MaxKeys)
+	}
+	return errors.Join(errs...)
+}
+
+// burst returns the effective bucket size; c must be valid.
+func (c Config) burst() int {
+	if c.Burst > 0 {
+		return c.Burst
+	}
+	return int(math.Ceil(c.RPS))
+}
+
+func (c Config) scope() string {
+	if c.Scope == "" {
+		return ScopeHost
+	}
+	return c.Scope
+}
+
+func (c Config) maxKeys() int {
+	if c.MaxKeys > 0 {
+		return c.MaxKeys
+	}
+	return DefaultMaxKeys
+}

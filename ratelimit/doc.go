@@ -1,0 +1,87 @@
+// Package ratelimit keeps a client under the request rate its upstreams
+// granted it, with token buckets from golang.org/x/time/rate, for HTTP
+// (an http.RoundTripper) and gRPC (client interceptors).
+//
+// # What it protects against
+//
+// A client that sends faster than an upstream allows is throttled by it
+// (429, RESOURCE_EXHAUSTED) or, worse, overloads it. A Limiter spends one
+// token per request from a bucket that refills at Config.RPS tokens per
+// second and holds at most Config.Burst; a request without a token is
+// refused locally, or waits for one, and never reaches the upstream early.
+// When the upstream asks to back off anyway — a 429 or 503 with
+// Retry-After, or a gRPC grpc-retry-pushback-ms trailer — the key is paused
+// until then, so the client stops hammering a host that said "later".
+//
+// # Where it sits in the stack
+//
+//	app ─▶ retry ─▶ ratelimit ─▶ discovery ─▶ breaker ─▶ transport
+//
+// Under retry, so every attempt spends a token; above discovery, so the key
+// is the logical host (the service name), not one endpoint of it. Its
+// refusal, ErrLimited, is a local refusal: retry returns it at once instead
+// of retrying it with backoff.
+//
+// # Configuration and defaults
+//
+//	ratelimit:
+//	  rps: 100                   # required, > 0; fractions allowed: 0.5 = one every 2 s
+//	  burst: 0                   # 0 = ceil(rps)
+//	  max_wait: 0s               # 0 = reject at once; > 0 = wait up to this, never past the deadline
+//	  scope: host                # host (default): one bucket per req.URL.Host; global: one bucket
+//	  ignore_retry_after: false  # true = upstream Retry-After / pushback does not pause the key
+//	  max_keys: 10000            # bound on the number of per-host buckets
+//
+// In the host scope buckets are created on first use and kept at most
+// max_keys at once. There is no background goroutine: when a new key finds
+// no room, buckets that have refilled completely and are not paused are
+// dropped first (nothing is lost: a new bucket would be identical); if that
+// is not enough, other unpaused buckets are forgotten. A key costs about two
+// hundred bytes.
+//
+// An upstream pause is capped at five minutes (WithMaxPause changes it). In
+// the global scope a pause asked by any upstream pauses everything.
+//
+// # Waiting or rejecting
+//
+// With max_wait 0 a request finds a token or is refused with a
+// *LimitedError, which wraps ErrLimited and carries RetryAfter: how long
+// until a token (or the end of a pause) frees up. With max_wait > 0 the
+// request reserves a token; if the reservation would make it wait longer
+// than max_wait, or past its context's deadline, the reservation is
+// cancelled (its token goes back to the bucket) and the request is refused
+// at once, without sleeping. Otherwise it sleeps until its turn; if its
+// context ends first, the token goes back and the error wraps the context's
+// error (errors.Is(err, context.Canceled) holds).
+//
+// # Observability
+//
+// Counter outbound.ratelimit.decisions with attribute result (allowed,
+// waited, rejected) and histogram outbound.ratelimit.wait (seconds, one
+// observation per request that waited), both with attribute service when
+// WithService is given. The allowed path allocates nothing. Snapshot lists
+// the buckets for a status page.
+//
+// # Concurrency
+//
+// A Limiter is safe for concurrent use. Buckets are sharded behind
+// read-write locks; an existing key takes only a read lock and the bucket's
+// own mutex.
+//
+// # HTTP and gRPC
+//
+// RoundTripper keys by req.URL.Host (WithKeyFunc chooses another key). The
+// interceptors key by the ClientConn's target (WithGRPCMethodKey adds the
+// method) and return refusals as status errors with codes.ResourceExhausted
+// that still match ErrLimited with errors.Is. A stream takes one token when
+// it is created, whatever the number of messages it carries.
+//
+// # Use
+//
+//	lim, err := ratelimit.New(ratelimit.Config{RPS: 50, Burst: 5, MaxWait: 100 * time.Millisecond})
+//	if err != nil {
+//		return err
+//	}
+//	client := &http.Client{Transport: lim.RoundTripper(http.DefaultTransport)}
+//	conn, err := grpc.NewClient(target, grpc.WithUnaryInterceptor(lim.UnaryClientInterceptor()), ...)
+package ratelimit

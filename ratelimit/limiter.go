@@ -1,0 +1,234 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"golang.org/x/time/rate"
+)
+
+// globalKey is the key of the single bucket of the global scope.
+const globalKey = "*"
+
+// minRetryAfter is the smallest RetryAfter a LimitedError reports.
+const minRetryAfter = time.Millisecond
+
+// Limiter limits the rate of outbound requests with token buckets, one per
+// destination host or one for all. It is safe for concurrent use.
+type Limiter struct {
+	rps              float64
+	burst            int
+	maxWait          time.Duration
+	ignoreRetryAfter bool
+	maxPause         time.Duration
+
+	global *bucket // scope global; nil in scope host
+	keys   *table  // scope host; nil in scope global
+
+	keyFunc       func(*http.Request) string
+	grpcMethodKey bool
+	now           func() time.Time
+	sleep         func(ctx context.Context, d time.Duration) error
+	logger        *slog.Logger
+
+	decisions                            metric.Int64Counter
+	waitHist                             metric.Float64Histogram
+	allowedOpts, waitedOpts, rejectOpts []metric.AddOption
+	waitOpts                             []metric.RecordOption
+}
+
+// BucketState is one bucket as Snapshot sees it.
+type BucketState struct {
+	Key         string    `json:"key"`
+	Tokens      float64   `json:"tokens"`                 // may be negative while requests wait
+	PausedUntil time.Time `json:"paused_until,omitzero"` // zero when not paused by an upstream
+}
+
+// New validates c and returns a Limiter. It starts no goroutine.
+func New(c Config, opts ...Option) (*Limiter, error) {
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("ratelimit: invalid config: %w", err)
+	}
+	o := options{now: time.Now, sleep: sleepTimer, maxPause: DefaultMaxPause}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	l := &Limiter{
+		rps:              c.RPS,
+		burst:            c.burst(),
+		maxWait:          c.MaxWait,
+		ignoreRetryAfter: c.IgnoreRetryAfter,
+		maxPause:         o.maxPause,
+		keyFunc:          o.keyFunc,
+		grpcMethodKey:    o.grpcMethodKey,
+		now:              o.now,
+		sleep:            o.sleep,
+		logger:           o.logger,
+	}
+	if c.scope() == ScopeGlobal {
+		l.global = &bucket{lim: rate.NewLimiter(rate.Limit(c.RPS), l.burst)}
+	} else {
+		l.keys = newTable(c.maxKeys(), rate.Limit(c.RPS), l.burst)
+	}
+	if err := l.initMetrics(o); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Limiter) initMetrics(o options) error {
+	mp := o.meterProvider
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	m := mp.Meter("github.com/outbound-go/outbound/ratelimit")
+	var err error
+	l.decisions, err = m.Int64Counter("outbound.ratelimit.decisions",
+		metric.WithDescription("Rate limiter decisions, by result: allowed, waited, rejected."),
+		metric.WithUnit("{request}"))
+	if err != nil {
+		return fmt.Errorf("ratelimit: creating outbound.ratelimit.decisions: %w", err)
+	}
+	l.waitHist, err = m.Float64Histogram("outbound.ratelimit.wait",
+		metric.WithDescription("Time requests that waited spent waiting for a token."),
+		metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+	if err != nil {
+		return fmt.Errorf("ratelimit: creating outbound.ratelimit.wait: %w", err)
+	}
+	var base []attribute.KeyValue
+	if o.service != "" {
+		base = append(base, attribute.String("service", o.service))
+	}
+	set := func(result string) []metric.AddOption {
+		kv := append(append([]attribute.KeyValue(nil), base...), attribute.String("result", result))
+		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(kv...))}
+	}
+	l.allowedOpts, l.waitedOpts, l.rejectOpts = set("allowed"), set("waited"), set("rejected")
+	l.waitOpts = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(base...))}
+	return nil
+}
+
+// bucket returns the bucket of key and the key it is reported under.
+func (l *Limiter) bucket(key string, now time.Time) (*bucket, string) {
+	if l.global != nil {
+		return l.global, globalKey
+	}
+	return l.keys.get(key, now), key
+}
+
+// Acquire takes a token for key (the destination host, in the host scope;
+// ignored in the global scope), waiting for it when Config.MaxWait allows.
+// It returns nil when the request may go, a *LimitedError (wrapping
+// ErrLimited) when it may not, or — when ctx ends during a wait — an error
+// wrapping ctx.Err(). A refused or abandoned wait gives its token back.
+// RoundTripper and the interceptors call it; use it directly to limit
+// anything else.
+func (l *Limiter) Acquire(ctx context.Context, key string) error {
+	now := l.now()
+	b, key := l.bucket(key, now)
+	return l.acquire(ctx, b, key, now)
+}
+
+func (l *Limiter) acquire(ctx context.Context, b *bucket, key string, now time.Time) error {
+	p := b.paused(now)
+	if p == 0 && b.lim.AllowN(now, 1) {
+		l.decisions.Add(ctx, 1, l.allowedOpts...)
+		return nil
+	}
+	if l.maxWait == 0 {
+		l.decisions.Add(ctx, 1, l.rejectOpts...)
+		return &LimitedError{Key: key, RetryAfter: max(p, l.tokenWait(b, now))}
+	}
+	r := b.lim.ReserveN(now, 1) // always OK: burst ≥ 1 and no wait limit
+	w := max(p, r.DelayFrom(now))
+	if w > l.maxWait || pastDeadline(ctx, now.Add(w)) {
+		r.CancelAt(now)
+		l.decisions.Add(ctx, 1, l.rejectOpts...)
+		return &LimitedError{Key: key, RetryAfter: max(w, minRetryAfter)}
+	}
+	if w == 0 {
+		l.decisions.Add(ctx, 1, l.allowedOpts...)
+		return nil
+	}
+	if err := l.sleep(ctx, w); err != nil {
+		r.CancelAt(l.now())
+		l.decisions.Add(ctx, 1, l.rejectOpts...)
+		return fmt.Errorf("ratelimit: waiting %v for a token for %q: %w", w, key, err)
+	}
+	l.decisions.Add(ctx, 1, l.waitedOpts...)
+	l.waitHist.Record(ctx, w.Seconds(), l.waitOpts...)
+	return nil
+}
+
+// tokenWait estimates how long until b has a whole token.
+func (l *Limiter) tokenWait(b *bucket, now time.Time) time.Duration {
+	missing := 1 - b.lim.TokensAt(now)
+	d := time.Duration(missing / l.rps * float64(time.Second))
+	return max(d, minRetryAfter)
+}
+
+func pastDeadline(ctx context.Context, t time.Time) bool {
+	dl, ok := ctx.Deadline()
+	return ok && t.After(dl)
+}
+
+// Pause stops key's bucket (the single bucket in the global scope) from
+// handing out tokens for d, capped by WithMaxPause. Requests meanwhile wait
+// for the end of the pause when Config.MaxWait allows it, else are refused
+// with RetryAfter = the time left. A shorter pause never cuts a longer one.
+// RoundTripper calls it for an upstream 429 or 503 with Retry-After unless
+// Config.IgnoreRetryAfter; Pause itself always applies.
+func (l *Limiter) Pause(key string, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	d = min(d, l.maxPause)
+	now := l.now()
+	b, key := l.bucket(key, now)
+	b.pauseUntil(now.Add(d))
+	if l.logger != nil {
+		l.logger.Debug("ratelimit: upstream asked to back off; key paused", "key", key, "pause", d)
+	}
+}
+
+// Snapshot returns the state of every bucket held, sorted by key, for a
+// status page. In the global scope it has one entry with key "*".
+func (l *Limiter) Snapshot() []BucketState {
+	now := l.now()
+	state := func(key string, b *bucket) BucketState {
+		s := BucketState{Key: key, Tokens: b.lim.TokensAt(now)}
+		if p := b.paused(now); p > 0 {
+			s.PausedUntil = now.Add(p)
+		}
+		return s
+	}
+	if l.global != nil {
+		return []BucketState{state(globalKey, l.global)}
+	}
+	var out []BucketState
+	l.keys.each(func(key string, b *bucket) { out = append(out, state(key, b)) })
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// Len returns the number of buckets held (1 in the global scope).
+func (l *Limiter) Len() int {
+	if l.global != nil {
+		return 1
+	}
+	return l.keys.len()
+}
+
+// Close releases the Limiter. It starts no goroutine, so Close only exists
+// for symmetry with the other policies and always returns nil.
+func (l *Limiter) Close() error { return nil }
