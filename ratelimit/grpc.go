@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"strconv"
 	"time"
 
@@ -109,8 +110,8 @@ func pushback(err error, md metadata.MD) (time.Duration, bool) {
 	if perr != nil || ms <= 0 {
 		return 0, false
 	}
-	if ms > int64(DefaultMaxPause/time.Millisecond)*1000 { // keep the product in range; Pause caps it
-		ms = int64(DefaultMaxPause/time.Millisecond) * 1000
+	if ms > math.MaxInt64/int64(time.Millisecond) { // keep the product in range; Pause caps it
+		ms = math.MaxInt64 / int64(time.Millisecond)
 	}
 	return time.Duration(ms) * time.Millisecond, true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"testing"
 	"time"
@@ -398,4 +399,14 @@ func TestEvictionBoundsKeys(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestVerySlowRateReportsLongRetryAfter(t *testing.T) {
+	clk := newFakeClock()
+	lim, err := ratelimit.New(ratelimit.Config{RPS: 1e-300}, clk.Option())
+	require.NoError(t, err)
+	require.NoError(t, lim.Acquire(context.Background(), "k"))
+	var le *ratelimit.LimitedError
+	require.ErrorAs(t, lim.Acquire(context.Background(), "k"), &le)
+	assert.Equal(t, time.Duration(math.MaxInt64), le.RetryAfter, "no overflow into a short wait")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"sort"
 	"time"
@@ -173,8 +174,11 @@ func (l *Limiter) acquire(ctx context.Context, b *bucket, key string, now time.T
 // tokenWait estimates how long until b has a whole token.
 func (l *Limiter) tokenWait(b *bucket, now time.Time) time.Duration {
 	missing := 1 - b.lim.TokensAt(now)
-	d := time.Duration(missing / l.rps * float64(time.Second))
-	return max(d, minRetryAfter)
+	ns := missing / l.rps * float64(time.Second)
+	if ns >= math.MaxInt64 { // a very slow rate: "never" in practice
+		return time.Duration(math.MaxInt64)
+	}
+	return max(time.Duration(ns), minRetryAfter)
 }
 
 func pastDeadline(ctx context.Context, t time.Time) bool {
