@@ -349,7 +349,7 @@ func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { r
 type closeRecorder struct{ closed bool }
 
 func (c *closeRecorder) Read([]byte) (int, error) { return 0, errors.New("not read") }
-func (c *closeRecorder) Close() error          { c.closed = true; return nil }
+func (c *closeRecorder) Close() error             { c.closed = true; return nil }
 
 func TestEvictionBoundsKeys(t *testing.T) {
 	for _, tc := range []struct {

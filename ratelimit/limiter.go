@@ -39,16 +39,16 @@ type Limiter struct {
 	sleep         func(ctx context.Context, d time.Duration) error
 	logger        *slog.Logger
 
-	decisions                            metric.Int64Counter
-	waitHist                             metric.Float64Histogram
+	decisions                           metric.Int64Counter
+	waitHist                            metric.Float64Histogram
 	allowedOpts, waitedOpts, rejectOpts []metric.AddOption
-	waitOpts                             []metric.RecordOption
+	waitOpts                            []metric.RecordOption
 }
 
 // BucketState is one bucket as Snapshot sees it.
 type BucketState struct {
 	Key         string    `json:"key"`
-	Tokens      float64   `json:"tokens"`                 // may be negative while requests wait
+	Tokens      float64   `json:"tokens"`                // may be negative while requests wait
 	PausedUntil time.Time `json:"paused_until,omitzero"` // zero when not paused by an upstream
 }
 
