@@ -1,0 +1,126 @@
+package ratelimit_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"github.com/outbound-go/outbound/ratelimit"
+)
+
+// A client limited to one request per second, with a burst of 2, that
+// refuses at once when the bucket is empty. The clock is frozen so that the
+// output does not depend on the machine's speed.
+func Example() {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer upstream.Close()
+
+	frozen := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	lim, err := ratelimit.New(ratelimit.Config{RPS: 1, Burst: 2},
+		ratelimit.WithClock(func() time.Time { return frozen }, nil))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	base := &http.Transport{}
+	defer base.CloseIdleConnections()
+	client := &http.Client{Transport: lim.RoundTripper(base)}
+
+	for i := 1; i <= 3; i++ {
+		resp, err := client.Get(upstream.URL)
+		var le *ratelimit.LimitedError
+		switch {
+		case errors.As(err, &le):
+			fmt.Printf("request %d: limited (ErrLimited: %v), retry after %v\n", i, errors.Is(err, ratelimit.ErrLimited), le.RetryAfter)
+		case err != nil:
+			fmt.Printf("request %d: %v\n", i, err)
+		default:
+			resp.Body.Close()
+			fmt.Printf("request %d: %d\n", i, resp.StatusCode)
+		}
+	}
+	// Output:
+	// request 1: 200
+	// request 2: 200
+	// request 3: limited (ErrLimited: true), retry after 1s
+}
+
+// An upstream that answers 429 with Retry-After pauses its host: the
+// following requests are refused locally until the pause ends.
+func Example_retryAfter() {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "30")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer upstream.Close()
+
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	lim, err := ratelimit.New(ratelimit.Config{RPS: 100},
+		ratelimit.WithClock(func() time.Time { return now }, nil))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	base := &http.Transport{}
+	defer base.CloseIdleConnections()
+	client := &http.Client{Transport: lim.RoundTripper(base)}
+
+	resp, err := client.Get(upstream.URL)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	resp.Body.Close()
+	fmt.Println("upstream said:", resp.StatusCode, "Retry-After", resp.Header.Get("Retry-After"))
+
+	_, err = client.Get(upstream.URL)
+	var le *ratelimit.LimitedError
+	if errors.As(err, &le) {
+		fmt.Println("next request: refused locally, retry after", le.RetryAfter)
+	}
+	// Output:
+	// upstream said: 429 Retry-After 30
+	// next request: refused locally, retry after 30s
+}
+
+// In wait mode a request without a token waits for its turn, up to
+// max_wait and never past its context's deadline. Here the sleep hook only
+// prints the wait it was asked for.
+func ExampleLimiter_Acquire() {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	sleep := func(ctx context.Context, d time.Duration) error {
+		fmt.Println("  waiting", d)
+		return nil
+	}
+	lim, err := ratelimit.New(ratelimit.Config{RPS: 10, Burst: 1, MaxWait: 150 * time.Millisecond},
+		ratelimit.WithClock(func() time.Time { return now }, sleep))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for i := 1; i <= 3; i++ {
+		fmt.Printf("request %d\n", i)
+		if err := lim.Acquire(context.Background(), "users"); err != nil {
+			fmt.Println("  refused:", err)
+		}
+	}
+	// Output:
+	// request 1
+	// request 2
+	//   waiting 100ms
+	// request 3
+	//   refused: ratelimit: rate limited for "users", retry after 200ms
+}
+
+// Validate names every bad field.
+func ExampleConfig_Validate() {
+	err := ratelimit.Config{Burst: -1, Scope: "everywhere"}.Validate()
+	fmt.Println(err)
+	// Output:
+	// rps: required, must be > 0
+	// burst: must be ≥ 0 (0 = ceil(rps)), got -1
+	// scope: must be "host" or "global", got "everywhere"
+}
