@@ -36,8 +36,9 @@
 // max_keys at once. There is no background goroutine: when a new key finds
 // no room, buckets that have refilled completely and are not paused are
 // dropped first (nothing is lost: a new bucket would be identical); if that
-// is not enough, other unpaused buckets are forgotten. A key costs about two
-// hundred bytes.
+// is not enough, other unpaused buckets are forgotten (that host starts
+// again with a full bucket). A key costs about 130 bytes of heap
+// (BenchmarkAllowed reports B/key).
 //
 // An upstream pause is capped at five minutes (WithMaxPause changes it). In
 // the global scope a pause asked by any upstream pauses everything.

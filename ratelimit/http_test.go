@@ -3,9 +3,9 @@ package ratelimit_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -379,9 +379,10 @@ func TestEvictionBoundsKeys(t *testing.T) {
 			require.NoError(t, err)
 			peak := 0
 			for i := range tc.hosts {
-				req.URL.Host = fmt.Sprintf("h%d:80", i)
-				_, err := rt.RoundTrip(req)
-				require.NoError(t, err)
+				req.URL.Host = "h" + strconv.Itoa(i) + ":80"
+				if _, err := rt.RoundTrip(req); err != nil {
+					t.Fatal(err)
+				}
 				clk.Advance(tc.advance)
 				if i%97 == 0 {
 					peak = max(peak, lim.Len())
@@ -409,4 +410,24 @@ func TestVerySlowRateReportsLongRetryAfter(t *testing.T) {
 	var le *ratelimit.LimitedError
 	require.ErrorAs(t, lim.Acquire(context.Background(), "k"), &le)
 	assert.Equal(t, time.Duration(math.MaxInt64), le.RetryAfter, "no overflow into a short wait")
+}
+
+func TestRealTimer(t *testing.T) {
+	lim, err := ratelimit.New(ratelimit.Config{RPS: 1000, Burst: 1, MaxWait: time.Second})
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, lim.Acquire(ctx, "k"))
+	start := time.Now()
+	require.NoError(t, lim.Acquire(ctx, "k"), "waits about 1 ms on a real timer")
+	assert.Less(t, time.Since(start), 500*time.Millisecond)
+
+	slow, err := ratelimit.New(ratelimit.Config{RPS: 0.01, MaxWait: time.Hour})
+	require.NoError(t, err)
+	require.NoError(t, slow.Acquire(ctx, "k"))
+	ctx, cancel := context.WithCancel(ctx)
+	timer := time.AfterFunc(5*time.Millisecond, cancel) // ends the 100 s wait early
+	defer timer.Stop()
+	err = slow.Acquire(ctx, "k")
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Contains(t, err.Error(), `for a token for "k": context canceled`)
 }

@@ -51,9 +51,9 @@ func (b *bucket) idle(now time.Time, burst int) bool {
 //
 // Eviction is lazy: a shard that is full when a new key arrives first drops
 // its idle buckets (full and unpaused, so nothing is lost); if that frees
-// less than an eighth of the shard, it drops further unpaused buckets in map
+// less than a quarter of the shard, it drops further unpaused buckets in map
 // order (their state is forgotten: a host that comes back starts with a full
-// bucket). Freeing an eighth at a time keeps the sweep amortised O(1) per new
+// bucket). Freeing a quarter at a time keeps the sweep amortised O(1) per new
 // key. There is no background goroutine.
 type table struct {
 	seed   maphash.Seed
@@ -113,7 +113,7 @@ func (t *table) get(key string, now time.Time) *bucket {
 
 // evict frees room in s; s.mu is held.
 func (t *table) evict(s *shard, now time.Time) {
-	want := t.cap / 8
+	want := t.cap / 4
 	if want < 1 {
 		want = 1
 	}

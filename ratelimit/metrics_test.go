@@ -1,7 +1,10 @@
 package ratelimit_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,4 +77,15 @@ func TestMetricsWithoutService(t *testing.T) {
 	decisions := collect(t, reader)["outbound.ratelimit.decisions"].Data.(metricdata.Sum[int64])
 	require.Len(t, decisions.DataPoints, 1)
 	assert.Equal(t, attribute.NewSet(attribute.String("result", "allowed")), decisions.DataPoints[0].Attributes)
+}
+
+func TestPauseIsLogged(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	lim, err := ratelimit.New(ratelimit.Config{RPS: 1}, newFakeClock().Option(), ratelimit.WithLogger(logger))
+	require.NoError(t, err)
+	lim.Pause("users", 2*time.Second)
+	assert.Contains(t, buf.String(), "key=users pause=2s")
+	lim.Pause("users", 0)
+	assert.Equal(t, 1, strings.Count(buf.String(), "\n"), "a zero pause is no pause")
 }
