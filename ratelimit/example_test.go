@@ -4,9 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/outbound-go/outbound/ratelimit"
 )
@@ -123,4 +130,52 @@ func ExampleConfig_Validate() {
 	// rps: required, must be > 0
 	// burst: must be ≥ 0 (0 = ceil(rps)), got -1
 	// scope: must be "host" or "global", got "everywhere"
+}
+
+// The interceptors refuse gRPC calls with codes.ResourceExhausted; the error
+// still matches ErrLimited and carries the wait.
+func ExampleLimiter_UnaryClientInterceptor() {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	srv := grpc.NewServer()
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	lim, err := ratelimit.New(ratelimit.Config{RPS: 2, Burst: 1},
+		ratelimit.WithClock(func() time.Time { return now }, nil))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	conn, err := grpc.NewClient(lis.Addr().String(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithUnaryInterceptor(lim.UnaryClientInterceptor()))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer conn.Close()
+	client := healthpb.NewHealthClient(conn)
+
+	for i := 1; i <= 2; i++ {
+		resp, err := client.Check(context.Background(), &healthpb.HealthCheckRequest{})
+		var le *ratelimit.LimitedError
+		if errors.As(err, &le) {
+			fmt.Printf("call %d: %v (ErrLimited: %v), retry after %v\n", i, status.Code(err), errors.Is(err, ratelimit.ErrLimited), le.RetryAfter)
+			continue
+		}
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Printf("call %d: %v\n", i, resp.GetStatus())
+	}
+	// Output:
+	// call 1: SERVING
+	// call 2: ResourceExhausted (ErrLimited: true), retry after 500ms
 }

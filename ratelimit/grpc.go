@@ -67,6 +67,14 @@ func (l *Limiter) StreamClientInterceptor() grpc.StreamClientInterceptor {
 	}
 }
 
+var (
+	_ grpc.ClientStream = (*pushbackStream)(nil)
+	_ interface {
+		GRPCStatus() *status.Status
+		Unwrap() error
+	} = (*grpcError)(nil)
+)
+
 type pushbackStream struct {
 	grpc.ClientStream
 	l   *Limiter

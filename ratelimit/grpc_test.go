@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/outbound-go/outbound/internal/refusal"
 	"github.com/outbound-go/outbound/ratelimit"
 )
 
@@ -130,6 +131,7 @@ func requireLimited(t *testing.T, err error, key string, retryAfter time.Duratio
 	require.Error(t, err)
 	assert.Equal(t, codes.ResourceExhausted, status.Code(err))
 	require.ErrorIs(t, err, ratelimit.ErrLimited)
+	assert.True(t, refusal.Is(err), "retry sees a local refusal and does not retry it")
 	var le *ratelimit.LimitedError
 	require.ErrorAs(t, err, &le)
 	assert.Equal(t, key, le.Key)

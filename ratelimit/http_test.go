@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/outbound-go/outbound/internal/refusal"
 	"github.com/outbound-go/outbound/ratelimit"
 )
 
@@ -30,6 +31,7 @@ func TestRejectModeLetsBurstThrough(t *testing.T) {
 			continue
 		}
 		require.ErrorIs(t, err, ratelimit.ErrLimited)
+		assert.True(t, refusal.Is(err), "retry sees a local refusal and does not retry it")
 		var le *ratelimit.LimitedError
 		require.ErrorAs(t, err, &le)
 		assert.Equal(t, up.host(), le.Key)
