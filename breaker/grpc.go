@@ -101,7 +101,7 @@ func (b *Breaker) StreamClientInterceptor() grpc.StreamClientInterceptor {
 		if e == nil {
 			return streamer(ctx, desc, cc, method, opts...)
 		}
-		c := &streamCall{b: b, e: e, ctx: ctx, admit: make(chan bool, 1), result: make(chan Outcome, 1)}
+		c := &streamCall{b: b, e: e, ctx: ctx, admit: make(chan bool, 1), result: make(chan Outcome, 1), recorded: make(chan struct{})}
 		go c.run()
 		if !<-c.admit {
 			return nil, b.reject(e).grpcErr
@@ -123,9 +123,10 @@ type streamCall struct {
 	b      *Breaker
 	e      *entry
 	ctx    context.Context
-	admit  chan bool
-	result chan Outcome
-	done   atomic.Bool
+	admit    chan bool
+	result   chan Outcome
+	recorded chan struct{} // closed once gobreaker counted the stream
+	done     atomic.Bool
 }
 
 func (c *streamCall) run() {
@@ -149,13 +150,16 @@ func (c *streamCall) run() {
 		c.admit <- false
 	}
 	c.b.release(c.e)
+	close(c.recorded)
 	c.b.flush()
 }
 
-// finish reports the stream's outcome once.
+// finish reports the stream's outcome once, and returns when it is
+// counted, so that the caller who saw the stream end sees its effect.
 func (c *streamCall) finish(o Outcome) {
 	if c.done.CompareAndSwap(false, true) {
 		c.result <- o
+		<-c.recorded
 	}
 }
 
