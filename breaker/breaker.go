@@ -275,7 +275,7 @@ func (b *Breaker) readyToTrip(c gobreaker.Counts) bool {
 // response, 4xx included, as a success.
 func DefaultClassifier(req *http.Request, resp *http.Response, err error) Outcome {
 	if err != nil {
-		if (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) && req.Context().Err() != nil {
+		if (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) && callerDone(req.Context()) {
 			return Ignore
 		}
 		if refusal.Is(err) {
@@ -287,6 +287,18 @@ func DefaultClassifier(req *http.Request, resp *http.Response, err error) Outcom
 		return Failure
 	}
 	return Success
+}
+
+// callerDone reports whether the caller's context is cancelled or its
+// deadline has passed. The deadline is looked at too because a gRPC server
+// enforces the propagated deadline itself and its DEADLINE_EXCEEDED can
+// arrive just before the client's own timer fires.
+func callerDone(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 func outcomeErr(o Outcome) error {

@@ -48,7 +48,7 @@ func (b *Breaker) grpcOutcome(ctx context.Context, err error) Outcome {
 		return Ignore
 	}
 	code := status.Code(err)
-	if (code == codes.DeadlineExceeded || code == codes.Canceled) && ctx.Err() != nil {
+	if (code == codes.DeadlineExceeded || code == codes.Canceled) && callerDone(ctx) {
 		return Ignore // the caller's own deadline or cancellation
 	}
 	if code < 64 && b.opts.grpcFailures&(1<<code) != 0 {
