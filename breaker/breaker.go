@@ -156,9 +156,8 @@ type Breaker struct {
 	opts     options
 	settings gobreaker.Settings // template; Name is set per key
 
-	epoch     time.Time
-	idleTTL   int64 // ns without use after which an idle key may go
-	touchGran int64 // ns; last-use stamps are refreshed at this granularity
+	epoch   time.Time
+	idleTTL int64 // ns without use after which an idle key may go
 
 	mu        sync.RWMutex
 	keys      map[mkey]*entry
@@ -180,7 +179,8 @@ type mkey struct{ a, b string }
 type entry struct {
 	key      string
 	cb       *gobreaker.CircuitBreaker[struct{}]
-	last     atomic.Int64 // ns since Breaker.epoch
+	last     int64       // ns since Breaker.epoch: creation or the last sweep that saw it used; under b.mu
+	used     atomic.Bool // used since the last sweep
 	inflight atomic.Int32
 	rej      atomic.Pointer[rejection]
 }
@@ -227,7 +227,6 @@ func New(c Config, opts ...Option) (*Breaker, error) {
 	}
 	ttl := max(b.cfg.Interval, b.cfg.OpenTimeout)
 	b.idleTTL = int64(ttl)
-	b.touchGran = int64(min(ttl/64, time.Second))
 	b.settings = gobreaker.Settings{
 		MaxRequests:   uint32(b.cfg.HalfOpenRequests),
 		Interval:      b.cfg.Interval,
@@ -314,9 +313,12 @@ func outcomeErr(o Outcome) error {
 
 func (b *Breaker) now() int64 { return int64(time.Since(b.epoch)) }
 
-func (e *entry) touch(now, gran int64) {
-	if now-e.last.Load() >= gran {
-		e.last.Store(now)
+// use marks e as used since the last sweep. The request path reads no
+// clock of its own (a clock read costs more than the rest of it on some
+// machines); sweeps turn the mark into a time stamp.
+func (e *entry) use() {
+	if !e.used.Load() {
+		e.used.Store(true)
 	}
 }
 
@@ -324,7 +326,6 @@ func (e *entry) touch(now, gran int64) {
 // in flight; nil when the key table is full of keys that may not be
 // evicted (the request then goes through untracked).
 func (b *Breaker) acquire(k mkey) *entry {
-	now := b.now()
 	b.mu.RLock()
 	e := b.keys[k]
 	if e != nil {
@@ -332,22 +333,23 @@ func (b *Breaker) acquire(k mkey) *entry {
 	}
 	b.mu.RUnlock()
 	if e != nil {
-		e.touch(now, b.touchGran)
+		e.use()
 		return e
 	}
-	return b.create(k, now)
+	return b.create(k)
 }
 
 func (b *Breaker) release(e *entry) {
-	e.touch(b.now(), b.touchGran)
+	e.use()
 	e.inflight.Add(-1)
 }
 
-func (b *Breaker) create(k mkey, now int64) *entry {
+func (b *Breaker) create(k mkey) *entry {
+	now := b.now()
 	b.mu.Lock()
 	e := b.keys[k]
 	if e == nil {
-		if len(b.keys) >= b.cfg.MaxKeys || now-b.lastSweep > b.idleTTL {
+		if len(b.keys) >= b.cfg.MaxKeys || now-b.lastSweep > b.idleTTL/2 {
 			b.sweepLocked(now)
 		}
 		if len(b.keys) >= b.cfg.MaxKeys {
@@ -357,25 +359,34 @@ func (b *Breaker) create(k mkey, now int64) *entry {
 			st := b.settings
 			st.Name = k.a + k.b
 			e = &entry{key: st.Name, cb: gobreaker.NewCircuitBreaker[struct{}](st)}
-			e.last.Store(now)
+			e.last = now
 			b.keys[k] = e
 		}
 	}
 	if e != nil {
 		e.inflight.Add(1)
+		e.use()
 	}
 	b.mu.Unlock()
 	b.flush() // evictLRULocked may have moved an open breaker to half-open
 	return e
 }
 
-// sweepLocked drops every key idle for longer than max(interval,
-// open_timeout) with nothing in flight. b.mu must be held for writing.
+// sweepLocked stamps the keys used since the last sweep with now, and
+// drops every key with nothing in flight whose stamp is older than
+// max(interval, open_timeout). A stamp is never earlier than the key's last
+// use, so no key goes before it was idle that long. b.mu must be held for
+// writing (the used marks are atomics; requests set them under the read
+// lock or none).
 func (b *Breaker) sweepLocked(now int64) {
 	b.lastSweep = now
-	limit := b.idleTTL + b.touchGran
 	for k, e := range b.keys {
-		if e.inflight.Load() == 0 && now-e.last.Load() > limit {
+		if e.used.Load() {
+			e.used.Store(false)
+			e.last = now
+			continue
+		}
+		if e.inflight.Load() == 0 && now-e.last > b.idleTTL {
 			delete(b.keys, k)
 		}
 	}
@@ -392,7 +403,7 @@ func (b *Breaker) evictLRULocked() {
 	var cands []cand
 	for k, e := range b.keys {
 		if e.inflight.Load() == 0 && e.cb.State() != gobreaker.StateOpen {
-			cands = append(cands, cand{k, e.last.Load()})
+			cands = append(cands, cand{k, e.last}) // sweepLocked just stamped the used ones
 		}
 	}
 	slices.SortFunc(cands, func(x, y cand) int {

@@ -58,19 +58,25 @@
 //
 // # Keys and memory
 //
-// Breakers are created on a key's first request. A key is dropped when no
+// Breakers are created on a key's first request. A key is dropped once no
 // request has used it for max(interval, open_timeout) and none is in
 // flight. For a closed breaker that loses nothing (its counts would start
 // over anyway after an interval); an open one is never dropped before its
-// open_timeout ran out, so an endpoint keeps being refused as long as it
-// is asked for. A dropped key that comes back starts closed. Idle keys are
-// swept when a new key arrives and the last sweep is older than
-// max(interval, open_timeout), and when the table holds max_keys keys; if
-// the table is still full then, the least recently used keys that are not
-// open and have nothing in flight go, down to 15/16 of max_keys. If even
-// that frees nothing (every key open or busy), the new key's requests pass
-// through untracked until room frees up. So memory stays bounded by
-// max_keys however many distinct hosts a client talks to over time.
+// open_timeout ran out, so an endpoint keeps being refused as long as it is
+// asked for. A dropped key that comes back starts closed.
+//
+// The request path reads no clock for this: it marks the key used, and a
+// sweep stamps the marked keys with the time and drops the unmarked ones
+// whose stamp is too old, so a key goes between one and about one and a
+// half max(interval, open_timeout) after its last use. Sweeps run when a
+// new key arrives and the last sweep is older than half of
+// max(interval, open_timeout), and whenever the table holds max_keys keys.
+// If the table is still full after a sweep, the least recently used keys
+// that are not open and have nothing in flight go, down to 15/16 of
+// max_keys. If even that frees nothing (every key open or busy), the new
+// key's requests pass through untracked until room frees up. So memory
+// stays bounded by max_keys however many distinct hosts a client talks to
+// over time (about 360 bytes a key, measured, plus the key string).
 //
 // # Observability
 //
@@ -87,7 +93,9 @@
 //
 // A Breaker is safe for concurrent use. Looking up an existing key takes a
 // read lock on the key table and does not allocate; the request path then
-// takes gobreaker's mutex twice (before and after the request).
+// takes gobreaker's mutex twice (before and after the request), and
+// gobreaker reads the clock each time. Neither an allowed request, nor a
+// refusal (after a key's first), nor Ready allocates.
 //
 // # HTTP and gRPC
 //

@@ -120,9 +120,9 @@ func (b *Breaker) StreamClientInterceptor() grpc.StreamClientInterceptor {
 // returns, so run holds Execute open on its own goroutine until the stream
 // reports its outcome.
 type streamCall struct {
-	b      *Breaker
-	e      *entry
-	ctx    context.Context
+	b        *Breaker
+	e        *entry
+	ctx      context.Context
 	admit    chan bool
 	result   chan Outcome
 	recorded chan struct{} // closed once gobreaker counted the stream
