@@ -14,7 +14,10 @@
 // breaker refuses every request for OpenTimeout, then turns half-open and
 // lets exactly HalfOpenRequests probes through, however many requests
 // arrive concurrently; that many successes close it, one failure opens it
-// again for another OpenTimeout.
+// again for another OpenTimeout. A probe the caller gives up on (cancels,
+// or lets its deadline pass) counts as a failed probe: it proves nothing,
+// and freeing its slot instead would let a hanging upstream be probed
+// without end by callers with short timeouts.
 //
 // # Where it sits
 //

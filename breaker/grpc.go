@@ -76,7 +76,7 @@ func (b *Breaker) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		_, _ = e.cb.Execute(func() (struct{}, error) {
 			sent = true
 			err = invoker(ctx, method, req, reply, cc, opts...)
-			return struct{}{}, outcomeErr(b.grpcOutcome(ctx, err))
+			return struct{}{}, resultErr(e, b.grpcOutcome(ctx, err))
 		})
 		if !sent {
 			r := b.reject(e)
@@ -144,7 +144,7 @@ func (c *streamCall) run() {
 				o = Ignore // the caller gave up on the stream
 			}
 		}
-		return struct{}{}, outcomeErr(o)
+		return struct{}{}, resultErr(c.e, o)
 	})
 	if !admitted {
 		c.admit <- false

@@ -45,7 +45,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	_, _ = e.cb.Execute(func() (struct{}, error) {
 		sent = true
 		resp, err = t.next.RoundTrip(req)
-		return struct{}{}, outcomeErr(b.opts.classifier(req, resp, err))
+		return struct{}{}, resultErr(e, b.opts.classifier(req, resp, err))
 	})
 	if !sent {
 		if req.Body != nil {

@@ -483,3 +483,25 @@ func TestStateStrings(t *testing.T) {
 	assert.Equal(t, "open", breaker.StateOpen.String())
 	assert.Equal(t, "State(7)", breaker.State(7).String())
 }
+
+func TestCancelledProbeReopensInsteadOfFreeingItsSlot(t *testing.T) {
+	up := newUpstream(t, http.StatusInternalServerError)
+	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: 50 * time.Millisecond})
+	c := newClient(t, b)
+	_, err := get(t.Context(), c, up.srv.URL)
+	require.NoError(t, err)
+	arrived := make(chan struct{})
+	up.set(http.StatusOK, make(chan struct{}), arrived) // the upstream hangs
+	require.Eventually(t, func() bool { return b.State(up.host()) == breaker.StateHalfOpen },
+		2*time.Second, 5*time.Millisecond)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	go func() { <-arrived }()
+	_, err = get(ctx, c, up.srv.URL)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Equal(t, breaker.StateOpen, b.State(up.host()), "the probe timed out: open again")
+	_, err = get(t.Context(), c, up.srv.URL)
+	assert.ErrorIs(t, err, breaker.ErrOpen)
+	assert.Equal(t, int64(2), up.hits.Load(), "one probe per open_timeout")
+}
