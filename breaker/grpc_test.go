@@ -348,3 +348,91 @@ func TestGRPCStreamCallerCancelIsIgnored(t *testing.T) {
 	assert.Equal(t, breaker.StateClosed, b.State(addr))
 	assert.Equal(t, 0, b.Snapshot()[0].Failures)
 }
+
+func TestGRPCDeadUpstreamStreams(t *testing.T) {
+	dead := deadAddr(t)
+	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: time.Hour})
+	c := dialGRPC(t, dead, b)
+	for range 2 {
+		err := watch(t.Context(), c)
+		require.Equal(t, codes.Unavailable, status.Code(err))
+		require.NotErrorIs(t, err, breaker.ErrOpen)
+	}
+	assert.Equal(t, breaker.StateOpen, b.State(dead))
+	assert.ErrorIs(t, watch(t.Context(), c), breaker.ErrOpen)
+}
+
+// startUpload serves a client-streaming method by hand (no protoc):
+// the client sends requests, the server answers once with upload's code.
+func startUpload(t *testing.T, code *atomic.Int32, calls *atomic.Int64) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s := grpc.NewServer()
+	s.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "test.Upload",
+		HandlerType: (*any)(nil),
+		Streams: []grpc.StreamDesc{{
+			StreamName:    "Up",
+			ClientStreams: true,
+			Handler: func(_ any, ss grpc.ServerStream) error {
+				calls.Add(1)
+				for {
+					if err := ss.RecvMsg(&healthpb.HealthCheckRequest{}); err == io.EOF {
+						break
+					} else if err != nil {
+						return err
+					}
+				}
+				if c := codes.Code(code.Load()); c != codes.OK {
+					return status.Error(c, "upload failed")
+				}
+				return ss.SendMsg(&healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING})
+			},
+		}},
+	}, nil)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Serve(lis) }()
+	t.Cleanup(func() { s.Stop(); <-done })
+	return lis.Addr().String()
+}
+
+func TestGRPCClientStreamingOutcome(t *testing.T) {
+	var code atomic.Int32
+	var calls atomic.Int64
+	addr := startUpload(t, &code, &calls)
+	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: time.Hour})
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStreamInterceptor(b.StreamClientInterceptor()))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cc.Close() })
+	upload := func() error {
+		s, err := cc.NewStream(t.Context(), &grpc.StreamDesc{ClientStreams: true}, "/test.Upload/Up")
+		if err != nil {
+			return err
+		}
+		for range 3 {
+			if err := s.SendMsg(&healthpb.HealthCheckRequest{Service: "x"}); err != nil {
+				break // the status comes with RecvMsg
+			}
+		}
+		if err := s.CloseSend(); err != nil {
+			return err
+		}
+		return s.RecvMsg(&healthpb.HealthCheckResponse{})
+	}
+
+	require.NoError(t, upload())
+	snap := b.Snapshot()
+	require.Len(t, snap, 1)
+	assert.Equal(t, breaker.KeyState{Key: addr, State: breaker.StateClosed, Requests: 1, Successes: 1}, snap[0],
+		"the single reply ends the stream as a success, counted before RecvMsg returns")
+
+	code.Store(int32(codes.Internal))
+	for range 2 {
+		assert.Equal(t, codes.Internal, status.Code(upload()))
+	}
+	assert.Equal(t, breaker.StateOpen, b.State(addr))
+	assert.ErrorIs(t, upload(), breaker.ErrOpen)
+	assert.Equal(t, int64(3), calls.Load())
+}
