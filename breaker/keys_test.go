@@ -1,10 +1,12 @@
 package breaker_test
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -98,4 +100,46 @@ func TestOpenKeyOutlivesIdleSweepUntilItsTimeout(t *testing.T) {
 	}
 	require.ErrorIs(t, roundTrip(t, rt, "bad-1:80"), breaker.ErrOpen)
 	assert.Equal(t, int64(1+i), next.sent.Load())
+}
+
+func TestConcurrentUseWithEviction(t *testing.T) {
+	next := &hostTransport{}
+	var changes atomic.Int64
+	var b *breaker.Breaker
+	b = newBreaker(t, breaker.Config{MaxKeys: 10, ConsecutiveFailures: 2, Interval: time.Millisecond, OpenTimeout: 2 * time.Millisecond},
+		breaker.WithOnStateChange(func(key string, _, _ breaker.State) {
+			changes.Add(1)
+			_ = b.Ready(key) // calling back in must not deadlock
+		}))
+	rt := b.RoundTripper(next)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 400 {
+				host := fmt.Sprintf("host-%d:80", (g*7+i)%40)
+				if i%3 == 0 {
+					host = fmt.Sprintf("bad-%d:80", i%5)
+				}
+				err := roundTrip(t, rt, host)
+				if err != nil && !errors.Is(err, breaker.ErrOpen) {
+					t.Error(err)
+					return
+				}
+				switch i % 10 {
+				case 0:
+					_ = b.Snapshot()
+				case 1:
+					_ = b.Ready(host)
+				case 2:
+					_ = b.State(host)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	assert.LessOrEqual(t, b.Len(), 10)
+	assert.Positive(t, changes.Load())
+	for _, k := range b.Snapshot() {
+		assert.Zero(t, k.InFlight, k.Key)
+	}
 }
