@@ -1,0 +1,304 @@
+package breaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// State is the state of one key's breaker.
+type State int
+
+// The three breaker states.
+const (
+	// StateClosed lets every request through and counts failures.
+	StateClosed State = iota
+	// StateHalfOpen lets HalfOpenRequests probes through after OpenTimeout.
+	StateHalfOpen
+	// StateOpen refuses every request with ErrOpen.
+	StateOpen
+)
+
+// String returns "closed", "half_open" or "open".
+func (s State) String() string {
+	switch s {
+	case StateClosed:
+		return "closed"
+	case StateHalfOpen:
+		return "half_open"
+	case StateOpen:
+		return "open"
+	default:
+		return fmt.Sprintf("State(%d)", int(s))
+	}
+}
+
+func fromGobreaker(s gobreaker.State) State {
+	switch s {
+	case gobreaker.StateHalfOpen:
+		return StateHalfOpen
+	case gobreaker.StateOpen:
+		return StateOpen
+	default:
+		return StateClosed
+	}
+}
+
+// Breaker keeps one circuit breaker (a gobreaker state machine) per key,
+// created on a key's first request and dropped when idle. It is safe for
+// concurrent use. See the package documentation for the model.
+type Breaker struct {
+	cfg      Config
+	opts     options
+	settings gobreaker.Settings // template; Name is set per key
+
+	epoch   time.Time
+	idleTTL int64 // ns without use after which an idle key may go
+
+	mu        sync.RWMutex
+	keys      map[mkey]*entry
+	lastSweep int64
+
+	evMu     sync.Mutex
+	events   []event
+	pending  atomic.Bool
+	draining atomic.Bool
+
+	transitions metric.Int64Counter
+	rejections  metric.Int64Counter
+}
+
+// rejection holds what a refused request gets, built on the key's first
+// refusal and shared by all after it.
+type rejection struct {
+	err     *OpenError
+	grpcErr *grpcOpenError
+	attrs   []metric.AddOption
+}
+
+var (
+	errFailure = errors.New("breaker: failure")
+	errIgnored = errors.New("breaker: ignored")
+)
+
+// New returns a Breaker for c. It returns c.Validate's error if c is bad.
+func New(c Config, opts ...Option) (*Breaker, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	b := &Breaker{
+		cfg:   c.withDefaults(),
+		epoch: time.Now(),
+		keys:  make(map[mkey]*entry),
+		opts:  options{grpcFailures: codeMask(DefaultGRPCFailureCodes())},
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(&b.opts)
+		}
+	}
+	if b.opts.meter == nil {
+		b.opts.meter = otel.GetMeterProvider()
+	}
+	if b.opts.classifier == nil {
+		b.opts.classifier = DefaultClassifier
+	}
+	ttl := max(b.cfg.Interval, b.cfg.OpenTimeout)
+	b.idleTTL = int64(ttl)
+	b.settings = gobreaker.Settings{
+		MaxRequests:   uint32(b.cfg.HalfOpenRequests),
+		Interval:      b.cfg.Interval,
+		Timeout:       b.cfg.OpenTimeout,
+		ReadyToTrip:   b.readyToTrip,
+		OnStateChange: b.record,
+		IsSuccessful:  func(err error) bool { return err == nil },
+		IsExcluded:    func(err error) bool { return err == errIgnored },
+	}
+	m := b.opts.meter.Meter("github.com/outbound-go/outbound/breaker")
+	var err error
+	b.transitions, err = m.Int64Counter("outbound.breaker.transitions",
+		metric.WithDescription("Breaker state changes, by endpoint (key), from and to state."),
+		metric.WithUnit("{transition}"))
+	if err != nil {
+		return nil, fmt.Errorf("breaker: creating instrument outbound.breaker.transitions: %w", err)
+	}
+	b.rejections, err = m.Int64Counter("outbound.breaker.rejections",
+		metric.WithDescription("Requests refused by an open or saturated half-open breaker, by endpoint (key)."),
+		metric.WithUnit("{request}"))
+	if err != nil {
+		return nil, fmt.Errorf("breaker: creating instrument outbound.breaker.rejections: %w", err)
+	}
+	return b, nil
+}
+
+func (b *Breaker) readyToTrip(c gobreaker.Counts) bool {
+	if c.ConsecutiveFailures >= uint32(b.cfg.ConsecutiveFailures) {
+		return true
+	}
+	if b.cfg.FailureRatio > 0 {
+		done := uint64(c.TotalFailures) + uint64(c.TotalSuccesses)
+		if done >= uint64(b.cfg.MinRequests) && done > 0 &&
+			float64(c.TotalFailures)/float64(done) >= b.cfg.FailureRatio {
+			return true
+		}
+	}
+	return false
+}
+
+// resultErr turns the outcome of a request through e into what gobreaker
+// counts. A probe of a half-open breaker that the caller gave up on proves
+// nothing about the upstream; excluding it would free its slot for another
+// probe (so a hanging upstream behind a per-try timeout would be probed
+// without end), so it counts as a failed probe and re-opens the breaker.
+func resultErr(e *entry, o Outcome) error {
+	if o == Ignore && e.cb.State() == gobreaker.StateHalfOpen {
+		return errFailure
+	}
+	return outcomeErr(o)
+}
+
+func outcomeErr(o Outcome) error {
+	switch o {
+	case Failure:
+		return errFailure
+	case Ignore:
+		return errIgnored
+	default:
+		return nil
+	}
+}
+
+// Ready reports whether endpoint's breaker would let a request through now:
+// true when there is no breaker for it, when it is closed, and when it is
+// half-open with probe slots left. It takes no probe slot and counts no
+// request, so discovery can ask it for every candidate endpoint; it does
+// not allocate.
+func (b *Breaker) Ready(endpoint string) bool {
+	e := b.lookup(endpoint)
+	if e == nil {
+		return true
+	}
+	ready := false
+	switch e.cb.State() {
+	case gobreaker.StateClosed:
+		ready = true
+	case gobreaker.StateHalfOpen:
+		c := e.cb.Counts()
+		admitted := uint32(0)
+		if c.Requests > c.TotalExclusions {
+			admitted = c.Requests - c.TotalExclusions
+		}
+		// Counts are cleared on every state change: check the state again
+		// so that a probe failing in between does not read as free slots.
+		ready = admitted < uint32(b.cfg.HalfOpenRequests) && e.cb.State() == gobreaker.StateHalfOpen
+	}
+	b.flush()
+	return ready
+}
+
+// State returns key's state; StateClosed for a key without a breaker.
+func (b *Breaker) State(key string) State {
+	e := b.lookup(key)
+	if e == nil {
+		return StateClosed
+	}
+	s := fromGobreaker(e.cb.State())
+	b.flush()
+	return s
+}
+
+// KeyState is one key's breaker, as Snapshot reports it.
+type KeyState struct {
+	Key   string
+	State State
+	// The counts of the current generation (they start over on every state
+	// change and, while closed, every Interval).
+	Requests            int
+	Successes           int
+	Failures            int
+	ConsecutiveFailures int
+	// InFlight is the number of requests through this key not finished yet.
+	InFlight int
+}
+
+// Snapshot returns the state of every key the Breaker holds, sorted by key.
+func (b *Breaker) Snapshot() []KeyState {
+	b.mu.RLock()
+	es := make([]*entry, 0, len(b.keys))
+	for _, e := range b.keys {
+		es = append(es, e)
+	}
+	b.mu.RUnlock()
+	out := make([]KeyState, 0, len(es))
+	for _, e := range es {
+		s := e.cb.State()
+		c := e.cb.Counts()
+		out = append(out, KeyState{
+			Key:                 e.key,
+			State:               fromGobreaker(s),
+			Requests:            int(c.Requests),
+			Successes:           int(c.TotalSuccesses),
+			Failures:            int(c.TotalFailures),
+			ConsecutiveFailures: int(c.ConsecutiveFailures),
+			InFlight:            int(e.inflight.Load()),
+		})
+	}
+	b.flush()
+	slices.SortFunc(out, func(x, y KeyState) int { return strings.Compare(x.Key, y.Key) })
+	return out
+}
+
+// Len returns the number of keys the Breaker holds now.
+func (b *Breaker) Len() int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.keys)
+}
+
+// Close drops every key. The Breaker starts no goroutine of its own (a
+// gRPC stream's accounting ends with the stream), so there is nothing to
+// stop; it stays usable and starts afresh.
+func (b *Breaker) Close() error {
+	b.mu.Lock()
+	clear(b.keys)
+	b.mu.Unlock()
+	return nil
+}
+
+// rejection returns e's shared refusal, building it on first use.
+func (b *Breaker) rejection(e *entry) *rejection {
+	if r := e.rej.Load(); r != nil {
+		return r
+	}
+	open := &OpenError{Key: e.key}
+	attrs := []attribute.KeyValue{attribute.String("endpoint", e.key)}
+	if b.opts.service != "" {
+		attrs = append(attrs, attribute.String("service", b.opts.service))
+	}
+	r := &rejection{
+		err:     open,
+		grpcErr: newGRPCOpenError(open),
+		attrs:   []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attrs...))},
+	}
+	if e.rej.CompareAndSwap(nil, r) {
+		return r
+	}
+	return e.rej.Load()
+}
+
+// reject counts a refusal of e and returns what to give the caller.
+func (b *Breaker) reject(e *entry) *rejection {
+	r := b.rejection(e)
+	b.rejections.Add(context.Background(), 1, r.attrs...)
+	return r
+}

@@ -1,0 +1,117 @@
+package breaker
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+)
+
+// Defaults applied to the zero fields of a Config.
+const (
+	DefaultConsecutiveFailures = 5
+	DefaultMinRequests         = 20
+	DefaultInterval            = 10 * time.Second
+	DefaultOpenTimeout         = 30 * time.Second
+	DefaultHalfOpenRequests    = 1
+	DefaultMaxKeys             = 10000
+)
+
+// Config is the breaker section of a service's configuration. Every zero
+// field means the documented default, never "off".
+type Config struct {
+	// ConsecutiveFailures trips a closed breaker after this many failures
+	// in a row (within one Interval); 0 means 5.
+	ConsecutiveFailures int `yaml:"consecutive_failures"`
+	// FailureRatio, when above 0, also trips a closed breaker once
+	// failures/(failures+successes) within the current Interval reaches it,
+	// provided at least MinRequests requests completed in that Interval.
+	// 0 turns the ratio rule off; at most 1.
+	FailureRatio float64 `yaml:"failure_ratio"`
+	// MinRequests is the number of completed requests in the current
+	// Interval before FailureRatio is looked at; 0 means 20.
+	MinRequests int `yaml:"min_requests"`
+	// Interval is the window over which a closed breaker counts requests:
+	// its counts (including the consecutive failures) start over every
+	// Interval; 0 means 10s.
+	Interval time.Duration `yaml:"interval"`
+	// OpenTimeout is how long a tripped breaker refuses every request
+	// before it turns half-open; 0 means 30s.
+	OpenTimeout time.Duration `yaml:"open_timeout"`
+	// HalfOpenRequests is how many probe requests a half-open breaker lets
+	// through; that many successes close it, one failure re-opens it for
+	// another OpenTimeout. 0 means 1.
+	HalfOpenRequests int `yaml:"half_open_requests"`
+	// MaxKeys bounds the number of per-key breakers kept at once; 0 means
+	// 10000. See "Keys and memory" in the package documentation.
+	MaxKeys int `yaml:"max_keys"`
+}
+
+// FieldError is one problem Validate found, naming the YAML key.
+type FieldError struct {
+	Field string // YAML key, e.g. "failure_ratio"
+	Msg   string // e.g. "must be between 0 and 1, got 1.5"
+}
+
+// Error returns "field: msg".
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// Validate reports every bad value of c, each as a *FieldError, joined with
+// errors.Join. It returns nil for a valid config.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	if c.ConsecutiveFailures < 0 || c.ConsecutiveFailures > math.MaxUint32 {
+		bad("consecutive_failures", "must be between 0 (= %d) and %d, got %d",
+			DefaultConsecutiveFailures, uint32(math.MaxUint32), c.ConsecutiveFailures)
+	}
+	if math.IsNaN(c.FailureRatio) || c.FailureRatio < 0 || c.FailureRatio > 1 {
+		bad("failure_ratio", "must be between 0 (off) and 1, got %s",
+			strconv.FormatFloat(c.FailureRatio, 'g', -1, 64))
+	}
+	if c.MinRequests < 0 || c.MinRequests > math.MaxUint32 {
+		bad("min_requests", "must be between 0 (= %d) and %d, got %d",
+			DefaultMinRequests, uint32(math.MaxUint32), c.MinRequests)
+	}
+	if c.Interval < 0 {
+		bad("interval", "must be ≥ 0 (0 = %v), got %v", DefaultInterval, c.Interval)
+	}
+	if c.OpenTimeout < 0 {
+		bad("open_timeout", "must be ≥ 0 (0 = %v), got %v", DefaultOpenTimeout, c.OpenTimeout)
+	}
+	if c.HalfOpenRequests < 0 || c.HalfOpenRequests > math.MaxUint32 {
+		bad("half_open_requests", "must be between 0 (= %d) and %d, got %d",
+			DefaultHalfOpenRequests, uint32(math.MaxUint32), c.HalfOpenRequests)
+	}
+	if c.MaxKeys < 0 {
+		bad("max_keys", "must be ≥ 0 (0 = %d), got %d", DefaultMaxKeys, c.MaxKeys)
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults returns c with every zero field set to its default; c must
+// be valid.
+func (c Config) withDefaults() Config {
+	if c.ConsecutiveFailures == 0 {
+		c.ConsecutiveFailures = DefaultConsecutiveFailures
+	}
+	if c.MinRequests == 0 {
+		c.MinRequests = DefaultMinRequests
+	}
+	if c.Interval == 0 {
+		c.Interval = DefaultInterval
+	}
+	if c.OpenTimeout == 0 {
+		c.OpenTimeout = DefaultOpenTimeout
+	}
+	if c.HalfOpenRequests == 0 {
+		c.HalfOpenRequests = DefaultHalfOpenRequests
+	}
+	if c.MaxKeys == 0 {
+		c.MaxKeys = DefaultMaxKeys
+	}
+	return c
+}

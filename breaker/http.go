@@ -1,0 +1,60 @@
+package breaker
+
+import (
+	"net/http"
+)
+
+// RoundTripper returns next wrapped in the breaker: each request goes
+// through the breaker of its key (by default req.URL.Host). A refused
+// request is not sent; its body is closed and the error is an *OpenError
+// wrapping ErrOpen. A sent request is classified when its response headers
+// arrive (DefaultClassifier unless WithClassifier); the response body is
+// the caller's, untouched.
+func (b *Breaker) RoundTripper(next http.RoundTripper) http.RoundTripper {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	return &transport{b: b, next: next}
+}
+
+type transport struct {
+	b    *Breaker
+	next http.RoundTripper
+}
+
+var _ http.RoundTripper = (*transport)(nil)
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	b := t.b
+	var key string
+	if b.opts.keyFunc != nil {
+		key = b.opts.keyFunc(req)
+	} else if req.URL != nil {
+		key = req.URL.Host
+	}
+	e := b.acquire(mkey{a: key})
+	if e == nil {
+		return t.next.RoundTrip(req)
+	}
+	defer b.release(e)
+	var (
+		resp *http.Response
+		err  error
+		sent bool
+	)
+	_, _ = e.cb.Execute(func() (struct{}, error) {
+		sent = true
+		resp, err = t.next.RoundTrip(req)
+		return struct{}{}, resultErr(e, b.opts.classifier(req, resp, err))
+	})
+	if !sent {
+		if req.Body != nil {
+			_ = req.Body.Close()
+		}
+		r := b.reject(e)
+		b.flush()
+		return nil, r.err
+	}
+	b.flush()
+	return resp, err
+}

@@ -1,0 +1,136 @@
+package breaker
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/outbound-go/outbound/internal/refusal"
+	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/grpc/codes"
+)
+
+// Outcome is how a classifier counts one finished request.
+type Outcome int
+
+// The outcomes a classifier may return.
+const (
+	// Success counts the request as a success.
+	Success Outcome = iota
+	// Failure counts the request as a failure of its key's upstream.
+	Failure
+	// Ignore counts the request as neither (the caller gave up, say).
+	Ignore
+)
+
+// Option configures what is not data: providers, callbacks, key and
+// classification functions.
+type Option func(*options)
+
+type options struct {
+	meter         metric.MeterProvider
+	service       string
+	keyFunc       func(*http.Request) string
+	classifier    func(*http.Request, *http.Response, error) Outcome
+	grpcFailures  uint64 // bit i set: codes.Code(i) is a failure
+	grpcMethodKey bool
+	onStateChange func(key string, from, to State)
+}
+
+// WithMeterProvider sets the meter provider of the breaker's instruments;
+// the global one by default.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(o *options) { o.meter = mp }
+}
+
+// WithService adds the attribute service=name to the breaker's instruments.
+func WithService(name string) Option {
+	return func(o *options) { o.service = name }
+}
+
+// WithKeyFunc chooses the breaker key of an HTTP request; the default is
+// req.URL.Host (the concrete endpoint, host:port). The function runs on
+// every request: it should not allocate.
+func WithKeyFunc(f func(*http.Request) string) Option {
+	return func(o *options) { o.keyFunc = f }
+}
+
+// WithClassifier replaces DefaultClassifier for HTTP requests. It is called
+// once per request that was sent, when the response headers (or the
+// transport error) arrive.
+func WithClassifier(f func(req *http.Request, resp *http.Response, err error) Outcome) Option {
+	return func(o *options) { o.classifier = f }
+}
+
+// WithGRPCFailureCodes replaces the gRPC codes that count as failures;
+// DefaultGRPCFailureCodes by default. Any other code counts as a success.
+// DEADLINE_EXCEEDED and CANCELED never count when the caller's own context
+// is done.
+func WithGRPCFailureCodes(cs ...codes.Code) Option {
+	return func(o *options) { o.grpcFailures = codeMask(cs) }
+}
+
+// WithGRPCMethodKey makes the gRPC interceptors keep one breaker per target
+// and method (key "TARGET/pkg.Service/Method") instead of one per target.
+func WithGRPCMethodKey() Option {
+	return func(o *options) { o.grpcMethodKey = true }
+}
+
+// WithOnStateChange registers f to be told of every state change of every
+// key. f is never called under a lock: a change is recorded while
+// gobreaker holds its mutex and handed to f afterwards, in order, on the
+// goroutine of a call into the Breaker (a request, Ready, State, Snapshot).
+// f may call into the Breaker.
+func WithOnStateChange(f func(key string, from, to State)) Option {
+	return func(o *options) { o.onStateChange = f }
+}
+
+// DefaultGRPCFailureCodes returns the gRPC codes that count as failures by
+// default: UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, DATA_LOSS.
+func DefaultGRPCFailureCodes() []codes.Code {
+	return []codes.Code{codes.Unavailable, codes.DeadlineExceeded, codes.Internal, codes.Unknown, codes.DataLoss}
+}
+
+func codeMask(cs []codes.Code) uint64 {
+	var m uint64
+	for _, c := range cs {
+		if c < 64 {
+			m |= 1 << c
+		}
+	}
+	return m
+}
+
+// DefaultClassifier counts a transport error as a failure unless it is the
+// caller's own cancellation (context.Canceled or DeadlineExceeded while the
+// request's context is done) or a local refusal of a layer below (Ignore);
+// a 5xx response other than 501 Not Implemented as a failure; and every other
+// response, 4xx included, as a success.
+func DefaultClassifier(req *http.Request, resp *http.Response, err error) Outcome {
+	if err != nil {
+		if (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) && callerDone(req.Context()) {
+			return Ignore
+		}
+		if refusal.Is(err) {
+			return Ignore
+		}
+		return Failure
+	}
+	if resp != nil && resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented {
+		return Failure
+	}
+	return Success
+}
+
+// callerDone reports whether the caller's context is cancelled or its
+// deadline has passed. The deadline is looked at too because a gRPC server
+// enforces the propagated deadline itself and its DEADLINE_EXCEEDED can
+// arrive just before the client's own timer fires.
+func callerDone(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
