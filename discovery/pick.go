@@ -62,8 +62,9 @@ const (
 
 // buildSchedule returns the smooth weighted round-robin order of ms: endpoint
 // i appears weight_i times per cycle, its slots spread evenly over the cycle
-// (earliest virtual deadline first, with deadlines (k+½)/weight_i), so a
-// heavy endpoint never gets its share as one burst.
+// (earliest virtual deadline first, with deadlines (k+φ_i)/weight_i and
+// phases φ_i staggered over the endpoints), so a heavy endpoint never gets
+// its share as one burst.
 func buildSchedule(ms []member) []int32 {
 	n := len(ms)
 	if n == 0 {
@@ -105,8 +106,9 @@ func buildSchedule(ms []member) []int32 {
 	}
 	slots := make([]slot, 0, total)
 	for i, w := range ws {
+		phase := (float64(i) + 0.5) / float64(n) // staggered, so equal deadlines do not bunch up
 		for k := 0; k < w; k++ {
-			slots = append(slots, slot{at: (float64(k) + 0.5) / float64(w), idx: int32(i)})
+			slots = append(slots, slot{at: (float64(k) + phase) / float64(w), idx: int32(i)})
 		}
 	}
 	slices.SortFunc(slots, func(a, b slot) int {
