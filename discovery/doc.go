@@ -32,14 +32,17 @@
 //     divided by weight.
 //   - ewma: power of two random choices on peak-EWMA latency × (in-flight+1)
 //     divided by weight (the Finagle/Linkerd technique). A slower answer
-//     raises the average at once, a faster one lowers it with a 10s time
+//     raises the average at once, a faster one lowers it with a 1s time
 //     constant, and an idle endpoint's cost decays toward zero on the same
 //     scale so it is probed again. A new endpoint costs nothing while idle
 //     and a large penalty while it has a request in flight, so it gets one
 //     request at a time until it has answered. Failures count as slow: a
 //     transport error, 5xx or 429 (gRPC: UNAVAILABLE, RESOURCE_EXHAUSTED,
-//     INTERNAL, UNKNOWN, DATA_LOSS, DEADLINE_EXCEEDED) is recorded as at least
-//     250ms, so an endpoint that fails fast gets less traffic, not more.
+//     INTERNAL, UNKNOWN, DATA_LOSS, DEADLINE_EXCEEDED) is recorded as at
+//     least 1s of latency and raises a recent-failure count (halved by each
+//     success, decaying with the same time constant) that multiplies the
+//     cost by 1 + 10 × count. An endpoint that fails fast therefore gets less
+//     traffic, not more, even while its healthy siblings have latency spikes.
 //
 // A pick is O(1) in the number of endpoints and allocates nothing: it reads
 // an immutable snapshot behind an atomic pointer (an update builds a new one

@@ -13,13 +13,22 @@ import (
 // with weight 1-exp(-Δt/ewmaDecay), and the cost read at pick time decays
 // toward zero with the same time constant, so an endpoint that has been left
 // alone is eventually probed again.
+//
+// Failures count as slow twice over: a failed attempt is recorded as at least
+// failurePenalty of latency, and it adds 1 to the endpoint's recent-failure
+// count (halved by every success, decaying with ewmaDecay), which multiplies
+// the cost by 1 + failureWeight × count. The multiplier keeps a fast-failing
+// endpoint behind a healthy one even while the healthy one has a latency
+// spike of its own.
 const (
-	// ewmaDecay is the time constant of the moving average.
-	ewmaDecay = 10 * time.Second
+	// ewmaDecay is the time constant of the moving averages.
+	ewmaDecay = time.Second
 	// failurePenalty is the latency a failed attempt (transport error, 5xx,
 	// 429, or a gRPC server-side failure) is recorded with when it came back
 	// faster: a fast failure counts as slow, never as fast.
-	failurePenalty = 250 * time.Millisecond
+	failurePenalty = time.Second
+	// failureWeight scales the recent-failure multiplier.
+	failureWeight = 10
 	// newPenalty is the cost of an endpoint that has not answered yet while
 	// it already has a request in flight: it gets one request at a time until
 	// its first answer gives it a real cost.
@@ -44,6 +53,7 @@ type endpoint struct {
 
 	mu    sync.Mutex    // serialises observe
 	cost  atomic.Uint64 // float64 bits: peak-EWMA latency in ns
+	fails atomic.Uint64 // float64 bits: recent-failure count, decaying
 	stamp atomic.Int64  // monoNow of the last observation; 0 = never observed
 }
 
@@ -64,7 +74,7 @@ func (e *endpoint) ready() bool {
 }
 
 // observe records one response latency; failed responses count as at least
-// failurePenalty.
+// failurePenalty and raise the recent-failure count.
 func (e *endpoint) observe(rtt time.Duration, failed bool) {
 	if failed && rtt < failurePenalty {
 		rtt = failurePenalty
@@ -76,42 +86,57 @@ func (e *endpoint) observe(rtt time.Duration, failed bool) {
 	now := monoNow()
 	e.mu.Lock()
 	cost := math.Float64frombits(e.cost.Load())
+	fails := math.Float64frombits(e.fails.Load())
 	last := e.stamp.Load()
+	w := 0.0
+	if last != 0 {
+		w = math.Exp(-float64(now-last) / float64(ewmaDecay))
+	}
 	if last == 0 || sample > cost {
 		cost = sample
 	} else {
-		w := math.Exp(-float64(now-last) / float64(ewmaDecay))
 		cost = cost*w + sample*(1-w)
 	}
+	fails *= w
+	if failed {
+		fails++
+	} else {
+		fails /= 2
+	}
 	e.cost.Store(math.Float64bits(cost))
+	e.fails.Store(math.Float64bits(fails))
 	e.stamp.Store(now)
 	e.mu.Unlock()
 }
 
-// latency returns the current (decayed) peak-EWMA latency in ns, and whether
-// the endpoint has answered at all.
-func (e *endpoint) latency(now int64) (float64, bool) {
+// latency returns the current (decayed) peak-EWMA latency in ns, the decay
+// factor since the last observation, and whether the endpoint has answered
+// at all.
+func (e *endpoint) latency(now int64) (cost, decay float64, seen bool) {
 	last := e.stamp.Load()
 	if last == 0 {
-		return 0, false
+		return 0, 1, false
 	}
-	cost := math.Float64frombits(e.cost.Load())
+	cost = math.Float64frombits(e.cost.Load())
+	decay = 1
 	if d := now - last; d > 0 {
-		cost *= math.Exp(-float64(d) / float64(ewmaDecay))
+		decay = math.Exp(-float64(d) / float64(ewmaDecay))
 	}
-	return cost, true
+	return cost * decay, decay, true
 }
 
-// ewmaScore is the load the ewma balancer minimises: latency × (in-flight+1),
-// or, before the first answer, 0 when idle and a large penalty when busy.
+// ewmaScore is the load the ewma balancer minimises: latency × (in-flight+1)
+// × the recent-failure multiplier, or, before the first answer, 0 when idle
+// and a large penalty when busy.
 func (e *endpoint) ewmaScore(now int64) float64 {
 	n := float64(e.inflight.Load())
-	cost, seen := e.latency(now)
+	cost, decay, seen := e.latency(now)
 	if !seen {
 		if n == 0 {
 			return 0
 		}
 		return float64(newPenalty) + n
 	}
-	return cost * (n + 1)
+	fails := math.Float64frombits(e.fails.Load()) * decay
+	return cost * (n + 1) * (1 + failureWeight*fails)
 }

@@ -31,7 +31,7 @@ import (
 // The endpoint's in-flight count and latency cover the time until the
 // response headers arrive (RoundTrip returning), not the body: a long
 // streamed body does not count as load. A transport error, a 5xx or a 429
-// counts as a failure, recorded as at least 250ms of latency so the ewma
+// counts as a failure, recorded as slow (see the package doc) so the ewma
 // balancer sends a fast-failing endpoint less traffic, not more; a request
 // the caller cancelled is not recorded.
 func (s *Service) RoundTripper(next http.RoundTripper) http.RoundTripper {

@@ -285,7 +285,7 @@ func (s *Service) Endpoints() []EndpointStatus {
 	now := monoNow()
 	out := make([]EndpointStatus, len(snap.members))
 	for i, m := range snap.members {
-		lat, _ := m.ep.latency(now)
+		lat, _, _ := m.ep.latency(now)
 		out[i] = EndpointStatus{
 			Address:  m.ep.addr,
 			Weight:   m.weight,
