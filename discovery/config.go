@@ -126,8 +126,10 @@ func checkHostPort(a string) error {
 	if host == "" {
 		return fmt.Errorf("address %q: empty host", a)
 	}
-	if strings.ContainsAny(host, " \t/") {
-		return fmt.Errorf("address %q: bad host", a)
+	for _, r := range host {
+		if !validHostRune(r) {
+			return fmt.Errorf("address %q: bad character %q in host", a, r)
+		}
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 1 || p > 65535 {
@@ -199,4 +201,15 @@ func (s *staticSource) Watch(ctx context.Context, update func([]Endpoint, error)
 		return
 	}
 	update(append([]Endpoint(nil), s.eps...), nil)
+}
+
+// validHostRune accepts what DNS names, IPv4 and IPv6 literals (with a zone)
+// are made of, so an address can never smuggle a path, query or user into
+// a rewritten URL.
+func validHostRune(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		return true
+	}
+	return strings.ContainsRune(".-_:%", r)
 }

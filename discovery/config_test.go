@@ -27,11 +27,12 @@ func TestValidate(t *testing.T) {
 			"discovery: no source: set one of static, dns, srv, file"}},
 		{"two sources", discovery.Config{Static: []string{"127.0.0.1:80"}, DNS: "users:80"}, []string{
 			"discovery: more than one source: static and dns are set; set only one"}},
-		{"bad addresses", discovery.Config{Static: []string{"127.0.0.1", "127.0.0.1:0", ":80", "h:http"}}, []string{
+		{"bad addresses", discovery.Config{Static: []string{"127.0.0.1", "127.0.0.1:0", ":80", "h:http", "a@evil:80"}}, []string{
 			`discovery: static[0]: address "127.0.0.1": want host:port`,
 			`discovery: static[1]: address "127.0.0.1:0": port must be a number in 1–65535`,
 			`discovery: static[2]: address ":80": empty host`,
-			`discovery: static[3]: address "h:http": port must be a number in 1–65535`}},
+			`discovery: static[3]: address "h:http": port must be a number in 1–65535`,
+			`discovery: static[4]: address "a@evil:80": bad character '@' in host`}},
 		{"bad dns and resolver", discovery.Config{DNS: "users.internal", Resolver: "nope"}, []string{
 			`discovery: dns: address "users.internal": want host:port`,
 			`discovery: resolver: address "nope": want host:port`}},

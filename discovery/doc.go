@@ -84,9 +84,11 @@
 // endpoint (see its doc for the Host header); other hosts pass through.
 // For gRPC, Service.DialOptions supplies a resolver (scheme "outbound",
 // passed with grpc.WithResolvers, never registered globally) and selects the
-// balancer: outbound_ewma and outbound_least_request run the same scoring as
-// HTTP over grpc's ready connections; round_robin is grpc's own. A stream
-// counts as in flight, and its latency is measured, until it ends.
+// balancer: outbound_round_robin, outbound_least_request and outbound_ewma
+// make the same choice as HTTP (weights, readiness, tried endpoints) over
+// grpc's ready connections, and share the endpoints' load and latency state
+// with the HTTP side of the same Service. A stream counts as in flight, and
+// its latency is measured, until it ends.
 //
 // # Use
 //

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,9 +25,11 @@ import (
 // "outbound:///users".
 const Scheme = "outbound"
 
-// Names of the gRPC balancers DialOptions registers. "round_robin" is
-// grpc's own (unweighted).
+// Names of the gRPC balancers DialOptions registers. They run the same
+// choice as the HTTP side (weights, readiness, avoiding tried endpoints)
+// over grpc's ready connections.
 const (
+	GRPCBalancerRoundRobin   = "outbound_round_robin"
 	GRPCBalancerEWMA         = "outbound_ewma"
 	GRPCBalancerLeastRequest = "outbound_least_request"
 )
@@ -41,14 +45,14 @@ func (s *Service) ResolverBuilder() resolver.Builder { return resolverBuilder{s}
 
 // DialOptions returns the options that connect a grpc.ClientConn to this
 // service: the resolver and a default service config selecting the balancer
-// of the Config (round_robin → grpc's round_robin; least_request and ewma →
-// outbound_least_request and outbound_ewma, the same scoring as the HTTP
-// side, registered with grpc once on first use). Use them with s.Target():
+// of the Config (round_robin, least_request, ewma → outbound_round_robin,
+// outbound_least_request, outbound_ewma: the same choice as the HTTP side,
+// registered with grpc once on first use). Use them with s.Target():
 //
 //	conn, err := grpc.NewClient(s.Target(), append(s.DialOptions(), creds)...)
 func (s *Service) DialOptions() []grpc.DialOption {
 	registerBalancers()
-	name := "round_robin"
+	name := GRPCBalancerRoundRobin
 	switch s.kind {
 	case kindEWMA:
 		name = GRPCBalancerEWMA
@@ -132,6 +136,7 @@ var registerOnce sync.Once
 
 func registerBalancers() {
 	registerOnce.Do(func() {
+		balancer.Register(base.NewBalancerBuilder(GRPCBalancerRoundRobin, pickerBuilder{kindRoundRobin}, base.Config{}))
 		balancer.Register(base.NewBalancerBuilder(GRPCBalancerEWMA, pickerBuilder{kindEWMA}, base.Config{}))
 		balancer.Register(base.NewBalancerBuilder(GRPCBalancerLeastRequest, pickerBuilder{kindLeastRequest}, base.Config{}))
 	})
@@ -160,6 +165,22 @@ func (b pickerBuilder) Build(info base.PickerBuildInfo) balancer.Picker {
 		p.snap.members = append(p.snap.members, newMember(ep, w, nil))
 		p.scs = append(p.scs, sc)
 	}
+	if b.kind == kindRoundRobin {
+		// A stable order, so the smooth schedule does not depend on map order.
+		idx := make([]int, len(p.scs))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.Slice(idx, func(i, j int) bool { return p.snap.members[idx[i]].ep.addr < p.snap.members[idx[j]].ep.addr })
+		ms := make([]member, len(idx))
+		scs := make([]balancer.SubConn, len(idx))
+		for i, k := range idx {
+			ms[i], scs[i] = p.snap.members[k], p.scs[k]
+		}
+		p.snap.members, p.scs = ms, scs
+		p.snap.schedule = buildSchedule(ms)
+		p.ctr.Store(rand.Uint64())
+	}
 	if svc != nil {
 		p.errNone = svc.errNone
 	} else {
@@ -170,12 +191,13 @@ func (b pickerBuilder) Build(info base.PickerBuildInfo) balancer.Picker {
 
 type grpcPicker struct {
 	kind    balancerKind
+	ctr     atomic.Uint64 // round robin position
 	snap    snapshot
 	scs     []balancer.SubConn
 	errNone error
 }
 
-// Pick uses the same choice as the HTTP RoundTripper: P2C over the ready
+// Pick uses the same choice as the HTTP RoundTripper over the ready
 // connections, skipping endpoints the service's Health or health checks
 // reject and avoiding endpoints the attempt record says were tried. With
 // none ready it fails the RPC with codes.Unavailable (errors.Is(err,
@@ -185,7 +207,7 @@ func (p *grpcPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	if info.Ctx != nil {
 		rec, _ = attempt.FromContext(info.Ctx)
 	}
-	i := choose(p.kind, &p.snap, nil, rec)
+	i := choose(p.kind, &p.snap, &p.ctr, rec)
 	if i < 0 {
 		return balancer.PickResult{}, p.errNone
 	}
