@@ -56,8 +56,9 @@
 // An endpoint takes traffic when both checks pass: the passive one (the
 // Health given with WithHealth, typically a breaker) and, when
 // health_check.path is set, the active one — one goroutine per Service GETs
-// http://<endpoint><path> on every endpoint every interval (at most 8 at a
-// time) with the timeout; a 2xx or 3xx passes. One failure takes the endpoint
+// http://<endpoint><path> on every endpoint every interval with the timeout
+// (each round uses up to 8 short-lived workers and waits for them); a 2xx
+// or 3xx passes. One failure takes the endpoint
 // out, one pass puts it back. New endpoints are ready until a check fails.
 //
 // # Defaults

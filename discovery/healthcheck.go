@@ -26,29 +26,33 @@ func (s *Service) runHealthChecks(ctx context.Context) {
 	}
 }
 
-// checkRound checks every endpoint of the current set once, at most
-// maxConcurrentChecks at a time, and returns when all are done.
+// checkRound checks every endpoint of the current set once, with at most
+// maxConcurrentChecks workers, and returns when all are done.
 func (s *Service) checkRound(ctx context.Context) {
 	snap := s.snap.Load()
-	if snap == nil {
+	if snap == nil || len(snap.members) == 0 {
 		return
 	}
-	sem := make(chan struct{}, maxConcurrentChecks)
+	next := make(chan *endpoint)
 	var wg sync.WaitGroup
-	for i := range snap.members {
-		ep := snap.members[i].ep
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return
-		}
+	for w := 0; w < min(maxConcurrentChecks, len(snap.members)); w++ {
 		wg.Add(1)
 		go func() {
-			defer func() { <-sem; wg.Done() }()
-			s.checkOne(ctx, ep)
+			defer wg.Done()
+			for ep := range next {
+				s.checkOne(ctx, ep)
+			}
 		}()
 	}
+feed:
+	for i := range snap.members {
+		select {
+		case next <- snap.members[i].ep:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
 	wg.Wait()
 }
 

@@ -21,6 +21,9 @@ import (
 // upstream sees is, in order: the WithHost option if set; the caller's
 // req.Host if it was set to something other than the logical name; else the
 // endpoint's host:port, exactly as if the caller had dialled it directly.
+// For https://<name>/… the TLS server name next verifies is the endpoint's
+// host too: give next a tls.Config with ServerName set when the endpoints'
+// certificates name the service instead.
 //
 // The pick avoids endpoints this logical request already tried (the attempt
 // record retry keeps in the context) while another ready one exists, skips

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -117,7 +118,12 @@ func NewService(name string, src Source, c Config, opts ...Option) (*Service, er
 	if c.HealthCheck.Path != "" {
 		s.checkClient = o.httpClient
 		if s.checkClient == nil {
-			s.ownedTr = http.DefaultTransport.(*http.Transport).Clone()
+			// No proxy from the environment: checks go straight to the endpoint.
+			s.ownedTr = &http.Transport{
+				MaxIdleConnsPerHost: 1,
+				IdleConnTimeout:     2 * c.HealthCheck.Interval,
+				DisableCompression:  true,
+			}
 			s.checkClient = &http.Client{Transport: s.ownedTr}
 		}
 	}
@@ -292,7 +298,7 @@ func (s *Service) Endpoints() []EndpointStatus {
 			Ready:    m.ep.ready(),
 			InFlight: int(m.ep.inflight.Load()),
 			EWMA:     time.Duration(lat),
-			Metadata: m.meta,
+			Metadata: maps.Clone(m.meta),
 		}
 	}
 	return out

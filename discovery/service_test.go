@@ -420,3 +420,17 @@ func TestInFlightIsCounted(t *testing.T) {
 	<-done
 	assert.Equal(t, 0, s.Endpoints()[0].InFlight)
 }
+
+func TestHealthCheckTimeoutEjects(t *testing.T) {
+	release := make(chan struct{})
+	hung := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		<-release
+	})
+	t.Cleanup(func() { close(release) }) // runs before the server closes
+	s := newService(t, discovery.Static(hung.addr()), discovery.Config{
+		HealthCheck: discovery.HealthCheckConfig{Path: "/healthz", Interval: 10 * time.Millisecond, Timeout: 20 * time.Millisecond},
+	})
+	require.Eventually(t, func() bool { return !s.Endpoints()[0].Ready }, 5*time.Second, time.Millisecond)
+	_, err := s.Pick(context.Background())
+	assert.ErrorIs(t, err, discovery.ErrNoEndpoints)
+}
