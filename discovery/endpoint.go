@@ -76,6 +76,11 @@ func (e *endpoint) ready() bool {
 // observe records one response latency; failed responses count as at least
 // failurePenalty and raise the recent-failure count.
 func (e *endpoint) observe(rtt time.Duration, failed bool) {
+	e.observeAt(monoNow(), rtt, failed)
+}
+
+// observeAt is observe with the current monoNow already read.
+func (e *endpoint) observeAt(now int64, rtt time.Duration, failed bool) {
 	if failed && rtt < failurePenalty {
 		rtt = failurePenalty
 	}
@@ -83,7 +88,6 @@ func (e *endpoint) observe(rtt time.Duration, failed bool) {
 		rtt = 0
 	}
 	sample := float64(rtt)
-	now := monoNow()
 	e.mu.Lock()
 	cost := math.Float64frombits(e.cost.Load())
 	fails := math.Float64frombits(e.fails.Load())

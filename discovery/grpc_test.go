@@ -86,8 +86,12 @@ func TestGRPCBalancesAcrossPair(t *testing.T) {
 			dx, dy := x.hits.Load()-x0, y.hits.Load()-y0
 			t.Logf("%s: %d / %d", b, dx, dy)
 			assert.EqualValues(t, 100, dx+dy)
-			assert.Positive(t, dx)
-			assert.Positive(t, dy)
+			if b != discovery.EWMA {
+				// ewma may rightly keep to the faster of two identical
+				// servers for a while; callUntilBoth showed it uses both.
+				assert.Positive(t, dx)
+				assert.Positive(t, dy)
+			}
 		})
 	}
 }

@@ -81,17 +81,18 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.r.Host = ""
 	}
 	ep.inflight.Add(1)
-	start := time.Now()
+	start := monoNow()
 	resp, err := t.next.RoundTrip(&c.r)
-	rtt := time.Since(start)
+	end := monoNow()
 	ep.inflight.Add(-1)
+	rtt := time.Duration(end - start)
 	switch {
 	case err != nil:
 		if !errors.Is(err, context.Canceled) {
-			ep.observe(rtt, true)
+			ep.observeAt(end, rtt, true)
 		}
 	default:
-		ep.observe(rtt, resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests)
+		ep.observeAt(end, rtt, resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests)
 	}
 	return resp, err
 }

@@ -434,3 +434,34 @@ func TestHealthCheckTimeoutEjects(t *testing.T) {
 	_, err := s.Pick(context.Background())
 	assert.ErrorIs(t, err, discovery.ErrNoEndpoints)
 }
+
+func TestSourceSetIsCleaned(t *testing.T) {
+	src := newSetSource()
+	s := newService(t, src, discovery.Config{})
+	src.send(t, []discovery.Endpoint{
+		{Address: "10.0.0.1:80", Weight: 2},
+		{Address: "10.0.0.1:80", Weight: 5}, // duplicate: the first wins
+		{Address: "not an address"},         // skipped (and logged)
+		{Address: "10.0.0.2:80", Weight: -3}, // weight < 1 means 1
+	}, nil)
+	var got []string
+	for _, st := range s.Endpoints() {
+		got = append(got, st.Address+"/"+string(rune('0'+st.Weight)))
+	}
+	assert.Equal(t, []string{"10.0.0.1:80/2", "10.0.0.2:80/1"}, got)
+}
+
+func TestRoundRobinHugeWeightsAreScaled(t *testing.T) {
+	src := newSetSource()
+	s := newService(t, src, discovery.Config{})
+	src.send(t, []discovery.Endpoint{{Address: "10.0.0.1:80", Weight: 1<<30 + 1}, {Address: "10.0.0.2:80", Weight: 1}}, nil)
+	counts := map[string]int{}
+	for i := 0; i < 1<<16; i++ { // one cycle of the bounded schedule
+		ep, err := s.Pick(context.Background())
+		require.NoError(t, err)
+		counts[ep]++
+	}
+	// Scaled to a 65,536-slot cycle; the light endpoint keeps its one slot.
+	assert.Equal(t, 1, counts["10.0.0.2:80"])
+	assert.Equal(t, 1<<16-1, counts["10.0.0.1:80"])
+}
