@@ -440,8 +440,8 @@ func TestSourceSetIsCleaned(t *testing.T) {
 	s := newService(t, src, discovery.Config{})
 	src.send(t, []discovery.Endpoint{
 		{Address: "10.0.0.1:80", Weight: 2},
-		{Address: "10.0.0.1:80", Weight: 5}, // duplicate: the first wins
-		{Address: "not an address"},         // skipped (and logged)
+		{Address: "10.0.0.1:80", Weight: 5},  // duplicate: the first wins
+		{Address: "not an address"},          // skipped (and logged)
 		{Address: "10.0.0.2:80", Weight: -3}, // weight < 1 means 1
 	}, nil)
 	var got []string
