@@ -27,7 +27,8 @@
 //     precomputes one cycle in which every endpoint appears weight times,
 //     its slots spread evenly (earliest virtual deadline first); a pick
 //     indexes it with an atomic counter. Weight sums above 65,536 (or 4×
-//     the endpoint count) are scaled down.
+//     the endpoint count) are scaled down. Weights below 1 count as 1 and
+//     above 1,000,000 as 1,000,000, for every balancer.
 //   - least_request: power of two random choices on in-flight requests
 //     divided by weight.
 //   - ewma: power of two random choices on peak-EWMA latency × (in-flight+1)

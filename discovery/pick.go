@@ -37,10 +37,11 @@ type member struct {
 	meta   map[string]string
 }
 
+// maxWeight caps endpoint weights, so weight sums cannot overflow.
+const maxWeight = 1_000_000
+
 func newMember(ep *endpoint, weight int, meta map[string]string) member {
-	if weight < 1 {
-		weight = 1
-	}
+	weight = min(max(weight, 1), maxWeight)
 	return member{ep: ep, weight: weight, inv: 1 / float64(weight), meta: meta}
 }
 

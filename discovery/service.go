@@ -21,8 +21,20 @@ import (
 )
 
 // Service keeps the live endpoint set of one logical service and picks one
-// endpoint per attempt. It is safe for concurrent use. Its goroutines (the
-// source's watch and, when configured, active health checks) run until Close.
+// endpoint per attempt.
+//
+// The set comes from a Source and is held as an immutable snapshot behind
+// an atomic pointer: a source update builds a new snapshot (and, for
+// round_robin, its schedule) and swaps it in, so picks never wait for an
+// update and updates never wait for picks. Per-endpoint state — in-flight
+// count, peak-EWMA latency, health-check result — lives in an object per
+// address that survives updates while the address stays in the set, and is
+// shared by the HTTP RoundTripper and the gRPC balancers of this Service.
+//
+// Use it through RoundTripper (HTTP) or DialOptions and Target (gRPC);
+// Endpoints reports the set for status pages. A Service is safe for
+// concurrent use. Its goroutines (the source's watch and, when health_check
+// is configured, the health checker) run until Close.
 type Service struct {
 	name   string
 	cfg    Config // with defaults applied

@@ -465,3 +465,43 @@ func TestRoundRobinHugeWeightsAreScaled(t *testing.T) {
 	assert.Equal(t, 1, counts["10.0.0.2:80"])
 	assert.Equal(t, 1<<16-1, counts["10.0.0.1:80"])
 }
+
+func TestPicksRunDuringUpdates(t *testing.T) {
+	for _, b := range balancers {
+		t.Run(b, func(t *testing.T) {
+			src := newSetSource()
+			s := newService(t, src, discovery.Config{Balancer: b})
+			src.Set(t, "10.0.0.1:80", "10.0.0.2:80")
+			stop := make(chan struct{})
+			errs := make(chan error, 4)
+			for g := 0; g < 4; g++ {
+				go func() {
+					for {
+						select {
+						case <-stop:
+							errs <- nil
+							return
+						default:
+						}
+						rec := attempt.NewRecord()
+						if _, err := s.Pick(withAttempt(rec)); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+			for i := 0; i < 100; i++ {
+				if i%2 == 0 {
+					src.Set(t, "10.0.0.1:80", "10.0.0.3:80", "10.0.0.4:80")
+				} else {
+					src.send(t, []discovery.Endpoint{{Address: "10.0.0.2:80", Weight: 3}, {Address: "10.0.0.1:80"}}, nil)
+				}
+			}
+			close(stop)
+			for g := 0; g < 4; g++ {
+				assert.NoError(t, <-errs)
+			}
+		})
+	}
+}
