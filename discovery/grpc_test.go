@@ -26,6 +26,7 @@ type grpcUpstream struct {
 	addr  string
 	hits  atomic.Int64
 	delay time.Duration
+	fail  atomic.Bool // answer UNAVAILABLE at once
 }
 
 func newGRPCUpstream(t testing.TB, delay time.Duration) *grpcUpstream {
@@ -35,6 +36,9 @@ func newGRPCUpstream(t testing.TB, delay time.Duration) *grpcUpstream {
 	u := &grpcUpstream{addr: l.Addr().String(), delay: delay}
 	srv := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		u.hits.Add(1)
+		if u.fail.Load() {
+			return nil, status.Error(codes.Unavailable, "overloaded")
+		}
 		if u.delay > 0 {
 			time.Sleep(u.delay) // simulated slow upstream
 		}
@@ -213,4 +217,19 @@ func TestGRPCRoundRobinHonoursWeights(t *testing.T) {
 	// 3:1; a little slack in case grpc rebuilt its picker mid-way.
 	assert.InDelta(t, 300, x.hits.Load()-x0, 3)
 	assert.InDelta(t, 100, y.hits.Load()-y0, 3)
+}
+
+func TestGRPCEWMACountsFastFailuresAsSlow(t *testing.T) {
+	healthy, failing := newGRPCUpstream(t, 5*time.Millisecond), newGRPCUpstream(t, 0)
+	s := newService(t, discovery.Static(healthy.addr, failing.addr), discovery.Config{Balancer: discovery.EWMA})
+	c := dial(t, s)
+	callUntilBoth(t, c, healthy, failing)
+	failing.fail.Store(true)
+	const n = 300
+	f0 := failing.hits.Load()
+	for i := 0; i < n; i++ {
+		_ = check(context.Background(), c) // the failing server's answers are errors
+	}
+	t.Logf("failing %d of %d", failing.hits.Load()-f0, n)
+	assert.Less(t, float64(failing.hits.Load()-f0)/n, 0.2)
 }
