@@ -14,13 +14,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/outbound-go/outbound/discovery"
 	"github.com/outbound-go/outbound/internal/attempt"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // setSource is a Source the test drives: Set applies a set and returns once
 // the Service has taken it.

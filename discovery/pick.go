@@ -37,11 +37,11 @@ type member struct {
 	meta   map[string]string
 }
 
-// maxWeight caps endpoint weights, so weight sums cannot overflow.
-const maxWeight = 1_000_000
+// maxPickWeight caps endpoint weights, so weight sums cannot overflow.
+const maxPickWeight = 1_000_000
 
 func newMember(ep *endpoint, weight int, meta map[string]string) member {
-	weight = min(max(weight, 1), maxWeight)
+	weight = min(max(weight, 1), maxPickWeight)
 	return member{ep: ep, weight: weight, inv: 1 / float64(weight), meta: meta}
 }
 
