@@ -33,9 +33,11 @@
 //     divided by weight.
 //   - ewma: power of two random choices on peak-EWMA latency × (in-flight+1)
 //     divided by weight (the Finagle/Linkerd technique). A slower answer
-//     raises the average at once, a faster one lowers it with a 1s time
-//     constant, and an idle endpoint's cost decays toward zero on the same
-//     scale so it is probed again. A new endpoint costs nothing while idle
+//     raises the average at once, a faster one lowers it with a 500ms time
+//     constant (Finagle and Linkerd use 10s; the shorter constant lets an
+//     endpoint win its traffic back sooner after one latency spike), and an
+//     idle endpoint's cost decays toward zero on the same scale so it is
+//     probed again. A new endpoint costs nothing while idle
 //     and a large penalty while it has a request in flight, so it gets one
 //     request at a time until it has answered. Failures count as slow: a
 //     transport error, 5xx or 429 (gRPC: UNAVAILABLE, RESOURCE_EXHAUSTED,

@@ -22,7 +22,7 @@ import (
 // spike of its own.
 const (
 	// ewmaDecay is the time constant of the moving averages.
-	ewmaDecay = time.Second
+	ewmaDecay = 500 * time.Millisecond
 	// failurePenalty is the latency a failed attempt (transport error, 5xx,
 	// 429, or a gRPC server-side failure) is recorded with when it came back
 	// faster: a fast failure counts as slow, never as fast.
