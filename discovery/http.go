@@ -1,0 +1,98 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/outbound-go/outbound/internal/attempt"
+)
+
+// RoundTripper returns a RoundTripper that sends requests for the logical
+// host s.Name() (http://users/… for service "users") to one endpoint per
+// attempt, through next. Requests for any other host go to next untouched.
+//
+// For a rewritten request the caller's request is never modified: the
+// attempt gets a shallow copy with its own URL whose host is the picked
+// endpoint's host:port; scheme, path and query stay. The Host header the
+// upstream sees is, in order: the WithHost option if set; the caller's
+// req.Host if it was set to something other than the logical name; else the
+// endpoint's host:port, exactly as if the caller had dialled it directly.
+// For https://<name>/… the TLS server name next verifies is the endpoint's
+// host too: give next a tls.Config with ServerName set when the endpoints'
+// certificates name the service instead.
+//
+// The pick avoids endpoints this logical request already tried (the attempt
+// record retry keeps in the context) while another ready one exists, skips
+// endpoints that are not ready, and records the pick in that record. With no
+// ready endpoint the request is not sent: RoundTrip closes its body and
+// returns a *NoEndpointsError wrapping ErrNoEndpoints.
+//
+// The endpoint's in-flight count and latency cover the time until the
+// response headers arrive (RoundTrip returning), not the body: a long
+// streamed body does not count as load. A transport error, a 5xx or a 429
+// counts as a failure, recorded as slow (see the package doc) so the ewma
+// balancer sends a fast-failing endpoint less traffic, not more; a request
+// the caller cancelled is not recorded.
+func (s *Service) RoundTripper(next http.RoundTripper) http.RoundTripper {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	return &transport{s: s, next: next}
+}
+
+type transport struct {
+	s    *Service
+	next http.RoundTripper
+}
+
+var _ http.RoundTripper = (*transport)(nil)
+
+// reqCopy holds the attempt's request and its URL in one allocation.
+type reqCopy struct {
+	r http.Request
+	u url.URL
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	s := t.s
+	if req.URL == nil || !strings.EqualFold(req.URL.Host, s.name) {
+		return t.next.RoundTrip(req)
+	}
+	ctx := req.Context()
+	rec, _ := attempt.FromContext(ctx)
+	ep, err := s.pick(ctx, rec)
+	if err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
+	c := &reqCopy{r: *req, u: *req.URL}
+	c.u.Host = ep.addr
+	c.r.URL = &c.u
+	switch {
+	case s.host != "":
+		c.r.Host = s.host
+	case req.Host == "" || strings.EqualFold(req.Host, s.name):
+		c.r.Host = ""
+	}
+	ep.inflight.Add(1)
+	start := monoNow()
+	resp, err := t.next.RoundTrip(&c.r)
+	end := monoNow()
+	ep.inflight.Add(-1)
+	rtt := time.Duration(end - start)
+	switch {
+	case err != nil:
+		if !errors.Is(err, context.Canceled) {
+			ep.observeAt(end, rtt, true)
+		}
+	default:
+		ep.observeAt(end, rtt, resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests)
+	}
+	return resp, err
+}

@@ -1,0 +1,267 @@
+package discovery
+
+import (
+	"cmp"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync/atomic"
+
+	"github.com/outbound-go/outbound/internal/attempt"
+)
+
+type balancerKind uint8
+
+const (
+	kindRoundRobin balancerKind = iota
+	kindLeastRequest
+	kindEWMA
+)
+
+func kindOf(name string) balancerKind {
+	switch name {
+	case LeastRequest:
+		return kindLeastRequest
+	case EWMA:
+		return kindEWMA
+	default:
+		return kindRoundRobin
+	}
+}
+
+// member is one endpoint of a snapshot with the weight the source gave it.
+type member struct {
+	ep     *endpoint
+	weight int
+	inv    float64 // 1/weight, for weighted scores
+	meta   map[string]string
+}
+
+// maxPickWeight caps endpoint weights, so weight sums cannot overflow.
+const maxPickWeight = 1_000_000
+
+func newMember(ep *endpoint, weight int, meta map[string]string) member {
+	weight = min(max(weight, 1), maxPickWeight)
+	return member{ep: ep, weight: weight, inv: 1 / float64(weight), meta: meta}
+}
+
+// snapshot is an immutable endpoint set. Updates build a new one and swap the
+// pointer, so picks never wait for an update.
+type snapshot struct {
+	members  []member
+	schedule []int32 // smooth weighted round-robin order of member indices
+}
+
+// Tuning of the sampling picks.
+const (
+	p2cTries = 3 // random pairs drawn before the fallback scan
+	rrTries  = 4 // schedule slots probed before the fallback scan
+	// maxSchedule bounds the round-robin schedule; larger weight sums are
+	// scaled down (every endpoint keeps at least one slot).
+	maxSchedule = 1 << 16
+)
+
+// buildSchedule returns the smooth weighted round-robin order of ms: endpoint
+// i appears weight_i times per cycle, its slots spread evenly over the cycle
+// (earliest virtual deadline first, with deadlines (k+φ_i)/weight_i and
+// phases φ_i staggered over the endpoints), so a heavy endpoint never gets
+// its share as one burst.
+func buildSchedule(ms []member) []int32 {
+	n := len(ms)
+	if n == 0 {
+		return nil
+	}
+	ws := make([]int, n)
+	total, g := 0, 0
+	for i, m := range ms {
+		ws[i] = m.weight
+		total += m.weight
+		g = gcd(g, m.weight)
+	}
+	if g*n == total {
+		// equal weights: plain rotation
+		s := make([]int32, n)
+		for i := range s {
+			s[i] = int32(i)
+		}
+		return s
+	}
+	if g > 1 {
+		total = 0
+		for i := range ws {
+			ws[i] /= g
+			total += ws[i]
+		}
+	}
+	if limit := max(maxSchedule, 4*n); total > limit {
+		scaled := 0
+		for i := range ws {
+			ws[i] = max(1, int(int64(ws[i])*int64(limit)/int64(total)))
+			scaled += ws[i]
+		}
+		total = scaled
+	}
+	type slot struct {
+		at  float64
+		idx int32
+	}
+	slots := make([]slot, 0, total)
+	for i, w := range ws {
+		phase := (float64(i) + 0.5) / float64(n) // staggered, so equal deadlines do not bunch up
+		for k := 0; k < w; k++ {
+			slots = append(slots, slot{at: (float64(k) + phase) / float64(w), idx: int32(i)})
+		}
+	}
+	slices.SortFunc(slots, func(a, b slot) int {
+		if c := cmp.Compare(a.at, b.at); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.idx, b.idx)
+	})
+	s := make([]int32, len(slots))
+	for i, sl := range slots {
+		s[i] = sl.idx
+	}
+	return s
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// Candidate states, best last.
+const (
+	stUnready = iota
+	stTried   // ready, but this logical request already tried it
+	stFresh   // ready and untried
+)
+
+func state(m *member, rec *attempt.Record) int {
+	if !m.ep.ready() {
+		return stUnready
+	}
+	if rec != nil && rec.Tried(m.ep.addr) {
+		return stTried
+	}
+	return stFresh
+}
+
+// choose returns the index in ms of the endpoint for one attempt, or -1 when
+// none is ready. It prefers ready endpoints rec has not tried, then ready
+// ones it has. It is O(1) in len(ms) and allocates nothing, except in the
+// rare case where every sampled candidate was unready or tried: then it
+// scans the whole set once (so a service whose endpoints are nearly all
+// ejected pays O(n) per pick until they return).
+func choose(kind balancerKind, snap *snapshot, ctr *atomic.Uint64, rec *attempt.Record) int {
+	if snap == nil || len(snap.members) == 0 {
+		return -1
+	}
+	if kind == kindRoundRobin {
+		return chooseRR(snap, ctr, rec)
+	}
+	return chooseP2C(kind, snap.members, rec)
+}
+
+func chooseRR(snap *snapshot, ctr *atomic.Uint64, rec *attempt.Record) int {
+	ms, sched := snap.members, snap.schedule
+	l := uint64(len(sched))
+	start := ctr.Add(1) - 1
+	fallback := -1
+	for k := uint64(0); k < rrTries && k < l; k++ {
+		i := int(sched[(start+k)%l])
+		switch state(&ms[i], rec) {
+		case stFresh:
+			return i
+		case stTried:
+			if fallback < 0 {
+				fallback = i
+			}
+		}
+	}
+	n := len(ms)
+	first := int(sched[start%l])
+	for k := 0; k < n; k++ {
+		i := (first + k) % n
+		switch state(&ms[i], rec) {
+		case stFresh:
+			return i
+		case stTried:
+			if fallback < 0 {
+				fallback = i
+			}
+		}
+	}
+	return fallback
+}
+
+// score is the load a P2C balancer minimises, divided by the weight.
+func score(kind balancerKind, m *member, now int64) float64 {
+	if kind == kindEWMA {
+		return m.ep.ewmaScore(now) * m.inv
+	}
+	return float64(m.ep.inflight.Load()+1) * m.inv
+}
+
+func chooseP2C(kind balancerKind, ms []member, rec *attempt.Record) int {
+	n := len(ms)
+	var now int64
+	if kind == kindEWMA {
+		now = monoNow()
+	}
+	fallback, fbScore := -1, math.Inf(1)
+	if n > 1 {
+		for try := 0; try < p2cTries; try++ {
+			r := rand.Uint64()
+			i := int((r & 0xffffffff) * uint64(n) >> 32)
+			j := int((r >> 32) * uint64(n-1) >> 32)
+			if j >= i {
+				j++
+			}
+			best, bestScore := -1, math.Inf(1)
+			for _, k := range [2]int{i, j} {
+				st := state(&ms[k], rec)
+				if st == stUnready {
+					continue
+				}
+				sc := score(kind, &ms[k], now)
+				if st == stTried {
+					if sc < fbScore || fallback < 0 {
+						fallback, fbScore = k, sc
+					}
+					continue
+				}
+				if best < 0 || sc < bestScore {
+					best, bestScore = k, sc
+				}
+			}
+			if best >= 0 {
+				return best
+			}
+		}
+	}
+	// Rare: scan everything (see choose).
+	best, bestScore := -1, math.Inf(1)
+	for k := range ms {
+		st := state(&ms[k], rec)
+		if st == stUnready {
+			continue
+		}
+		sc := score(kind, &ms[k], now)
+		if st == stTried {
+			if fallback < 0 || sc < fbScore {
+				fallback, fbScore = k, sc
+			}
+			continue
+		}
+		if best < 0 || sc < bestScore {
+			best, bestScore = k, sc
+		}
+	}
+	if best >= 0 {
+		return best
+	}
+	return fallback
+}
