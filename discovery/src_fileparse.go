@@ -1,0 +1,207 @@
+package discovery
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// FileError is one problem in an endpoint file (see File). A file with
+// several problems yields them all, joined with errors.Join; errors.As finds
+// the first.
+type FileError struct {
+	// Path is the file's path.
+	Path string
+	// Line is the 1-based line of the problem; 0 when not known.
+	Line int
+	// Msg says what is wrong, naming the list index and key when there is
+	// one, e.g. `[2].address: "10.0.0.1" is not host:port: missing port in address`.
+	Msg string
+}
+
+// Error implements error: "discovery: endpoint file PATH line N: MSG".
+func (e *FileError) Error() string {
+	var b strings.Builder
+	b.WriteString("discovery: endpoint file")
+	if e.Path != "" {
+		b.WriteString(" " + e.Path)
+	}
+	if e.Line > 0 {
+		b.WriteString(" line " + strconv.Itoa(e.Line))
+	}
+	b.WriteString(": " + e.Msg)
+	return b.String()
+}
+
+// parseEndpointFile parses a top-level YAML or JSON (a subset of YAML)
+// list of {address, weight, metadata}. It returns the endpoints sorted by
+// address, or every problem found as joined *FileError values.
+func parseEndpointFile(data []byte) (eps []Endpoint, err error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &FileError{Msg: "empty file: want a list of {address, weight}"}
+		}
+		return nil, yamlError(err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, &FileError{Line: extra.Line, Msg: "more than one YAML document: want a single list of {address, weight}"}
+	} else if !errors.Is(err, io.EOF) {
+		return nil, yamlError(err)
+	}
+	list := &doc
+	if list.Kind == yaml.DocumentNode && len(list.Content) == 1 {
+		list = list.Content[0]
+	}
+	if list.Kind != yaml.SequenceNode {
+		return nil, &FileError{Line: list.Line, Msg: "want a top-level list of {address, weight}, got " + describe(list)}
+	}
+
+	var problems []error
+	problem := func(line int, format string, args ...any) {
+		problems = append(problems, &FileError{Line: line, Msg: fmt.Sprintf(format, args...)})
+	}
+	seen := make(map[string]int, len(list.Content)) // address → line
+	eps = make([]Endpoint, 0, len(list.Content))
+	for i, item := range list.Content {
+		if item.Kind != yaml.MappingNode {
+			problem(item.Line, "[%d]: want a map with address and weight, got %s", i, describe(item))
+			continue
+		}
+		var ep Endpoint
+		var hasAddress bool
+		keys := make(map[string]bool, 3)
+		for k := 0; k+1 < len(item.Content); k += 2 {
+			key, val := item.Content[k], item.Content[k+1]
+			if key.Kind != yaml.ScalarNode {
+				problem(key.Line, "[%d]: want a key, got %s", i, describe(key))
+				continue
+			}
+			if keys[key.Value] {
+				problem(key.Line, "[%d].%s: given twice", i, key.Value)
+				continue
+			}
+			keys[key.Value] = true
+			switch key.Value {
+			case "address":
+				hasAddress = true
+				if val.Kind != yaml.ScalarNode || val.Tag == "!!null" {
+					problem(val.Line, "[%d].address: want host:port, got %s", i, describe(val))
+					continue
+				}
+				if _, _, err := checkHostPort(val.Value); err != nil {
+					problem(val.Line, "[%d].address: %v", i, err)
+					continue
+				}
+				if line, dup := seen[val.Value]; dup {
+					problem(val.Line, "[%d].address: %q is already listed on line %d", i, val.Value, line)
+					continue
+				}
+				seen[val.Value] = val.Line
+				ep.Address = val.Value
+			case "weight":
+				w, err := parseWeight(val)
+				if err != nil {
+					problem(val.Line, "[%d].weight: %v", i, err)
+					continue
+				}
+				ep.Weight = w
+			case "metadata":
+				md, err := parseMetadata(val)
+				if err != nil {
+					problem(val.Line, "[%d].metadata: %v", i, err)
+					continue
+				}
+				ep.Metadata = md
+			default:
+				problem(key.Line, "[%d]: unknown key %q (want address, weight, metadata)", i, key.Value)
+			}
+		}
+		if !hasAddress {
+			problem(item.Line, "[%d]: address is missing", i)
+		}
+		if ep.Address != "" {
+			eps = append(eps, ep)
+		}
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	return sortEndpoints(eps), nil
+}
+
+// parseWeight reads an integer weight in 0..maxWeight.
+func parseWeight(n *yaml.Node) (int, error) {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
+		return 0, fmt.Errorf("want an integer ≥ 0, got %s", describe(n))
+	}
+	var w int64
+	if err := n.Decode(&w); err != nil || w < 0 || w > maxWeight {
+		return 0, fmt.Errorf("want an integer in 0..%d, got %s", maxWeight, n.Value)
+	}
+	return int(w), nil
+}
+
+// parseMetadata reads a map of strings to strings.
+func parseMetadata(n *yaml.Node) (map[string]string, error) {
+	if n.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("want a map of strings, got %s", describe(n))
+	}
+	md := make(map[string]string, len(n.Content)/2)
+	for k := 0; k+1 < len(n.Content); k += 2 {
+		key, val := n.Content[k], n.Content[k+1]
+		if key.Kind != yaml.ScalarNode || val.Kind != yaml.ScalarNode {
+			return nil, fmt.Errorf("want a map of strings, got %s: %s", describe(key), describe(val))
+		}
+		if _, dup := md[key.Value]; dup {
+			return nil, fmt.Errorf("key %q given twice", key.Value)
+		}
+		md[key.Value] = val.Value
+	}
+	return md, nil
+}
+
+// describe names a node's kind and, for a short scalar, its value.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a map"
+	case yaml.AliasNode:
+		return "an alias (not supported)"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "null"
+		}
+		v := n.Value
+		if len(v) > 40 {
+			v = v[:40] + "…"
+		}
+		return strconv.Quote(v)
+	}
+	return "nothing"
+}
+
+// yamlError turns a yaml syntax error, whose text begins "yaml: line N: ",
+// into a *FileError with that line.
+func yamlError(err error) *FileError {
+	msg := err.Error()
+	rest, ok := strings.CutPrefix(msg, "yaml: line ")
+	if !ok {
+		return &FileError{Msg: strings.TrimPrefix(msg, "yaml: ")}
+	}
+	num, text, ok := strings.Cut(rest, ": ")
+	line, convErr := strconv.Atoi(num)
+	if !ok || convErr != nil {
+		return &FileError{Msg: strings.TrimPrefix(msg, "yaml: ")}
+	}
+	return &FileError{Line: line, Msg: text}
+}
