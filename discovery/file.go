@@ -35,6 +35,7 @@ type fileSource struct {
 // top-level YAML or JSON list of {address, weight} (and optional metadata,
 // a map of strings), such as
 //
+//	# endpoints.yaml
 //	- address: 10.0.0.1:8080
 //	  weight: 3
 //	- {address: users-2.internal:8080}
