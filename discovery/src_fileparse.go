@@ -2,9 +2,11 @@ package discovery
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -48,13 +50,17 @@ func parseEndpointFile(data []byte) (eps []Endpoint, err error) {
 		if errors.Is(err, io.EOF) {
 			return nil, &FileError{Msg: "empty file: want a list of {address, weight}"}
 		}
-		return nil, yamlError(err)
+		return nil, syntaxError(data, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		return nil, &FileError{Line: extra.Line, Msg: "more than one YAML document: want a single list of {address, weight}"}
+		line := extra.Line
+		if len(extra.Content) > 0 {
+			line = extra.Content[0].Line
+		}
+		return nil, &FileError{Line: line, Msg: "more than one YAML document: want a single list of {address, weight}"}
 	} else if !errors.Is(err, io.EOF) {
-		return nil, yamlError(err)
+		return nil, syntaxError(data, err)
 	}
 	list := &doc
 	if list.Kind == yaml.DocumentNode && len(list.Content) == 1 {
@@ -190,18 +196,49 @@ func describe(n *yaml.Node) string {
 	return "nothing"
 }
 
-// yamlError turns a yaml syntax error, whose text begins "yaml: line N: ",
-// into a *FileError with that line.
-func yamlError(err error) *FileError {
-	msg := err.Error()
-	rest, ok := strings.CutPrefix(msg, "yaml: line ")
-	if !ok {
-		return &FileError{Msg: strings.TrimPrefix(msg, "yaml: ")}
+// parserProblems are the messages of yaml.v3's parser (not scanner)
+// errors. For these, yaml.v3 v3.0.x prints the 0-based line of the
+// construct being parsed (the "[" of an unclosed list, say) and omits it
+// when it is 0; scanner errors carry the 1-based line of the problem. There
+// is no typed syntax error to ask, so yamlError corrects by message.
+var parserProblems = []string{
+	"did not find expected <stream-start>",
+	"did not find expected <document start>",
+	"found undefined tag handle",
+	"did not find expected node content",
+	"did not find expected '-' indicator",
+	"did not find expected key",
+	"did not find expected ',' or ']'",
+	"did not find expected ',' or '}'",
+	"found duplicate %YAML directive",
+	"found incompatible YAML document",
+	"found duplicate %TAG directive",
+}
+
+// syntaxError turns a YAML syntax error in data into a *FileError with a
+// 1-based line. A file that looks like JSON and is not valid JSON gets the
+// exact line of encoding/json's error instead: YAML reports where the
+// enclosing list began, which for JSON is usually line 1.
+func syntaxError(data []byte, err error) *FileError {
+	if t := bytes.TrimSpace(data); len(t) > 0 && (t[0] == '[' || t[0] == '{') {
+		var v any
+		var se *json.SyntaxError
+		if jerr := json.Unmarshal(data, &v); errors.As(jerr, &se) {
+			off := min(max(se.Offset-1, 0), int64(len(data)))
+			return &FileError{Line: bytes.Count(data[:off], []byte("\n")) + 1, Msg: "invalid JSON: " + se.Error()}
+		}
 	}
-	num, text, ok := strings.Cut(rest, ": ")
-	line, convErr := strconv.Atoi(num)
-	if !ok || convErr != nil {
-		return &FileError{Msg: strings.TrimPrefix(msg, "yaml: ")}
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if num, text, ok := strings.Cut(rest, ": "); ok {
+			if n, convErr := strconv.Atoi(num); convErr == nil {
+				line, msg = n, text
+			}
+		}
 	}
-	return &FileError{Line: line, Msg: text}
+	if slices.Contains(parserProblems, msg) {
+		line++ // 0-based, and 0 when absent
+	}
+	return &FileError{Line: line, Msg: msg}
 }
