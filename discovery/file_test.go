@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -168,6 +170,7 @@ func TestFileRejectsMalformed(t *testing.T) {
 		{"unclosed quote", "- address: a:1\n- address: \"b:1\n", []string{"2: found unexpected end of stream"}},
 		{"bad JSON", "[\n  {\"address\": \"a:1\"},\n  {\"address\": \"b:1\",}\n  {\"address\": \"c:1\"}\n]\n", []string{"3: invalid JSON: invalid character '}' looking for beginning of object key string"}},
 		{"truncated JSON", "[\n  {\"address\": \"a:1\"},\n  {\"address\": \"b:1\"", []string{"3: invalid JSON: unexpected end of JSON input"}},
+		{"many problems", strings.Repeat("- address: a\n", 25), append(slices.Repeat([]string{`[`}, 20), "0: and 5 more problems")},
 		{"several problems", "- address: a\n- address: b:1\n  weight: -2\n", []string{`1: [0].address: "a" is not host:port`, "3: [1].weight"}},
 	}
 	for _, tt := range tests {

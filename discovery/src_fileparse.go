@@ -40,6 +40,9 @@ func (e *FileError) Error() string {
 	return b.String()
 }
 
+// maxProblems bounds how many problems one endpoint file reports.
+const maxProblems = 20
+
 // parseEndpointFile parses a top-level YAML or JSON (a subset of YAML)
 // list of {address, weight, metadata}. It returns the endpoints sorted by
 // address, or every problem found as joined *FileError values.
@@ -136,6 +139,10 @@ func parseEndpointFile(data []byte) (eps []Endpoint, err error) {
 		if ep.Address != "" {
 			eps = append(eps, ep)
 		}
+	}
+	if len(problems) > maxProblems {
+		more := len(problems) - maxProblems
+		problems = append(problems[:maxProblems], &FileError{Msg: fmt.Sprintf("and %d more problems", more)})
 	}
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)
