@@ -59,8 +59,8 @@ type fileSource struct {
 // set is reported only when it differs from the last. A file that is
 // malformed or missing while watched is reported as update(nil, err) and the
 // last good set stays. Relative paths are made absolute when File is called.
-// When the directory cannot be watched, Watch reports that error and falls
-// back to reading the file every second.
+// When the directory cannot be watched, or is itself removed or renamed,
+// Watch reports that and falls back to reading the file every second.
 func File(path string) (Source, error) {
 	if path == "" {
 		return nil, errors.New("discovery: file: empty path")
@@ -127,23 +127,20 @@ func (s *fileSource) Watch(ctx context.Context, update func([]Endpoint, error)) 
 		update(slices.Clone(eps), nil)
 	}
 
-	w, err := s.watch()
+	dir := filepath.Dir(s.path)
+	w, err := fsnotify.NewWatcher()
+	if err == nil {
+		if err = w.Add(dir); err != nil {
+			w.Close()
+		}
+	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return
+		if ctx.Err() == nil {
+			update(nil, fmt.Errorf("discovery: endpoint file %s: cannot watch, re-reading every %s: %w", s.path, filePollInterval, err))
+			reload()
+			pollFile(ctx, reload)
 		}
-		update(nil, fmt.Errorf("discovery: endpoint file %s: cannot watch, re-reading every %s: %w", s.path, filePollInterval, err))
-		reload()
-		t := time.NewTicker(filePollInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				reload()
-			}
-		}
+		return
 	}
 	defer w.Close()
 
@@ -158,8 +155,14 @@ func (s *fileSource) Watch(ctx context.Context, update func([]Endpoint, error)) 
 		select {
 		case <-ctx.Done():
 			return
-		case _, ok := <-w.Events:
+		case ev, ok := <-w.Events:
 			if !ok {
+				return
+			}
+			if filepath.Clean(ev.Name) == dir && (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)) {
+				// The directory itself went away, and the watch with it.
+				update(nil, fmt.Errorf("discovery: endpoint file %s: directory %s was removed or renamed; re-reading every %s", s.path, dir, filePollInterval))
+				pollFile(ctx, reload)
 				return
 			}
 			// Any event in the directory: the file itself, a rename over
@@ -180,17 +183,18 @@ func (s *fileSource) Watch(ctx context.Context, update func([]Endpoint, error)) 
 	}
 }
 
-// watch starts an fsnotify watch on the file's directory.
-func (s *fileSource) watch() (*fsnotify.Watcher, error) {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return nil, err
+// pollFile calls reload every filePollInterval until ctx is done.
+func pollFile(ctx context.Context, reload func()) {
+	t := time.NewTicker(filePollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			reload()
+		}
 	}
-	if err := w.Add(filepath.Dir(s.path)); err != nil {
-		w.Close()
-		return nil, err
-	}
-	return w, nil
 }
 
 // String describes the source for logs and errors.

@@ -90,6 +90,27 @@ func TestFileRemovedThenRecreated(t *testing.T) {
 	assert.Equal(t, []string{"10.0.0.2:80"}, addrs(w.nextSet(t)))
 }
 
+func TestFileDirectoryRemovedFallsBackToPolling(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cfg")
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	path := filepath.Join(dir, "endpoints.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("- address: 10.0.0.1:80\n"), 0o644))
+	src, err := discovery.File(path)
+	require.NoError(t, err)
+	w := watch(t, src)
+	require.Equal(t, []string{"10.0.0.1:80"}, addrs(w.nextSet(t)))
+
+	require.NoError(t, os.RemoveAll(dir))
+	for {
+		if err := w.nextErr(t); strings.Contains(err.Error(), "was removed or renamed; re-reading every 1s") {
+			break
+		}
+	}
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	require.NoError(t, os.WriteFile(path, []byte("- address: 10.0.0.2:80\n"), 0o644))
+	assert.Equal(t, []string{"10.0.0.2:80"}, addrs(w.nextSet(t)), "found by polling")
+}
+
 func TestFileKubernetesSymlinkSwap(t *testing.T) {
 	// The layout kubelet gives a mounted ConfigMap: the file is a symlink
 	// through ..data, and an update swaps ..data to a new directory.
