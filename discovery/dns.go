@@ -39,7 +39,7 @@ type dnsSource struct {
 // DNS fails when hostport is not host:port with a port in 1-65535, when
 // resolver is neither "" nor host:port, or when refresh is negative.
 func DNS(hostport, resolver string, refresh time.Duration) (Source, error) {
-	host, port, err := checkHostPort(hostport)
+	host, port, err := parseEndpointAddr(hostport)
 	if err != nil {
 		return nil, fmt.Errorf("discovery: dns: %w", err)
 	}

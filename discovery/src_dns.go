@@ -31,7 +31,7 @@ func checkResolver(resolver string) error {
 	if resolver == "" {
 		return nil
 	}
-	if _, _, err := checkHostPort(resolver); err != nil {
+	if _, _, err := parseEndpointAddr(resolver); err != nil {
 		return fmt.Errorf("resolver: %w (want the DNS server as host:port, e.g. 10.0.0.2:53)", err)
 	}
 	return nil

@@ -66,10 +66,10 @@ func sameEndpoints(a, b []Endpoint) bool {
 	})
 }
 
-// checkHostPort validates s as host:port with a non-empty host (an IP
+// parseEndpointAddr validates s as host:port with a non-empty host (an IP
 // literal or a DNS name) and a numeric port in 1-65535. It returns the host
 // and port, or an error that quotes s.
-func checkHostPort(s string) (host string, port uint16, err error) {
+func parseEndpointAddr(s string) (host string, port uint16, err error) {
 	h, p, err := net.SplitHostPort(s)
 	if err != nil {
 		var ae *net.AddrError

@@ -105,7 +105,7 @@ func parseEndpointFile(data []byte) (eps []Endpoint, err error) {
 					problem(val.Line, "[%d].address: want host:port, got %s", i, describe(val))
 					continue
 				}
-				if _, _, err := checkHostPort(val.Value); err != nil {
+				if _, _, err := parseEndpointAddr(val.Value); err != nil {
 					problem(val.Line, "[%d].address: %v", i, err)
 					continue
 				}

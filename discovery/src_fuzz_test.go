@@ -89,7 +89,7 @@ func FuzzDNSAnswer(f *testing.F) {
 func checkEndpoints(t *testing.T, eps []Endpoint) {
 	t.Helper()
 	for i, ep := range eps {
-		if _, _, err := checkHostPort(ep.Address); err != nil {
+		if _, _, err := parseEndpointAddr(ep.Address); err != nil {
 			t.Fatalf("endpoint %d: %v", i, err)
 		}
 		if ep.Weight < 0 || ep.Weight > maxWeight {
