@@ -1,7 +1,10 @@
 package discovery_test
 
 import (
+	"context"
+	"fmt"
 	"math/rand/v2"
+	"net"
 	"testing"
 	"time"
 
@@ -179,4 +182,55 @@ func TestSRVRejectsBadArguments(t *testing.T) {
 		assert.Nil(t, src)
 		assert.ErrorContains(t, err, tt.want)
 	}
+}
+
+// SRV against a DNS server on a loopback port: two targets weighted 3:1 at
+// priority 10 (a backup at priority 20 is not used), with their addresses
+// in the additional section.
+func ExampleSRV() {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	zone := []string{
+		"_http._tcp.users.test. 5 IN SRV 10 3 8080 a.users.test.",
+		"_http._tcp.users.test. 5 IN SRV 10 1 8080 b.users.test.",
+		"_http._tcp.users.test. 5 IN SRV 20 1 8080 c.users.test.",
+		"a.users.test. 5 IN A 10.0.0.1",
+		"b.users.test. 5 IN A 10.0.0.2",
+	}
+	server := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		resp := new(dns.Msg).SetReply(req)
+		for _, line := range zone {
+			rr, _ := dns.NewRR(line)
+			if rr.Header().Rrtype == dns.TypeSRV {
+				resp.Answer = append(resp.Answer, rr)
+			} else {
+				resp.Extra = append(resp.Extra, rr)
+			}
+		}
+		_ = w.WriteMsg(resp)
+	})}
+	started := make(chan struct{})
+	server.NotifyStartedFunc = func() { close(started) }
+	go func() { _ = server.ActivateAndServe() }()
+	<-started
+	defer server.Shutdown()
+
+	src, err := discovery.SRV("_http._tcp.users.test", pc.LocalAddr().String(), 0)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	src.Watch(ctx, func(eps []discovery.Endpoint, err error) {
+		for _, ep := range eps {
+			fmt.Println(ep.Address, ep.Weight, ep.Metadata["srv_target"], ep.Metadata["priority"])
+		}
+		cancel() // a Service would keep watching
+	})
+	// Output:
+	// 10.0.0.1:8080 3 a.users.test 10
+	// 10.0.0.2:8080 1 b.users.test 10
 }
