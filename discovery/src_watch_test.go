@@ -80,9 +80,18 @@ func (w *watcher) next(t *testing.T) update {
 // nextSet returns the next update that carries a set, skipping errors.
 func (w *watcher) nextSet(t *testing.T) []discovery.Endpoint {
 	t.Helper()
+	deadline := time.After(waitFor)
+	var last error
 	for {
-		if u := w.next(t); u.err == nil {
-			return u.eps
+		select {
+		case u := <-w.ch:
+			if u.err == nil {
+				return u.eps
+			}
+			last = u.err
+		case <-deadline:
+			t.Fatalf("no set within %s; last error: %v", waitFor, last)
+			return nil
 		}
 	}
 }
