@@ -156,7 +156,8 @@ func (s *fileSource) Watch(ctx context.Context, update func([]Endpoint, error)) 
 		case <-ctx.Done():
 			return
 		case ev, ok := <-w.Events:
-			if !ok {
+			if !ok { // fsnotify gave up: keep the file watched by polling
+				pollFile(ctx, reload)
 				return
 			}
 			if filepath.Clean(ev.Name) == dir && (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)) {
@@ -169,7 +170,8 @@ func (s *fileSource) Watch(ctx context.Context, update func([]Endpoint, error)) 
 			// it, or the ..data symlink Kubernetes swaps. reload compares.
 			debounce.Reset(s.debounce)
 		case err, ok := <-w.Errors:
-			if !ok {
+			if !ok { // fsnotify gave up: keep the file watched by polling
+				pollFile(ctx, reload)
 				return
 			}
 			if errors.Is(err, fsnotify.ErrEventOverflow) {

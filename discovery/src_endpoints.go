@@ -141,7 +141,7 @@ func poll(ctx context.Context, refresh time.Duration, lookup func(context.Contex
 		case err != nil:
 			update(nil, err)
 		case len(eps) == 0:
-			update(nil, errNoAddresses)
+			update(nil, fmt.Errorf("discovery: lookup found %w", errNoAddresses))
 		case !have || !sameEndpoints(last, eps):
 			last, have = eps, true
 			update(slices.Clone(eps), nil)
