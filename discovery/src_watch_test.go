@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/outbound-go/outbound/discovery"
 )
 
@@ -24,10 +26,11 @@ type watcher struct {
 }
 
 // watch starts src.Watch; when the test ends it cancels the context and
-// checks that Watch returns promptly and never calls update afterwards or
-// concurrently.
+// checks that Watch returns promptly, leaves no goroutine behind, and never
+// calls update afterwards or concurrently.
 func watch(t *testing.T, src discovery.Source) *watcher {
 	t.Helper()
+	before := goleak.IgnoreCurrent()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &watcher{ch: make(chan update, 1000)}
 	done := make(chan struct{})
@@ -58,6 +61,7 @@ func watch(t *testing.T, src discovery.Source) *watcher {
 		cancel()
 		select {
 		case <-done:
+			goleak.VerifyNone(t, before)
 		case <-time.After(waitFor):
 			t.Errorf("Watch did not return within %s of its context ending", waitFor)
 		}
