@@ -180,6 +180,8 @@ func (b pickerBuilder) Build(info base.PickerBuildInfo) balancer.Picker {
 		p.snap.members, p.scs = ms, scs
 		p.snap.schedule = buildSchedule(ms)
 		p.ctr.Store(rand.Uint64())
+	} else {
+		p.snap.schedule = buildSchedule(p.snap.members)
 	}
 	if svc != nil {
 		p.errNone = svc.errNone

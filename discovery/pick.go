@@ -33,7 +33,6 @@ func kindOf(name string) balancerKind {
 type member struct {
 	ep     *endpoint
 	weight int
-	inv    float64 // 1/weight, for weighted scores
 	meta   map[string]string
 }
 
@@ -42,7 +41,7 @@ const maxPickWeight = 1_000_000
 
 func newMember(ep *endpoint, weight int, meta map[string]string) member {
 	weight = min(max(weight, 1), maxPickWeight)
-	return member{ep: ep, weight: weight, inv: 1 / float64(weight), meta: meta}
+	return member{ep: ep, weight: weight, meta: meta}
 }
 
 // snapshot is an immutable endpoint set. Updates build a new one and swap the
@@ -162,7 +161,7 @@ func choose(kind balancerKind, snap *snapshot, ctr *atomic.Uint64, rec *attempt.
 	if kind == kindRoundRobin {
 		return chooseRR(snap, ctr, rec)
 	}
-	return chooseP2C(kind, snap.members, rec)
+	return chooseP2C(kind, snap, rec)
 }
 
 func chooseRR(snap *snapshot, ctr *atomic.Uint64, rec *attempt.Record) int {
@@ -197,28 +196,44 @@ func chooseRR(snap *snapshot, ctr *atomic.Uint64, rec *attempt.Record) int {
 	return fallback
 }
 
-// score is the load a P2C balancer minimises, divided by the weight.
+// score is the load a P2C balancer minimises. Weights do not scale it: they
+// act through the sampling of the two candidates (see chooseP2C).
 func score(kind balancerKind, m *member, now int64) float64 {
 	if kind == kindEWMA {
-		return m.ep.ewmaScore(now) * m.inv
+		return m.ep.ewmaScore(now)
 	}
-	return float64(m.ep.inflight.Load()+1) * m.inv
+	return float64(m.ep.inflight.Load() + 1)
 }
 
-func chooseP2C(kind balancerKind, ms []member, rec *attempt.Record) int {
+// chooseP2C draws two candidates with probability proportional to their
+// weights — uniform slots of the smooth weighted schedule, where endpoint i
+// holds weight_i slots — and keeps the less loaded one; on a tie the first
+// draw wins. So at equal load the traffic follows the weights (3:1 weights,
+// 3:1 traffic), and under unequal load the lighter endpoint is preferred.
+func chooseP2C(kind balancerKind, snap *snapshot, rec *attempt.Record) int {
+	ms, sched := snap.members, snap.schedule
 	n := len(ms)
+	l := uint64(len(sched))
 	var now int64
 	if kind == kindEWMA {
 		now = monoNow()
 	}
 	fallback, fbScore := -1, math.Inf(1)
-	if n > 1 {
+	if n > 1 && l > 0 {
 		for try := 0; try < p2cTries; try++ {
 			r := rand.Uint64()
-			i := int((r & 0xffffffff) * uint64(n) >> 32)
-			j := int((r >> 32) * uint64(n-1) >> 32)
-			if j >= i {
-				j++
+			i := int(sched[(r&0xffffffff)*l>>32])
+			j := int(sched[(r>>32)*l>>32])
+			// Two distinct candidates: redraw j by weight a few times, then
+			// take a uniform other one (a heavy endpoint can fill most slots).
+			for redraw := 0; j == i && redraw < 3; redraw++ {
+				j = int(sched[(rand.Uint64()&0xffffffff)*l>>32])
+			}
+			if j == i {
+				j = int((rand.Uint64() & 0xffffffff) * uint64(n-1) >> 32)
+				if j >= i {
+					j++
+				}
 			}
 			best, bestScore := -1, math.Inf(1)
 			for _, k := range [2]int{i, j} {

@@ -221,10 +221,9 @@ func (s *Service) update(eps []Endpoint, err error) {
 			removed++
 		}
 	}
-	snap := &snapshot{members: members}
-	if s.kind == kindRoundRobin {
-		snap.schedule = buildSchedule(members)
-	}
+	// Every balancer uses the schedule: round_robin walks it, the P2C
+	// balancers sample their candidates from it by weight.
+	snap := &snapshot{members: members, schedule: buildSchedule(members)}
 	s.snap.Store(snap)
 	s.mu.Unlock()
 	if added > 0 || removed > 0 {

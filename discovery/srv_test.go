@@ -234,3 +234,27 @@ func ExampleSRV() {
 	// 10.0.0.1:8080 3 a.users.test 10
 	// 10.0.0.2:8080 1 b.users.test 10
 }
+
+// TestSRVWeightsThroughService runs the SRV source into a Service and counts
+// what its balancers pick: weights 3:1 give about 3:1 of 4,000 picks.
+func TestSRVWeightsThroughService(t *testing.T) {
+	for _, balancer := range []string{discovery.RoundRobin, discovery.LeastRequest, discovery.EWMA} {
+		t.Run(balancer, func(t *testing.T) {
+			d := srvZone(t)
+			src, err := discovery.SRV(srvName, d.Addr, refresh)
+			require.NoError(t, err)
+			svc, err := discovery.NewService("users", src, discovery.Config{Balancer: balancer})
+			require.NoError(t, err)
+			defer svc.Close()
+
+			counts := map[string]int{}
+			for range 4000 {
+				ep, err := svc.Pick(context.Background())
+				require.NoError(t, err)
+				counts[ep]++
+			}
+			assert.Len(t, counts, 2, "the priority-20 backup gets nothing: %v", counts)
+			assert.InDelta(t, 0.75, float64(counts["10.0.0.1:8080"])/4000, 0.03, "picks: %v", counts)
+		})
+	}
+}
