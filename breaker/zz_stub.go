@@ -3,6 +3,7 @@ package breaker
 
 import (
 	"context"
+	"go.opentelemetry.io/otel/metric"
 	"net/http"
 	"time"
 
@@ -57,3 +58,7 @@ func (b *Breaker) Ready(endpoint string) bool { return true }
 func (b *Breaker) State(key string) State     { return StateClosed }
 func (b *Breaker) Snapshot() []KeyState       { return nil }
 func (b *Breaker) Close() error               { return nil }
+
+// Additive stub API used by package ambassador (real signatures per API.md).
+func WithMeterProvider(mp metric.MeterProvider) Option { return func(*int) {} }
+func WithService(name string) Option                   { return func(*int) {} }

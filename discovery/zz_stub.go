@@ -2,9 +2,12 @@
 package discovery
 
 import (
+	"log/slog"
+
 	"context"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/metric"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -101,3 +104,7 @@ func (s *Service) Close() error                      { return nil }
 func (s *Service) Target() string                    { return "outbound:///" + s.name }
 func (s *Service) ResolverBuilder() resolver.Builder { return nil }
 func (s *Service) DialOptions() []grpc.DialOption    { return nil }
+
+// Additive stub API used by package ambassador (real signatures per API.md).
+func WithLogger(l *slog.Logger) Option                 { return func(*Service) {} }
+func WithMeterProvider(mp metric.MeterProvider) Option { return func(*Service) {} }

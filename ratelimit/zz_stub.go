@@ -2,8 +2,11 @@
 package ratelimit
 
 import (
+	"log/slog"
+
 	"context"
 	"errors"
+	"go.opentelemetry.io/otel/metric"
 	"net/http"
 	"time"
 
@@ -65,3 +68,8 @@ func (l *Limiter) StreamClientInterceptor() grpc.StreamClientInterceptor {
 }
 func (l *Limiter) Snapshot() []BucketState { return nil }
 func (l *Limiter) Close() error            { return nil }
+
+// Additive stub API used by package ambassador (real signatures per API.md).
+func WithMeterProvider(mp metric.MeterProvider) Option { return func(*int) {} }
+func WithService(name string) Option                   { return func(*int) {} }
+func WithLogger(l *slog.Logger) Option                 { return func(*int) {} }

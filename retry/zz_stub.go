@@ -2,8 +2,11 @@
 package retry
 
 import (
+	"log/slog"
+
 	"context"
 	"errors"
+	"go.opentelemetry.io/otel/metric"
 	"net/http"
 	"time"
 
@@ -67,3 +70,8 @@ func (p *Policy) StreamClientInterceptor() grpc.StreamClientInterceptor {
 		return streamer(ctx, desc, cc, method, opts...)
 	}
 }
+
+// Additive stub API used by package ambassador (real signatures per API.md).
+func WithMeterProvider(mp metric.MeterProvider) Option { return func(*int) {} }
+func WithService(name string) Option                   { return func(*int) {} }
+func WithLogger(l *slog.Logger) Option                 { return func(*int) {} }
