@@ -21,6 +21,23 @@ var (
 type checker struct {
 	lines map[string]int
 	ps    *[]Problem
+	// bad holds the paths the decoder already reported; semantic problems
+	// at or under them would only repeat the cause.
+	bad map[string]bool
+}
+
+func (c checker) covered(path string) bool {
+	for path != "" {
+		if c.bad[path] {
+			return true
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			return false
+		}
+		path = path[:i]
+	}
+	return false
 }
 
 // line returns the line of path or of its nearest parent known to the decoder.
@@ -39,6 +56,9 @@ func (c checker) line(path string) int {
 }
 
 func (c checker) add(path, format string, args ...any) {
+	if c.covered(path) {
+		return
+	}
 	*c.ps = append(*c.ps, Problem{Path: path, Line: c.line(path), Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -84,7 +104,10 @@ func join(prefix, key string) string {
 }
 
 func (c *Config) check(lines map[string]int, ps *[]Problem) {
-	ck := checker{lines: lines, ps: ps}
+	ck := checker{lines: lines, ps: ps, bad: map[string]bool{}}
+	for _, p := range *ps {
+		ck.bad[p.Path] = true
+	}
 	type bound struct {
 		path string
 	}
