@@ -73,7 +73,7 @@ func TestParseConfigProblems(t *testing.T) {
 		{"no discovery source", base + "  orders:\n    timeout: 1s\n", []want{{"services.orders.discovery", 6, "no source"}}},
 		{"two discovery sources", base + "  orders:\n    discovery: {static: [127.0.0.1:1], dns: orders:80}\n",
 			[]want{{"services.orders.discovery", 7, "set one source, got static and dns"}}},
-		{"bad static address", base + "  orders:\n    discovery: {static: [nope]}\n", []want{{"services.orders.discovery.static[0]", 7, "not host:port"}}},
+		{"bad static address", base + "  orders:\n    discovery: {static: [nope]}\n", []want{{"services.orders.discovery.static[0]", 7, "host:port"}}},
 		{"unknown protocol", base + "    protocol: http3\n", []want{{"services.users.protocol", 6, `unknown protocol "http3": want http1, h2c or h2`}}},
 		{"tls cert without key", base + "    tls: {cert_file: c.pem}\n", []want{{"services.users.tls.key_file", 6, "required with cert_file"}}},
 		{"tls key without cert", base + "    tls: {key_file: k.pem}\n", []want{{"services.users.tls.cert_file", 6, "required with key_file"}}},

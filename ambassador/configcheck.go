@@ -3,6 +3,7 @@ package ambassador
 import (
 	"fmt"
 	"net"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -55,6 +56,13 @@ func (c checker) line(path string) int {
 	return 0
 }
 
+// addOnce adds a problem unless path already has one.
+func (c checker) addOnce(path, format string, args ...any) {
+	if !hasPath(*c.ps, path) {
+		c.add(path, format, args...)
+	}
+}
+
 func (c checker) add(path, format string, args ...any) {
 	if c.covered(path) {
 		return
@@ -62,21 +70,39 @@ func (c checker) add(path, format string, args ...any) {
 	*c.ps = append(*c.ps, Problem{Path: path, Line: c.line(path), Msg: fmt.Sprintf(format, args...)})
 }
 
-// policy records the errors of a policy's Validate. Policies join one error
-// per bad field whose text starts with the field's yaml key ("max_attempts:
-// must be ≥ 1"); the key is moved into the path under prefix.
-func (c checker) policy(prefix string, err error, skip func(msg string) bool) {
+// policy records the errors of a policy's Validate under prefix. Policies
+// join one *FieldError{Field, Msg} per problem (read by reflection, as each
+// package has its own type); other errors are read from their text, "key:
+// message", after an optional "<package>: " prefix. skip drops errors that
+// one of our own checks reports better.
+func (c checker) policy(prefix, pkg string, err error, skip func(field, msg string) bool) {
 	for _, e := range leafErrors(err) {
-		msg := e.Error()
-		if skip != nil && skip(msg) {
+		field, msg := splitFieldError(e, pkg)
+		if skip != nil && skip(field, msg) {
 			continue
 		}
-		if m := policyKeyRE.FindStringSubmatch(msg); m != nil {
-			c.add(join(prefix, m[1]), "%s", m[5])
-			continue
-		}
-		c.add(prefix, "%s", msg)
+		c.add(join(prefix, field), "%s", msg)
 	}
+}
+
+// splitFieldError returns the yaml key an error of package pkg names ("" for
+// the section) and its message.
+func splitFieldError(e error, pkg string) (field, msg string) {
+	v := reflect.ValueOf(e)
+	if v.Kind() == reflect.Pointer && !v.IsNil() {
+		v = v.Elem()
+	}
+	if v.Kind() == reflect.Struct {
+		f, m := v.FieldByName("Field"), v.FieldByName("Msg")
+		if f.IsValid() && m.IsValid() && f.Kind() == reflect.String && m.Kind() == reflect.String && m.String() != "" {
+			return f.String(), m.String()
+		}
+	}
+	text := strings.TrimPrefix(e.Error(), pkg+": ")
+	if m := policyKeyRE.FindStringSubmatch(text); m != nil {
+		return m[1], m[5]
+	}
+	return "", text
 }
 
 func leafErrors(err error) []error {
@@ -229,8 +255,6 @@ func (s ServiceConfig) Validate() error {
 	return nil
 }
 
-var sourceKeys = []string{"static", "dns", "srv", "file"}
-
 func (s ServiceConfig) sources() []string {
 	var out []string
 	if len(s.Discovery.Static) > 0 {
@@ -265,22 +289,13 @@ func (s ServiceConfig) check(ck checker, sp, name string) {
 	default:
 		ck.add(dp, "set one source, got %s", strings.Join(srcs, " and "))
 	}
-	ck.policy(dp, s.Discovery.Validate(), func(msg string) bool {
-		// Our own message above covers a source-count complaint.
-		if len(srcs) < 2 {
-			return false
-		}
-		n := 0
-		for _, k := range sourceKeys {
-			if strings.Contains(msg, k) {
-				n++
-			}
-		}
-		return n >= 2
+	ck.policy(dp, "discovery", s.Discovery.Validate(), func(field, msg string) bool {
+		// Our own message above covers the number of sources.
+		return field == "" && strings.Contains(msg, "source")
 	})
 	for i, a := range s.Discovery.Static {
 		if err := checkHostPort(a); err != nil {
-			ck.add(dp+".static["+strconv.Itoa(i)+"]", "%v", err)
+			ck.addOnce(dp+".static["+strconv.Itoa(i)+"]", "%v", err)
 		}
 	}
 
@@ -305,18 +320,18 @@ func (s ServiceConfig) check(ck checker, sp, name string) {
 	checkNonNegative(ck, join(sp, "max_concurrent_requests"), int64(s.MaxConcurrentRequests))
 
 	if s.Retry != nil {
-		ck.policy(join(sp, "retry"), s.Retry.Validate(), nil)
+		ck.policy(join(sp, "retry"), "retry", s.Retry.Validate(), nil)
 	}
 	if s.RateLimit != nil {
 		rp := join(sp, "ratelimit")
 		before := len(*ck.ps)
-		ck.policy(rp, s.RateLimit.Validate(), nil)
+		ck.policy(rp, "ratelimit", s.RateLimit.Validate(), nil)
 		if s.RateLimit.RPS <= 0 && !hasPath((*ck.ps)[before:], rp+".rps") {
 			ck.add(rp+".rps", "required: a ratelimit section needs rps > 0")
 		}
 	}
 	if s.Breaker != nil {
-		ck.policy(join(sp, "breaker"), s.Breaker.Validate(), nil)
+		ck.policy(join(sp, "breaker"), "breaker", s.Breaker.Validate(), nil)
 	}
 }
 
