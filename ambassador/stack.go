@@ -315,6 +315,10 @@ func (s *Stack) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL == nil || req.URL.Host != s.name {
 		return s.passthrough.RoundTrip(req)
 	}
+	if dl, ok := req.Context().Deadline(); ok && time.Until(dl) <= s.timeout {
+		// The caller's deadline is the tighter bound: nothing to add.
+		return s.chain.RoundTrip(req)
+	}
 	ctx, cancel := context.WithTimeout(req.Context(), s.timeout)
 	resp, err := s.chain.RoundTrip(req.WithContext(ctx))
 	if err != nil {

@@ -309,3 +309,18 @@ func TestCloseStopsGoroutines(t *testing.T) {
 	require.NoError(t, s.Close(), "Close is idempotent")
 	goleak.VerifyNone(t, before)
 }
+
+func TestCallerDeadlineTighterThanTimeout(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	s := newStack(t, ambassador.ServiceConfig{Name: "users", Timeout: time.Minute,
+		Discovery: discovery.Config{Static: []string{hostOf(t, srv.URL)}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://users/", nil)
+	require.NoError(t, err)
+	_, err = s.RoundTrip(req)
+	assert.True(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
+}
