@@ -163,20 +163,20 @@ type reloadingCreds struct {
 	serverName string // set by OverrideServerName
 }
 
-func (c *reloadingCreds) current(authority string) credentials.TransportCredentials {
+func (c *reloadingCreds) ClientHandshake(ctx context.Context, authority string, raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	// grpc's TLS credentials verify the authority they are given, so a
+	// configured server name goes in as the authority.
+	switch {
+	case c.serverName != "":
+		authority = c.serverName
+	case c.src.cfg.ServerName != "":
+		authority = c.src.cfg.ServerName
+	}
 	host, _, err := net.SplitHostPort(authority)
 	if err != nil {
 		host = authority
 	}
-	cfg := c.src.clientConfig(host, []string{"h2"})
-	if c.serverName != "" {
-		cfg.ServerName = c.serverName
-	}
-	return credentials.NewTLS(cfg)
-}
-
-func (c *reloadingCreds) ClientHandshake(ctx context.Context, authority string, raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	return c.current(authority).ClientHandshake(ctx, authority, raw)
+	return credentials.NewTLS(c.src.clientConfig(host, []string{"h2"})).ClientHandshake(ctx, authority, raw)
 }
 
 func (c *reloadingCreds) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {
@@ -193,8 +193,6 @@ func (c *reloadingCreds) Clone() credentials.TransportCredentials {
 }
 
 // OverrideServerName implements credentials.TransportCredentials.
-//
-//nolint:staticcheck // required by the interface.
 func (c *reloadingCreds) OverrideServerName(name string) error {
 	c.serverName = name
 	return nil

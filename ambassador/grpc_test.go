@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -71,14 +72,34 @@ func needsRealDiscovery(t *testing.T) {
 	}
 }
 
-// TestDialOptionsThroughResolver dials outbound:///users: the discovery
-// resolver finds the endpoint, the policies wrap the call, and closing the
-// ClientConn releases the stack (TestMain's goleak check).
+// mtlsUpstream starts a grpc health server that requires client
+// certificates from p's CA.
+func mtlsUpstream(t *testing.T, p *pki) string {
+	t.Helper()
+	certPEM, keyPEM := p.issue("upstream", true)
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	require.NoError(t, err)
+	return grpcUpstream(t, grpc.Creds(credentials.NewTLS(&tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    p.pool,
+		MinVersion:   tls.VersionTLS12,
+	})))
+}
+
+// TestDialOptionsThroughResolver dials outbound:///users over mTLS: the
+// discovery resolver finds the endpoint, the policies wrap the call, and
+// closing the ClientConn releases the stack, whose certificate watcher
+// goroutine must be gone.
 func TestDialOptionsThroughResolver(t *testing.T) {
 	needsRealDiscovery(t)
-	addr := grpcUpstream(t)
+	p := newPKI(t)
+	addr := mtlsUpstream(t, p)
+	tlsc := p.clientTLS("client-1")
+	tlsc.ServerName = "users.internal"
+	before := goleak.IgnoreCurrent()
 	opts, err := ambassador.DialOptions(ambassador.ServiceConfig{
-		Name: "users", Protocol: "h2c",
+		Name: "users", Protocol: "h2", TLS: tlsc,
 		Discovery: discovery.Config{Static: []string{addr}},
 		Retry:     &retry.Config{}, RateLimit: &ratelimit.Config{RPS: 1000}, Breaker: &breaker.Config{},
 	})
@@ -89,6 +110,7 @@ func TestDialOptionsThroughResolver(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, healthpb.HealthCheckResponse_SERVING, st)
 	require.NoError(t, conn.Close())
+	goleak.VerifyNone(t, before) // the last ClientConn closed: the stack is released
 }
 
 // TestStackDialOptions uses the stack's options against a passthrough
@@ -119,15 +141,7 @@ func TestStackDialOptions(t *testing.T) {
 
 func TestStackDialOptionsMTLS(t *testing.T) {
 	p := newPKI(t)
-	certPEM, keyPEM := p.issue("upstream", true)
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	require.NoError(t, err)
-	addr := grpcUpstream(t, grpc.Creds(credentials.NewTLS(&tls.Config{
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    p.pool,
-		MinVersion:   tls.VersionTLS12,
-	})))
+	addr := mtlsUpstream(t, p)
 	withCert := p.clientTLS("client-1")
 	withCert.ServerName = "users.internal"
 

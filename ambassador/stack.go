@@ -113,6 +113,7 @@ type options struct {
 // max_connections; with WithBase those keys are the base's business (the
 // stack still switches the URL scheme to https when tls or h2 is
 // configured). Hosts other than the service's name go straight to the base.
+// DialOptions of a stack with WithBase cannot originate TLS.
 func WithBase(rt http.RoundTripper) Option { return func(o *options) { o.base = rt } }
 
 // WithMeterProvider sets the meter provider of every policy in the stack
@@ -163,7 +164,9 @@ var (
 // NewTransport returns the recommended stack for service c as an
 // http.RoundTripper; its dynamic type is *Stack, which also implements
 // io.Closer. Requests to http://<c.Name>/… go through the stack; requests
-// to any other host go to the base transport untouched.
+// to any other host go untouched to the WithBase transport, or without one
+// to http.DefaultTransport (the service's own transport, with its TLS
+// material and protocol, is kept for the service's endpoints).
 func NewTransport(c ServiceConfig, opts ...Option) (http.RoundTripper, error) {
 	s, err := NewStack(c, opts...)
 	if err != nil {
