@@ -22,17 +22,13 @@ import (
 // with a unit such as "64KiB" or "1MB".
 type Size = size.Size
 
-// Default values of the process config.
+// Defaults of the process config. (The server's exported Default*
+// constants hold the same values.)
 const (
-	// DefaultAdminAddress is where the admin listener binds when
-	// admin.address is empty.
-	DefaultAdminAddress = "127.0.0.1:9901"
-	// DefaultMaxHeaderBytes bounds request headers when limits.max_header_bytes is 0.
-	DefaultMaxHeaderBytes Size = 64 << 10
-	// DefaultReadHeaderTimeout bounds header reads when limits.read_header_timeout is 0.
-	DefaultReadHeaderTimeout = 10 * time.Second
-	// DefaultDrainTimeout bounds the drain on shutdown when limits.drain_timeout is 0.
-	DefaultDrainTimeout = 30 * time.Second
+	defaultAdminAddress           = "127.0.0.1:9901"
+	defaultMaxHeaderBytes    Size = 64 << 10
+	defaultReadHeaderTimeout      = 10 * time.Second
+	defaultDrainTimeout           = 30 * time.Second
 )
 
 // Config is the configuration of the ambassador process: where it listens,
@@ -53,7 +49,7 @@ type Config struct {
 
 // AdminConfig configures the admin listener.
 type AdminConfig struct {
-	// Address is host:port; "" means DefaultAdminAddress (127.0.0.1:9901).
+	// Address is host:port; "" means 127.0.0.1:9901.
 	Address string `yaml:"address"`
 }
 
@@ -217,7 +213,7 @@ func (c *Config) Validate() error {
 // AdminAddress returns Admin.Address or its default.
 func (c *Config) AdminAddress() string {
 	if c.Admin.Address == "" {
-		return DefaultAdminAddress
+		return defaultAdminAddress
 	}
 	return c.Admin.Address
 }
@@ -225,7 +221,7 @@ func (c *Config) AdminAddress() string {
 // MaxHeaderBytesOrDefault returns MaxHeaderBytes or its default.
 func (l LimitsConfig) MaxHeaderBytesOrDefault() Size {
 	if l.MaxHeaderBytes == 0 {
-		return DefaultMaxHeaderBytes
+		return defaultMaxHeaderBytes
 	}
 	return l.MaxHeaderBytes
 }
@@ -233,7 +229,7 @@ func (l LimitsConfig) MaxHeaderBytesOrDefault() Size {
 // ReadHeaderTimeoutOrDefault returns ReadHeaderTimeout or its default.
 func (l LimitsConfig) ReadHeaderTimeoutOrDefault() time.Duration {
 	if l.ReadHeaderTimeout == 0 {
-		return DefaultReadHeaderTimeout
+		return defaultReadHeaderTimeout
 	}
 	return l.ReadHeaderTimeout
 }
@@ -241,7 +237,7 @@ func (l LimitsConfig) ReadHeaderTimeoutOrDefault() time.Duration {
 // DrainTimeoutOrDefault returns DrainTimeout or its default.
 func (l LimitsConfig) DrainTimeoutOrDefault() time.Duration {
 	if l.DrainTimeout == 0 {
-		return DefaultDrainTimeout
+		return defaultDrainTimeout
 	}
 	return l.DrainTimeout
 }

@@ -274,7 +274,7 @@ services:
 	assert.Equal(t, 2*time.Second, c.Services["b"].Timeout)
 	assert.Equal(t, "b", c.Services["b"].Name)
 	assert.Equal(t, "127.0.0.1:9901", c.AdminAddress())
-	assert.Equal(t, ambassador.DefaultMaxHeaderBytes, c.Limits.MaxHeaderBytesOrDefault())
+	assert.Equal(t, ambassador.Size(64<<10), c.Limits.MaxHeaderBytesOrDefault())
 	assert.Equal(t, 10*time.Second, c.Limits.ReadHeaderTimeoutOrDefault())
 	assert.Equal(t, 15*time.Second, c.Services["a"].TimeoutOrDefault())
 }

@@ -139,19 +139,19 @@ func (p *pki) server(h2 bool) *httptest.Server {
 	return srv
 }
 
-// syncBuffer collects log output from the stack's goroutines.
-type syncBuffer struct {
+// logBuffer collects log output from the stack's goroutines.
+type logBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *logBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *logBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
@@ -231,7 +231,7 @@ func TestTLSMissingFileFailsAtStart(t *testing.T) {
 func TestTLSCertificateRotation(t *testing.T) {
 	p := newPKI(t)
 	srv := p.server(false)
-	logs := &syncBuffer{}
+	logs := &logBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	s := newStack(t, ambassador.ServiceConfig{Name: "users", TLS: p.clientTLS("client-1"),
 		Discovery: discovery.Config{Static: []string{hostOf(t, srv.URL)}}}, ambassador.WithLogger(logger))
