@@ -83,6 +83,7 @@ func TestParseConfigProblems(t *testing.T) {
 		{"name differs from key", base + "    name: people\n", []want{{"services.users.name", 6, `"people" differs from the service's key "users"`}}},
 		{"bad service name", base + "  Bad_Name!:\n    discovery: {static: [127.0.0.1:1]}\n", []want{{`services["Bad_Name!"].name`, 6, "not a valid host name"}}},
 		{"negative limit", base + "limits: {drain_timeout: -5s}\n", []want{{"limits.drain_timeout", 6, "must be ≥ 0"}}},
+		{"wildcard overlaps a listener", base + "admin: {address: 0.0.0.0:10001}\n", []want{{"listeners[0].address", 2, "already used by admin.address"}}},
 		{"bad admin address", base + "admin: {address: localhost}\n", []want{{"admin.address", 6, `"localhost" is not host:port`}}},
 		{"two documents", base + "---\nadmin: {}\n", []want{{"", 6, "more than one YAML document"}}},
 		{"merge of a scalar", base + "    <<: 5\n", []want{{"services.users", 6, "merge key"}}},

@@ -134,20 +134,21 @@ func (c *Config) check(lines map[string]int, ps *[]Problem) {
 	for _, p := range *ps {
 		ck.bad[p.Path] = true
 	}
-	type bound struct {
-		path string
-	}
-	addrs := map[string]bound{}
+	type bound struct{ path, host string }
+	byPort := map[int][]bound{}
 	claim := func(path, addr string) {
-		key, ok := normalizeAddr(addr)
+		host, port, ok := splitListenAddr(addr)
 		if !ok {
 			return
 		}
-		if prev, dup := addrs[key]; dup {
-			ck.add(path, "address %s is already used by %s", addr, prev.path)
-			return
+		for _, b := range byPort[port] {
+			// A wildcard host binds the port on every interface.
+			if b.host == host || b.host == "" || host == "" {
+				ck.add(path, "address %s is already used by %s", addr, b.path)
+				return
+			}
 		}
-		addrs[key] = bound{path}
+		byPort[port] = append(byPort[port], bound{path, host})
 	}
 	if c.Admin.Address != "" {
 		if err := checkHostPort(c.Admin.Address); err != nil {
@@ -364,20 +365,24 @@ func checkHostPort(addr string) error {
 	return nil
 }
 
-// normalizeAddr gives a comparable form of a listen address; ok is false for
-// addresses that cannot collide (port 0 picks a free port).
-func normalizeAddr(addr string) (string, bool) {
-	host, port, err := net.SplitHostPort(addr)
+// splitListenAddr gives a comparable host ("" for every interface) and the
+// port of a listen address; ok is false for addresses that cannot collide
+// (port 0 picks a free port).
+func splitListenAddr(addr string) (host string, port int, ok bool) {
+	h, ps, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", false
+		return "", 0, false
 	}
-	p, err := strconv.Atoi(port)
-	if err != nil || p == 0 {
-		return "", false
+	port, err = strconv.Atoi(ps)
+	if err != nil || port == 0 {
+		return "", 0, false
 	}
-	host = strings.ToLower(host)
+	host = strings.ToLower(h)
 	if ip := net.ParseIP(host); ip != nil {
+		if ip.IsUnspecified() {
+			return "", port, true
+		}
 		host = ip.String()
 	}
-	return net.JoinHostPort(host, strconv.Itoa(p)), true
+	return host, port, true
 }

@@ -39,7 +39,9 @@ const DefaultTimeout = 15 * time.Second
 // fills Name.
 //
 // An absent (nil) Retry, RateLimit or Breaker leaves that policy out of the
-// stack; a present one, even empty, is the policy with its defaults.
+// stack; a present one, even empty, is the policy with its defaults. In
+// YAML a bare key with no value ("retry:", a null) counts as present: the
+// policy with its defaults (for ratelimit, an error, as rps is required).
 type ServiceConfig struct {
 	// Name is the logical host name of the service, such as "users".
 	Name string `yaml:"name"`
