@@ -2,6 +2,7 @@ package ambassador_test
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"testing"
 	"time"
@@ -19,9 +20,11 @@ var noopBase = rtFunc(func(r *http.Request) (*http.Response, error) {
 	return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: r}, nil
 })
 
+var quietLogs = ambassador.WithLogger(slog.New(slog.DiscardHandler))
+
 func benchStack(b *testing.B, c ambassador.ServiceConfig, url string) {
 	b.Helper()
-	s, err := ambassador.NewStack(c, ambassador.WithBase(noopBase))
+	s, err := ambassador.NewStack(c, ambassador.WithBase(noopBase), quietLogs)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -58,7 +61,7 @@ func BenchmarkStackRoundTrip(b *testing.B) {
 		benchStack(b, ambassador.ServiceConfig{Name: "users", Discovery: eps}, "http://users/x")
 	})
 	b.Run("discovery-only-caller-deadline", func(b *testing.B) {
-		s, err := ambassador.NewStack(ambassador.ServiceConfig{Name: "users", Discovery: eps}, ambassador.WithBase(noopBase))
+		s, err := ambassador.NewStack(ambassador.ServiceConfig{Name: "users", Discovery: eps}, ambassador.WithBase(noopBase), quietLogs)
 		if err != nil {
 			b.Fatal(err)
 		}
