@@ -324,3 +324,39 @@ func TestCallerDeadlineTighterThanTimeout(t *testing.T) {
 	_, err = s.RoundTrip(req)
 	assert.True(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
 }
+
+// An upgraded connection (101) belongs to the caller: its body stays an
+// io.ReadWriteCloser (httputil.ReverseProxy needs that) and lives on after
+// the request's deadline is released.
+func TestUpgradeOutlivesTimeout(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+		_ = brw.Flush()
+		_, _ = io.Copy(conn, brw)
+	}))
+	defer srv.Close()
+	s := newStack(t, ambassador.ServiceConfig{Name: "users", Timeout: 50 * time.Millisecond,
+		Discovery: discovery.Config{Static: []string{hostOf(t, srv.URL)}}})
+	req, err := http.NewRequest(http.MethodGet, "http://users/echo", nil)
+	require.NoError(t, err)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "echo")
+	resp, err := s.RoundTrip(req)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	rwc, ok := resp.Body.(io.ReadWriteCloser)
+	require.True(t, ok, "101 body is writable")
+	defer rwc.Close()
+	assert.Error(t, resp.Request.Context().Err(), "the request's deadline is released at the handshake")
+	_, err = rwc.Write([]byte("ping"))
+	require.NoError(t, err)
+	buf := make([]byte, 4)
+	_, err = io.ReadFull(rwc, buf)
+	require.NoError(t, err)
+	assert.Equal(t, "ping", string(buf))
+}
