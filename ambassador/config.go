@@ -1,0 +1,309 @@
+package ambassador
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/outbound-go/outbound/internal/size"
+)
+
+// Size is a number of bytes. In YAML it is an integer of bytes or a string
+// with a unit such as "64KiB" or "1MB".
+type Size = size.Size
+
+// Defaults of the process config. (The server's exported Default*
+// constants hold the same values.)
+const (
+	defaultAdminAddress           = "127.0.0.1:9901"
+	defaultMaxHeaderBytes    Size = 64 << 10
+	defaultReadHeaderTimeout      = 10 * time.Second
+	defaultDrainTimeout           = 30 * time.Second
+)
+
+// Config is the configuration of the ambassador process: where it listens,
+// which services it proxies to and with which policies, and the process-wide
+// limits. LoadConfig and ParseConfig read it from YAML strictly; a Config
+// built in code is checked by Validate (NewServer does it).
+type Config struct {
+	// Admin is the admin listener (/healthz, /readyz, /metrics, /status).
+	Admin AdminConfig `yaml:"admin"`
+	// Listeners are the proxy listeners; at least one is required.
+	Listeners []ListenerConfig `yaml:"listeners"`
+	// Services are the upstream services by name. The map key fills
+	// ServiceConfig.Name and is the logical host of the service.
+	Services map[string]ServiceConfig `yaml:"services"`
+	// Limits are the process-wide limits on incoming requests.
+	Limits LimitsConfig `yaml:"limits"`
+}
+
+// AdminConfig configures the admin listener.
+type AdminConfig struct {
+	// Address is host:port; "" means 127.0.0.1:9901.
+	Address string `yaml:"address"`
+}
+
+// ListenerConfig is one proxy listener. Exactly one of Service and Routes is
+// set: Service sends every request of the listener to one service; Routes
+// are matched in order, the first match wins.
+type ListenerConfig struct {
+	// Address is host:port.
+	Address string `yaml:"address"`
+	// Service receives every request of this listener.
+	Service string `yaml:"service"`
+	// Routes are matched by Host and path prefix, first match wins.
+	Routes []RouteConfig `yaml:"routes"`
+}
+
+// RouteConfig matches requests by Host and/or path prefix and sends them to
+// one service or splits them by weight. Exactly one of Service and Split is
+// set. A route with neither Host nor PathPrefix matches every request.
+type RouteConfig struct {
+	// Host is compared case-insensitively with the request's host, port ignored.
+	Host string `yaml:"host"`
+	// PathPrefix, when set, must start with "/".
+	PathPrefix string `yaml:"path_prefix"`
+	// Service receives the matching requests.
+	Service string `yaml:"service"`
+	// Split shares the matching requests among services by weight.
+	Split []SplitConfig `yaml:"split"`
+}
+
+// SplitConfig is one leg of a weighted traffic split.
+type SplitConfig struct {
+	// Service receives this leg's share.
+	Service string `yaml:"service"`
+	// Weight is the relative share, ≥ 0; weight 0 sends nothing. At least one
+	// leg of a split must have a positive weight.
+	Weight int `yaml:"weight"`
+}
+
+// LimitsConfig holds the process-wide limits on incoming requests. Zero
+// values mean the defaults shown.
+type LimitsConfig struct {
+	// MaxHeaderBytes bounds the request header size; 0 means 64KiB.
+	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+	// ReadHeaderTimeout bounds the time to read request headers; 0 means 10s.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// DrainTimeout bounds how long shutdown waits for in-flight requests; 0 means 30s.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+}
+
+// Problem is one thing wrong with a config.
+type Problem struct {
+	// Path is the dotted key path, with [i] for list items, such as
+	// "services.users.retry.max_attempts" or "listeners[1].routes[0].service".
+	// It is empty for a YAML syntax error.
+	Path string
+	// Line is the 1-based line in the YAML document, 0 when unknown (a
+	// Config built in code, or a key that is missing).
+	Line int
+	// Msg says what is wrong.
+	Msg string
+}
+
+// String formats the problem as "PATH: message (line N)".
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.Path != "" {
+		b.WriteString(p.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Msg)
+	if p.Line > 0 {
+		b.WriteString(" (line ")
+		b.WriteString(strconv.Itoa(p.Line))
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// ConfigError lists every problem found in a config, sorted by line.
+type ConfigError struct {
+	Problems []Problem
+}
+
+// Error returns one "KEY.PATH: message (line N)" per line.
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	for i, p := range e.Problems {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+// LoadConfig reads the process config from the YAML file at path. Decoding
+// is strict: unknown keys, wrong types, bad durations and sizes and every
+// semantic problem are reported together in a *ConfigError, each with its
+// key path and line. Relative file paths in the config (discovery.file,
+// tls.ca_file, tls.cert_file, tls.key_file) are resolved against the
+// directory of path. A file that cannot be read is reported as the
+// underlying error (errors.Is(err, fs.ErrNotExist) holds for a missing file).
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("ambassador: read config: %w", err)
+	}
+	dir := filepath.Dir(path)
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	return ParseConfig(data, dir)
+}
+
+// ParseConfig decodes and validates the process config from YAML data, as
+// LoadConfig does; relative file paths are resolved against dir (left
+// relative when dir is ""). Errors are *ConfigError.
+//
+// In a service, an absent retry, ratelimit or breaker section leaves the
+// pointer nil (the policy is not in the stack); a present one, even "{}" or
+// a bare key with no value (YAML null), means the policy with its defaults.
+func ParseConfig(data []byte, dir string) (*Config, error) {
+	d := newDecoder()
+	var c Config
+	root, prob := parseDocument(data)
+	if prob != nil {
+		return nil, &ConfigError{Problems: []Problem{*prob}}
+	}
+	if root != nil {
+		d.decode(root, reflectValueOf(&c), "", 0)
+	}
+	for name, s := range c.Services {
+		if s.Name != "" && s.Name != name {
+			np := joinKey("services", name) + ".name"
+			d.problems = append(d.problems, Problem{Path: np, Line: d.lines[np],
+				Msg: fmt.Sprintf("%q differs from the service's key %q; omit it", s.Name, name)})
+		}
+		s.Name = name
+		s.resolvePaths(dir)
+		c.Services[name] = s
+	}
+	c.check(d.lines, &d.problems)
+	if len(d.problems) > 0 {
+		return nil, newConfigError(d.problems)
+	}
+	return &c, nil
+}
+
+// Validate checks a Config built in code the way ParseConfig checks a file
+// (lines are unknown). It does not fill ServiceConfig.Name from the map
+// key: a Name that differs from its key is a problem. Errors are *ConfigError.
+func (c *Config) Validate() error {
+	var ps []Problem
+	c.check(nil, &ps)
+	if len(ps) > 0 {
+		return newConfigError(ps)
+	}
+	return nil
+}
+
+// AdminAddress returns Admin.Address or its default.
+func (c *Config) AdminAddress() string {
+	if c.Admin.Address == "" {
+		return defaultAdminAddress
+	}
+	return c.Admin.Address
+}
+
+// MaxHeaderBytesOrDefault returns MaxHeaderBytes or its default.
+func (l LimitsConfig) MaxHeaderBytesOrDefault() Size {
+	if l.MaxHeaderBytes == 0 {
+		return defaultMaxHeaderBytes
+	}
+	return l.MaxHeaderBytes
+}
+
+// ReadHeaderTimeoutOrDefault returns ReadHeaderTimeout or its default.
+func (l LimitsConfig) ReadHeaderTimeoutOrDefault() time.Duration {
+	if l.ReadHeaderTimeout == 0 {
+		return defaultReadHeaderTimeout
+	}
+	return l.ReadHeaderTimeout
+}
+
+// DrainTimeoutOrDefault returns DrainTimeout or its default.
+func (l LimitsConfig) DrainTimeoutOrDefault() time.Duration {
+	if l.DrainTimeout == 0 {
+		return defaultDrainTimeout
+	}
+	return l.DrainTimeout
+}
+
+func newConfigError(ps []Problem) *ConfigError {
+	sort.SliceStable(ps, func(i, j int) bool {
+		li, lj := ps[i].Line, ps[j].Line
+		if (li == 0) != (lj == 0) {
+			return lj == 0
+		}
+		return li < lj
+	})
+	return &ConfigError{Problems: ps}
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// parseDocument parses data into the root node of its single document; a
+// nil node with no problem means an empty document.
+func parseDocument(data []byte) (*yaml.Node, *Problem) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		return nil, syntaxProblem(err)
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return nil, syntaxProblem(err)
+	default:
+		return nil, &Problem{Line: extra.Line, Msg: "more than one YAML document; want one"}
+	}
+	if doc.Kind == yaml.DocumentNode {
+		if len(doc.Content) == 0 {
+			return nil, nil
+		}
+		return doc.Content[0], nil
+	}
+	return &doc, nil
+}
+
+func syntaxProblem(err error) *Problem {
+	msg := err.Error()
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &Problem{Line: line, Msg: "invalid YAML: " + m[2]}
+	}
+	return &Problem{Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// resolvePaths makes the service's relative file paths relative to dir.
+func (s *ServiceConfig) resolvePaths(dir string) {
+	if dir == "" {
+		return
+	}
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	abs(&s.Discovery.File)
+	abs(&s.TLS.CAFile)
+	abs(&s.TLS.CertFile)
+	abs(&s.TLS.KeyFile)
+}

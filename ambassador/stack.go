@@ -1,0 +1,405 @@
+package ambassador
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/outbound-go/outbound/breaker"
+	"github.com/outbound-go/outbound/discovery"
+	"github.com/outbound-go/outbound/ratelimit"
+	"github.com/outbound-go/outbound/retry"
+)
+
+// Protocols a service's endpoints speak (ServiceConfig.Protocol).
+const (
+	// ProtocolHTTP1 is HTTP/1.1, over TLS when tls is set. The default.
+	ProtocolHTTP1 = "http1"
+	// ProtocolH2C is HTTP/2 with prior knowledge over cleartext TCP (gRPC without TLS).
+	ProtocolH2C = "h2c"
+	// ProtocolH2 is HTTP/2 over TLS, negotiated by ALPN.
+	ProtocolH2 = "h2"
+)
+
+// DefaultTimeout bounds a logical request when ServiceConfig.Timeout is 0.
+const DefaultTimeout = 15 * time.Second
+
+// ServiceConfig describes one upstream service and the policies in front of
+// it. Name is the logical host: a Stack built from it sends http://<Name>/…
+// to the service's endpoints. In the process config the key under services
+// fills Name.
+//
+// An absent (nil) Retry, RateLimit or Breaker leaves that policy out of the
+// stack; a present one, even empty, is the policy with its defaults. In
+// YAML a bare key with no value ("retry:", a null) counts as present: the
+// policy with its defaults (for ratelimit, an error, as rps is required).
+type ServiceConfig struct {
+	// Name is the logical host name of the service, such as "users".
+	Name string `yaml:"name"`
+	// Discovery names exactly one endpoint source and the balancer.
+	Discovery discovery.Config `yaml:"discovery"`
+	// Protocol is http1 (""), h2c or h2; gRPC needs h2c or h2.
+	Protocol string `yaml:"protocol"`
+	// TLS, when any field is set, originates TLS to the endpoints (mTLS
+	// with CertFile and KeyFile). Protocol h2 implies TLS.
+	TLS TLSConfig `yaml:"tls"`
+	// Timeout bounds the whole logical request, retries and the reading of
+	// the response body included; 0 means 15s.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxConnections caps connections per endpoint; 0 means unlimited.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConcurrentRequests caps in-flight requests to the whole service in
+	// the ambassador process (which refuses the excess with 503 overloaded);
+	// 0 means unlimited. A Stack does not enforce it.
+	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
+	// Retry configures retries; nil leaves retry out of the stack.
+	Retry *retry.Config `yaml:"retry"`
+	// RateLimit configures rate limiting; nil leaves it out. Its rps is required.
+	RateLimit *ratelimit.Config `yaml:"ratelimit"`
+	// Breaker configures per-endpoint circuit breakers; nil leaves them out.
+	Breaker *breaker.Config `yaml:"breaker"`
+}
+
+// TLSConfig configures TLS origination to a service's endpoints. The files
+// are PEM; they are re-read when they change on disk, and a bad new file
+// keeps the previous material in use (the error is logged).
+type TLSConfig struct {
+	// CAFile holds the CA certificates that verify the endpoints; "" means
+	// the system roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile is the client certificate chain for mTLS; needs KeyFile.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the client certificate's private key; needs CertFile.
+	KeyFile string `yaml:"key_file"`
+	// ServerName is the name verified in the endpoints' certificates (and
+	// sent as SNI); "" means the endpoint's host (for gRPC, the target's authority).
+	ServerName string `yaml:"server_name"`
+}
+
+// Enabled reports whether any field is set, which turns TLS origination on.
+func (t TLSConfig) Enabled() bool { return t != TLSConfig{} }
+
+// TimeoutOrDefault returns Timeout, or DefaultTimeout when it is 0.
+func (c ServiceConfig) TimeoutOrDefault() time.Duration {
+	if c.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return c.Timeout
+}
+
+// usesTLS reports whether the endpoints are reached over TLS.
+func (c ServiceConfig) usesTLS() bool { return c.Protocol == ProtocolH2 || c.TLS.Enabled() }
+
+// Option customises NewStack, NewTransport and DialOptions with what is not
+// data: the base transport, telemetry providers, the logger.
+type Option func(*options)
+
+type options struct {
+	base   http.RoundTripper
+	mp     metric.MeterProvider
+	tp     trace.TracerProvider
+	logger *slog.Logger
+}
+
+// WithBase sets the transport under the stack. By default the stack builds
+// a tuned *http.Transport from the service's protocol, tls and
+// max_connections; with WithBase those keys are the base's business (the
+// stack still switches the URL scheme to https when tls or h2 is
+// configured). Hosts other than the service's name go straight to the base.
+// DialOptions of a stack with WithBase cannot originate TLS.
+func WithBase(rt http.RoundTripper) Option { return func(o *options) { o.base = rt } }
+
+// WithMeterProvider sets the meter provider of every policy in the stack
+// (the global one by default). Given explicitly, it also turns on otelhttp
+// client metrics (http.client.request.duration) per attempt.
+func WithMeterProvider(mp metric.MeterProvider) Option { return func(o *options) { o.mp = mp } }
+
+// WithTracerProvider turns on an otelhttp client span per attempt, created
+// with tp, which also propagates the trace context to the upstream with the
+// global propagator.
+func WithTracerProvider(tp trace.TracerProvider) Option { return func(o *options) { o.tp = tp } }
+
+// WithLogger sets the logger of the stack and its policies (slog.Default()
+// by default).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// Stack is the recommended client stack for one service:
+//
+//	retry → ratelimit → discovery → breaker → base transport
+//
+// bounded by the service's timeout. It is an http.RoundTripper, safe for
+// concurrent use, and owns goroutines (endpoint refresh, health checks,
+// certificate reloads): Close releases them.
+type Stack struct {
+	cfg         ServiceConfig
+	name        string
+	timeout     time.Duration
+	chain       http.RoundTripper
+	passthrough http.RoundTripper
+	base        http.RoundTripper
+	owned       *http.Transport
+	tls         *tlsSource
+
+	retry   *retry.Policy
+	limiter *ratelimit.Limiter
+	disc    *discovery.Service
+	breaker *breaker.Breaker
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var (
+	_ http.RoundTripper = (*Stack)(nil)
+	_ io.Closer         = (*Stack)(nil)
+)
+
+// NewTransport returns the recommended stack for service c as an
+// http.RoundTripper; its dynamic type is *Stack, which also implements
+// io.Closer. Requests to http://<c.Name>/… go through the stack; requests
+// to any other host go untouched to the WithBase transport, or without one
+// to http.DefaultTransport (the service's own transport, with its TLS
+// material and protocol, is kept for the service's endpoints).
+func NewTransport(c ServiceConfig, opts ...Option) (http.RoundTripper, error) {
+	s, err := NewStack(c, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewStack validates c (a *ConfigError lists every problem, with paths
+// relative to the service) and builds its stack. Each policy is present
+// only when its section is non-nil; the breaker, when present, is the
+// discovery service's Health, so endpoints with an open breaker are skipped.
+func NewStack(c ServiceConfig, opts ...Option) (*Stack, error) {
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("ambassador: service %q: %w", c.Name, err)
+	}
+	var o options
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	logger := o.logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s := &Stack{cfg: c, name: c.Name, timeout: c.TimeoutOrDefault()}
+	fail := func(err error) (*Stack, error) {
+		_ = s.Close()
+		return nil, fmt.Errorf("ambassador: service %q: %w", c.Name, err)
+	}
+
+	if c.usesTLS() && o.base == nil {
+		ts, err := newTLSSource(c.TLS, logger.With("service", c.Name))
+		if err != nil {
+			return fail(err)
+		}
+		s.tls = ts
+	}
+	s.base = o.base
+	if s.base == nil {
+		s.owned = newBaseTransport(c, s.tls)
+		s.base = s.owned
+	}
+	s.passthrough = o.base
+	if s.passthrough == nil {
+		s.passthrough = http.DefaultTransport
+	}
+
+	below := s.base
+	if o.mp != nil || o.tp != nil {
+		var ho []otelhttp.Option
+		if o.mp != nil {
+			ho = append(ho, otelhttp.WithMeterProvider(o.mp))
+		}
+		if o.tp != nil {
+			ho = append(ho, otelhttp.WithTracerProvider(o.tp))
+		}
+		below = otelhttp.NewTransport(below, ho...)
+	}
+	if c.usesTLS() {
+		below = httpsScheme{below}
+	}
+
+	if c.Breaker != nil {
+		var bo []breaker.Option
+		if o.mp != nil {
+			bo = append(bo, breaker.WithMeterProvider(o.mp))
+		}
+		bo = append(bo, breaker.WithService(c.Name))
+		b, err := breaker.New(*c.Breaker, bo...)
+		if err != nil {
+			return fail(fmt.Errorf("breaker: %w", err))
+		}
+		s.breaker = b
+	}
+
+	src, err := discovery.FromConfig(c.Discovery)
+	if err != nil {
+		return fail(fmt.Errorf("discovery: %w", err))
+	}
+	var do []discovery.Option
+	if s.breaker != nil {
+		do = append(do, discovery.WithHealth(s.breaker))
+	}
+	if o.mp != nil {
+		do = append(do, discovery.WithMeterProvider(o.mp))
+	}
+	if o.logger != nil {
+		do = append(do, discovery.WithLogger(o.logger))
+	}
+	svc, err := discovery.NewService(c.Name, src, c.Discovery, do...)
+	if err != nil {
+		return fail(fmt.Errorf("discovery: %w", err))
+	}
+	s.disc = svc
+
+	if c.RateLimit != nil {
+		lo := []ratelimit.Option{ratelimit.WithService(c.Name)}
+		if o.mp != nil {
+			lo = append(lo, ratelimit.WithMeterProvider(o.mp))
+		}
+		if o.logger != nil {
+			lo = append(lo, ratelimit.WithLogger(o.logger))
+		}
+		l, err := ratelimit.New(*c.RateLimit, lo...)
+		if err != nil {
+			return fail(fmt.Errorf("ratelimit: %w", err))
+		}
+		s.limiter = l
+	}
+	if c.Retry != nil {
+		ro := []retry.Option{retry.WithService(c.Name)}
+		if o.mp != nil {
+			ro = append(ro, retry.WithMeterProvider(o.mp))
+		}
+		if o.logger != nil {
+			ro = append(ro, retry.WithLogger(o.logger))
+		}
+		p, err := retry.New(*c.Retry, ro...)
+		if err != nil {
+			return fail(fmt.Errorf("retry: %w", err))
+		}
+		s.retry = p
+	}
+
+	mws := make([]Middleware, 0, 4)
+	if s.retry != nil {
+		mws = append(mws, s.retry.RoundTripper)
+	}
+	if s.limiter != nil {
+		mws = append(mws, s.limiter.RoundTripper)
+	}
+	mws = append(mws, s.disc.RoundTripper)
+	if s.breaker != nil {
+		mws = append(mws, s.breaker.RoundTripper)
+	}
+	s.chain = Chain(below, mws...)
+	return s, nil
+}
+
+// RoundTrip sends a request for the service's logical host through the
+// stack, bounded by the service timeout: the deadline covers every attempt
+// and the reading of the response body, and is released when the body is
+// read to its end or closed. A request for any other host goes to the base
+// transport untouched. When the timeout fires, errors.Is(err,
+// context.DeadlineExceeded) holds.
+func (s *Stack) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL == nil || req.URL.Host != s.name {
+		return s.passthrough.RoundTrip(req)
+	}
+	if dl, ok := req.Context().Deadline(); ok && time.Until(dl) <= s.timeout {
+		// The caller's deadline is the tighter bound: nothing to add.
+		return s.chain.RoundTrip(req)
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), s.timeout)
+	resp, err := s.chain.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		timedOut := ctx.Err() != nil && req.Context().Err() == nil
+		cancel()
+		if timedOut && !errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("ambassador: service %q: timeout %s: %w: %w", s.name, s.timeout, context.DeadlineExceeded, err)
+		}
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil || resp.Body == http.NoBody {
+		// An upgraded connection belongs to the caller from here on: the
+		// timeout bounded the handshake only.
+		cancel()
+		return resp, nil
+	}
+	resp.Body = &cancelBody{rc: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+// CloseIdleConnections closes the idle connections of the base transport
+// (http.Client.CloseIdleConnections calls it).
+func (s *Stack) CloseIdleConnections() {
+	if c, ok := s.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// Close stops the stack's goroutines (discovery refresh and health checks,
+// limiter and breaker housekeeping, certificate reloads) and closes idle
+// connections of the transport it built. It is safe to call more than once.
+func (s *Stack) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		if s.limiter != nil {
+			errs = append(errs, s.limiter.Close())
+		}
+		if s.disc != nil {
+			errs = append(errs, s.disc.Close())
+		}
+		if s.breaker != nil {
+			errs = append(errs, s.breaker.Close())
+		}
+		if s.tls != nil {
+			errs = append(errs, s.tls.Close())
+		}
+		if s.owned != nil {
+			s.owned.CloseIdleConnections()
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+// Name returns the service's logical host name.
+func (s *Stack) Name() string { return s.name }
+
+// Config returns the ServiceConfig the stack was built from.
+func (s *Stack) Config() ServiceConfig { return s.cfg }
+
+// Timeout returns the bound on one logical request (the configured timeout
+// or its 15s default).
+func (s *Stack) Timeout() time.Duration { return s.timeout }
+
+// MaxConcurrentRequests returns the service's max_concurrent_requests (0 =
+// unlimited). The stack does not enforce it; the ambassador's server does.
+func (s *Stack) MaxConcurrentRequests() int { return s.cfg.MaxConcurrentRequests }
+
+// Discovery returns the stack's discovery service (never nil).
+func (s *Stack) Discovery() *discovery.Service { return s.disc }
+
+// Breaker returns the stack's breaker, nil when breaker is not configured.
+func (s *Stack) Breaker() *breaker.Breaker { return s.breaker }
+
+// Limiter returns the stack's rate limiter, nil when ratelimit is not configured.
+func (s *Stack) Limiter() *ratelimit.Limiter { return s.limiter }
+
+// Retry returns the stack's retry policy, nil when retry is not configured.
+func (s *Stack) Retry() *retry.Policy { return s.retry }
