@@ -200,4 +200,3 @@ func (c tripCounter) Add(ctx context.Context, incr int64, opts ...metric.AddOpti
 	}
 	c.Int64Counter.Add(ctx, incr, opts...)
 }
-

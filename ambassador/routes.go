@@ -129,4 +129,3 @@ func buildRoutes(l ListenerConfig, services map[string]*serviceEntry) *listenerR
 	}
 	return lr
 }
-
