@@ -91,7 +91,7 @@ func (s *Server) newServiceEntry(name string, c ServiceConfig) (*serviceEntry, e
 		Transport:      stack,
 		FlushInterval:  -1,
 		BufferPool:     sharedBufferPool,
-		ModifyResponse: stripUpstreamError,
+		ModifyResponse: modifyResponse,
 		ErrorHandler:   s.errorHandler,
 		ErrorLog:       log.New(discardWriter{}, "", 0),
 	}
@@ -135,10 +135,36 @@ func (e *serviceEntry) close() {
 	})
 }
 
-func stripUpstreamError(resp *http.Response) error {
-	// Clients can trust the header: only the ambassador sets it.
+// modifyResponse removes an upstream's own X-Outbound-Error (clients can
+// trust the header: only the ambassador sets it) and re-frames a gRPC
+// trailers-only answer.
+func modifyResponse(resp *http.Response) error {
 	delete(resp.Header, HeaderError)
+	if len(resp.Header["Grpc-Status"]) > 0 {
+		trailersOnly(resp)
+	}
 	return nil
+}
+
+// trailersOnly moves the metadata of a gRPC trailers-only answer (status and
+// metadata in the one header block that ends the stream) into trailers.
+// ReverseProxy flushes the response headers before it copies the (empty)
+// body, which would split the block from the end of the stream; a gRPC
+// client reads grpc-status from headers only when they end the stream, but
+// always from trailers.
+func trailersOnly(resp *http.Response) {
+	if resp.ProtoMajor != 2 || resp.ContentLength > 0 {
+		return
+	}
+	tr := make(http.Header, len(resp.Header))
+	for k, v := range resp.Header {
+		if k == "Content-Type" || k == "Date" {
+			continue
+		}
+		tr[k] = v
+		delete(resp.Header, k)
+	}
+	resp.Trailer = tr
 }
 
 type discardWriter struct{}
