@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,7 +121,7 @@ func NewServer(c *Config, opts ...ServerOption) (*Server, error) {
 	}
 	seen := map[string]bool{}
 	for i, l := range c.Listeners {
-		if seen[l.Address] {
+		if seen[l.Address] && !strings.HasSuffix(l.Address, ":0") {
 			return nil, fmt.Errorf("ambassador: listeners[%d].address: %q is used twice", i, l.Address)
 		}
 		seen[l.Address] = true
@@ -161,18 +162,21 @@ func (s *Server) buildTable(c *Config, old *table) (*table, error) {
 		t.order = append(t.order, name)
 	}
 	slices.Sort(t.order)
-	byAddr := make(map[string]ListenerConfig, len(c.Listeners))
+	// Match listeners by address (in order, for repeated ":0" addresses).
+	byAddr := make(map[string][]ListenerConfig, len(c.Listeners))
 	for _, l := range c.Listeners {
-		byAddr[l.Address] = l
+		byAddr[l.Address] = append(byAddr[l.Address], l)
 	}
 	for i, addr := range s.addrs {
-		l, ok := byAddr[addr]
-		if !ok || len(byAddr) != len(s.addrs) {
+		ls := byAddr[addr]
+		if len(ls) == 0 || len(c.Listeners) != len(s.addrs) {
 			for _, b := range built {
 				b.close()
 			}
 			return nil, fmt.Errorf("ambassador: listeners[%d].address: the set of listener addresses cannot change without a restart", i)
 		}
+		l := ls[0]
+		byAddr[addr] = ls[1:]
 		for _, name := range append([]string{l.Service}, routeServices(l)...) {
 			if name != "" && t.services[name] == nil {
 				for _, b := range built {
