@@ -414,5 +414,8 @@ func parseGRPCTimeout(v string) (time.Duration, bool) {
 	default:
 		return 0, false
 	}
+	if n > int64(math.MaxInt64/unit) {
+		return time.Duration(math.MaxInt64), true // beyond ~292 years: no deadline worth the name
+	}
 	return time.Duration(n) * unit, true
 }
