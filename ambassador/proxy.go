@@ -88,8 +88,12 @@ func (s *Server) newServiceEntry(name string, c ServiceConfig) (*serviceEntry, e
 			u.Opaque = ""
 			pr.Out.Host = ""
 		},
-		Transport:      stack,
-		FlushInterval:  -1,
+		Transport: stack,
+		// 0, not -1: ReverseProxy already flushes every write of
+		// server-sent events and of responses of unknown length (gRPC,
+		// chunked streams); -1 would also cost a timer and a goroutine
+		// for every fixed-length response.
+		FlushInterval:  0,
 		BufferPool:     sharedBufferPool,
 		ModifyResponse: modifyResponse,
 		ErrorHandler:   s.errorHandler,
