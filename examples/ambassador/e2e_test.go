@@ -845,6 +845,7 @@ services:
 		return resp.StatusCode == http.StatusOK && string(b) == "two"
 	}, 5*time.Second, 10*time.Millisecond)
 	resp, body = get(t, c, "http://"+lis+"/a/x")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "one", body, "the changed service serves new requests")
 
 	select {
@@ -856,4 +857,66 @@ services:
 	assert.Equal(t, "200 one", <-long, "the in-flight request finishes on the old stack")
 	p.signal(t, syscall.SIGTERM)
 	assert.Equal(t, 0, p.exitCode(t, 10*time.Second))
+}
+
+func TestWatchReloadsOnFileChange(t *testing.T) {
+	one, two := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "one")
+	})), httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "two")
+	}))
+	defer one.Close()
+	defer two.Close()
+	admin, lis := freeAddr(t), freeAddr(t)
+	cfg := `
+admin: {address: %s}
+listeners: [{address: %s, service: svc}]
+services:
+  svc: {discovery: {static: [%s]}}
+`
+	p := runAmbassador(t, admin, fmt.Sprintf(cfg, admin, lis, hostOf(one.URL)), "-watch")
+	c := newClient(t)
+	_, body := get(t, c, "http://"+lis+"/")
+	require.Equal(t, "one", body)
+	// Replace the file the way editors do: write a new one, rename it over.
+	tmp := p.path + ".new"
+	require.NoError(t, os.WriteFile(tmp, []byte(fmt.Sprintf(cfg, admin, lis, hostOf(two.URL))), 0o600))
+	require.NoError(t, os.Rename(tmp, p.path))
+	require.Eventually(t, func() bool {
+		resp, err := c.Get("http://" + lis + "/")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		return string(b) == "two"
+	}, 5*time.Second, 10*time.Millisecond)
+}
+
+func TestExpectContinue(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%d", len(b))
+	}))
+	defer up.Close()
+	admin, lis := freeAddr(t), freeAddr(t)
+	runAmbassador(t, admin, fmt.Sprintf(`
+admin: {address: %s}
+listeners: [{address: %s, service: up}]
+services:
+  up: {discovery: {static: [%s]}}
+`, admin, lis, hostOf(up.URL)))
+	tr := &http.Transport{ExpectContinueTimeout: 5 * time.Second}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequest(http.MethodPut, "http://"+lis+"/", strings.NewReader(strings.Repeat("x", 100000)))
+	require.NoError(t, err)
+	req.Header.Set("Expect", "100-continue")
+	start := time.Now()
+	resp, err := tr.RoundTrip(req)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "100000", string(b))
+	assert.Less(t, time.Since(start), 4*time.Second, "the body was sent on 100 Continue, not after the timeout")
 }
