@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -259,4 +260,28 @@ services:
 		assert.Equal(t, m, string(got))
 	}
 	require.NoError(t, c.Close(websocket.StatusNormalClosure, "bye"))
+}
+
+// An idle HTTP/2 client connection must not hold up the drain.
+func TestSIGTERMWithIdleGRPCClient(t *testing.T) {
+	up, _, _ := grpcUpstream(t)
+	admin, lis := freeAddr(t), freeAddr(t)
+	p := runAmbassador(t, admin, fmt.Sprintf(`
+admin: {address: %s}
+listeners: [{address: %s, service: grpc}]
+services:
+  grpc:
+    discovery: {static: [%s]}
+    protocol: h2c
+limits: {drain_timeout: 20s}
+`, admin, lis, up))
+	cc := grpcClient(t, lis)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+	require.NoError(t, err)
+	start := time.Now()
+	p.signal(t, syscall.SIGTERM)
+	assert.Equal(t, 0, p.exitCode(t, 15*time.Second))
+	assert.Less(t, time.Since(start), 5*time.Second, "the idle connection was closed, not waited on")
 }
