@@ -212,7 +212,7 @@ listeners: [{address: %s, service: flaky}]
 services:
   flaky:
     discovery: {static: [%s]}
-    retry: {max_attempts: 3, base_delay: 1ms, max_delay: 5ms}
+    retry: {max_attempts: 3, base_delay: 1ms, max_delay: 5ms, budget: {disabled: true}}
 `, admin, lis, hostOf(up.URL)))
 	c := newClient(t)
 	for i := range 20 {
