@@ -222,6 +222,9 @@ func (s *Server) Reload(c *Config) error {
 		return err
 	}
 	s.table.Store(t)
+	if !reflect.DeepEqual(s.cfg.Limits, c.Limits) || s.cfg.Admin != c.Admin {
+		s.opts.logger.Warn("reload: changes to limits and admin take effect at the next restart")
+	}
 	s.cfg = c
 	for name, oe := range old.services {
 		if t.services[name] != oe {

@@ -331,3 +331,24 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func TestSlowHeaderSenderIsCutOff(t *testing.T) {
+	s, err := ambassador.NewServer(&ambassador.Config{
+		Admin:     ambassador.AdminConfig{Address: "127.0.0.1:0"},
+		Listeners: []ambassador.ListenerConfig{{Address: "127.0.0.1:0", Service: "a"}},
+		Services:  map[string]ambassador.ServiceConfig{"a": svc(named(t, "a"))},
+		Limits:    ambassador.LimitsConfig{ReadHeaderTimeout: 100 * time.Millisecond},
+	}, ambassador.WithServerLogger(quietLogger()))
+	require.NoError(t, err)
+	serve(t, s)
+	conn, err := net.Dial("tcp", s.Addrs()[0].String())
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = io.WriteString(conn, "GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(5*time.Second)))
+	start := time.Now()
+	_, err = io.ReadAll(conn) // the server closes the connection
+	require.NoError(t, err)
+	assert.Less(t, time.Since(start), 3*time.Second)
+}
