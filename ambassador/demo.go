@@ -30,9 +30,9 @@ const DemoRequests = 200
 // ambassador, writes a summary to w, then keeps serving until ctx is done
 // and returns nil.
 func RunDemo(ctx context.Context, w io.Writer, opts ...ServerOption) error {
-	var upstreamHits atomic.Int64
+	var flakyHits, slowHits atomic.Int64
 	flaky := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		upstreamHits.Add(1)
+		flakyHits.Add(1)
 		if rand.IntN(3) == 0 {
 			http.Error(rw, "flaky upstream: try again", http.StatusServiceUnavailable)
 			return
@@ -40,7 +40,7 @@ func RunDemo(ctx context.Context, w io.Writer, opts ...ServerOption) error {
 		fmt.Fprintf(rw, "hello from the flaky upstream (%s)\n", r.URL.Path)
 	})
 	slow := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		upstreamHits.Add(1)
+		slowHits.Add(1)
 		if rand.IntN(5) == 0 {
 			select {
 			case <-time.After(50 * time.Millisecond):
@@ -104,9 +104,10 @@ func RunDemo(ctx context.Context, w io.Writer, opts ...ServerOption) error {
 	defer client.CloseIdleConnections()
 	start := time.Now()
 	direct := burst(ctx, client, func(i int) string { return "http://" + addrs[i%2] + "/hello" })
-	upstreamHits.Store(0)
+	flakyHits.Store(0)
+	slowHits.Store(0)
 	viaAmb := burst(ctx, client, func(int) string { return proxy + "/hello" })
-	attempts := upstreamHits.Load()
+	attempts := flakyHits.Load() + slowHits.Load()
 
 	fmt.Fprintf(w, "%-28s %8s %10s %9s\n", "", "requests", "succeeded", "rate")
 	fmt.Fprintf(w, "%-28s %8d %10d %8.1f%%\n", "straight to the upstreams", DemoRequests, direct, pct(direct))
@@ -115,7 +116,7 @@ func RunDemo(ctx context.Context, w io.Writer, opts ...ServerOption) error {
 	if extra := attempts - DemoRequests; extra > 0 {
 		fmt.Fprintf(w, " (%d retries)", extra)
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, ": %d to the flaky one, %d to the slow one\n", flakyHits.Load(), slowHits.Load())
 	fmt.Fprintf(w, "breaker trips: %d\n", trips.Load())
 	fmt.Fprintf(w, "burst done in %s\n\n", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(w, "the ambassador keeps serving; try:\n  curl -i %s/hello\n  curl -s http://%s/status\n(Ctrl-C to stop)\n", proxy, srv.AdminAddr())
