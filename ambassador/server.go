@@ -82,8 +82,32 @@ func WithReady(f func()) ServerOption {
 // Server is the ambassador process as a value: listeners that route
 // requests to service stacks, and an admin listener.
 //
-// NewServer builds the stacks; Run binds the listeners and serves until its
-// context is done; Reload swaps in a new configuration while it runs.
+// NewServer builds one Stack per service; Run binds the listeners and
+// serves until its context is done; Reload swaps in a new configuration
+// while it runs. Its methods are safe for concurrent use.
+//
+// Every listener speaks HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on
+// one port. A listener with service: sends every request to that service;
+// one with routes: takes the first route whose host (compared without case
+// and port; an absolute URI's host wins over the Host header) and path
+// prefix match, and a split: route picks one of its services by weight for
+// each request. A request that matches nothing gets 404 with
+// X-Outbound-Error: no_route and causes no outbound connection.
+//
+// Requests are proxied by httputil.ReverseProxy to http://<service>/<path>,
+// so the service's discovery layer picks the endpoint of each attempt.
+// Bodies stream both ways, hop-by-hop headers are dropped, trailers and
+// upgrades (WebSocket) pass through, and an upstream's own X-Outbound-Error
+// header is removed. When the stack fails, the answer is made here, with
+// X-Outbound-Error naming the reason (see the Reason constants); a gRPC
+// client gets a trailers-only gRPC status instead (UNAVAILABLE,
+// RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, UNIMPLEMENTED for no_route) with
+// the reason in its x-outbound-error metadata. A grpc-timeout header bounds
+// the upstream call. max_concurrent_requests refuses the excess of a
+// service at once with 503 overloaded.
+//
+// Each request writes one access-log line (route, service, endpoint,
+// status, attempts, duration, and the reason when the ambassador answered).
 type Server struct {
 	opts serverOptions
 
