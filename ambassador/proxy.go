@@ -3,7 +3,6 @@ package ambassador
 import (
 	"context"
 	"errors"
-	"log"
 	"log/slog"
 	"math"
 	"net"
@@ -97,7 +96,9 @@ func (s *Server) newServiceEntry(name string, c ServiceConfig) (*serviceEntry, e
 		BufferPool:     sharedBufferPool,
 		ModifyResponse: modifyResponse,
 		ErrorHandler:   s.errorHandler,
-		ErrorLog:       log.New(discardWriter{}, "", 0),
+		// Copy errors after the response began (an upstream reset mid-body)
+		// are the access log's status 499/aborted; details at debug.
+		ErrorLog: slog.NewLogLogger(s.opts.logger.Handler(), slog.LevelDebug),
 	}
 	return e, nil
 }
@@ -170,10 +171,6 @@ func trailersOnly(resp *http.Response) {
 	}
 	resp.Trailer = tr
 }
-
-type discardWriter struct{}
-
-func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 
 // bufferPool hands out 32 KiB copy buffers to every reverse proxy.
 type bufferPool struct{ p sync.Pool }

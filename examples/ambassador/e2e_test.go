@@ -920,3 +920,57 @@ services:
 	assert.Equal(t, "100000", string(b))
 	assert.Less(t, time.Since(start), 4*time.Second, "the body was sent on 100 Continue, not after the timeout")
 }
+
+// Kubernetes mounts a ConfigMap as config.yaml -> ..data/config.yaml and
+// updates it by swapping the ..data symlink; -watch must see that too.
+func TestWatchFollowsSymlinkSwap(t *testing.T) {
+	one, two := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "one")
+	})), httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "two")
+	}))
+	defer one.Close()
+	defer two.Close()
+	admin, lis := freeAddr(t), freeAddr(t)
+	cfg := `
+admin: {address: %s}
+listeners: [{address: %s, service: svc}]
+services:
+  svc: {discovery: {static: [%s]}}
+`
+	dir := t.TempDir()
+	version := func(name, upstream string) {
+		require.NoError(t, os.Mkdir(filepath.Join(dir, name), 0o700))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name, "config.yaml"), []byte(fmt.Sprintf(cfg, admin, lis, upstream)), 0o600))
+	}
+	version("v1", hostOf(one.URL))
+	require.NoError(t, os.Symlink("v1", filepath.Join(dir, "..data")))
+	path := filepath.Join(dir, "config.yaml")
+	require.NoError(t, os.Symlink(filepath.Join("..data", "config.yaml"), path))
+
+	p := startProc(t, "-config", path, "-watch")
+	p.admin = "http://" + admin
+	c := newClient(t)
+	require.Eventually(t, func() bool {
+		resp, err := c.Get("http://" + lis + "/")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		return string(b) == "one"
+	}, 15*time.Second, 20*time.Millisecond)
+
+	version("v2", hostOf(two.URL))
+	require.NoError(t, os.Symlink("v2", filepath.Join(dir, "..data_tmp")))
+	require.NoError(t, os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
+	require.Eventually(t, func() bool {
+		resp, err := c.Get("http://" + lis + "/")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		return string(b) == "two"
+	}, 5*time.Second, 10*time.Millisecond)
+}

@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -108,7 +109,17 @@ func run(ctx context.Context, configPath string, check bool, logFormat string, w
 		return usageError{err}
 	}
 
-	reload := func(why string) {
+	// reload re-reads the file and swaps it in; with onlyIfChanged it skips
+	// a file whose bytes are those last loaded (directory events are noisy).
+	var loaded [sha256.Size]byte
+	if data, err := os.ReadFile(configPath); err == nil {
+		loaded = sha256.Sum256(data)
+	}
+	reload := func(why string, onlyIfChanged bool) {
+		data, err := os.ReadFile(configPath)
+		if err == nil && onlyIfChanged && sha256.Sum256(data) == loaded {
+			return
+		}
 		c, err := ambassador.LoadConfig(configPath)
 		if err == nil {
 			err = srv.Reload(c)
@@ -117,6 +128,7 @@ func run(ctx context.Context, configPath string, check bool, logFormat string, w
 			logger.Error("reload failed; the old config keeps serving", "trigger", why, "error", err.Error())
 			return
 		}
+		loaded = sha256.Sum256(data)
 		logger.Info("config reloaded", "trigger", why)
 	}
 	hup := make(chan os.Signal, 1)
@@ -129,7 +141,8 @@ func run(ctx context.Context, configPath string, check bool, logFormat string, w
 			return err
 		}
 		defer w.Close()
-		// Watch the directory: editors replace files by rename.
+		// Watch the directory: editors replace files by rename, and
+		// Kubernetes swaps a symlink next to the file.
 		if err := w.Add(filepath.Dir(configPath)); err != nil {
 			return err
 		}
@@ -137,16 +150,15 @@ func run(ctx context.Context, configPath string, check bool, logFormat string, w
 	}
 	runErr := make(chan error, 1)
 	go func() { runErr <- srv.Run(ctx) }()
-	base := filepath.Clean(configPath)
 	for {
 		select {
 		case err := <-runErr:
 			return err
 		case <-hup:
-			reload("SIGHUP")
+			reload("SIGHUP", false)
 		case ev := <-events:
-			if filepath.Clean(ev.Name) == base && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
-				reload("file change")
+			if ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
+				reload("file change", true)
 			}
 		}
 	}
