@@ -352,3 +352,27 @@ func TestSlowHeaderSenderIsCutOff(t *testing.T) {
 	require.NoError(t, err)
 	assert.Less(t, time.Since(start), 3*time.Second)
 }
+
+// /readyz lists each service without a ready endpoint. (Needs the real
+// discovery package's health checks.)
+func TestReadyzListsServicesWithoutReadyEndpoint(t *testing.T) {
+	sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "sick", http.StatusInternalServerError)
+	}))
+	defer sick.Close()
+	bad := svc(sick.Listener.Addr().String())
+	bad.Discovery.HealthCheck = discovery.HealthCheckConfig{Path: "/health", Interval: 20 * time.Millisecond, Timeout: time.Second}
+	s, err := ambassador.NewServer(&ambassador.Config{
+		Admin:     ambassador.AdminConfig{Address: "127.0.0.1:0"},
+		Listeners: []ambassador.ListenerConfig{{Address: "127.0.0.1:0", Routes: []ambassador.RouteConfig{{PathPrefix: "/a/", Service: "good"}, {Service: "bad"}}}},
+		Services:  map[string]ambassador.ServiceConfig{"good": svc(named(t, "good")), "bad": bad},
+	}, ambassador.WithServerLogger(quietLogger()))
+	require.NoError(t, err)
+	serve(t, s)
+	c := client(t)
+	admin := "http://" + s.AdminAddr().String()
+	require.Eventually(t, func() bool {
+		code, _, body := fetch(t, c, http.MethodGet, admin+"/readyz", "")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "services.bad") && !strings.Contains(body, "services.good")
+	}, 5*time.Second, 10*time.Millisecond)
+}
