@@ -259,7 +259,14 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if entry.acquire() {
 			break
 		}
-		entry = nil // retired by a reload between Load and acquire: look again
+		entry = nil
+		if s.table.Load() == t {
+			// Retired with no newer table: the server is closing.
+			s.refuse(lw, r, http.StatusServiceUnavailable, ReasonNoEndpoints, 0)
+			return
+		}
+		// Retired by a reload between Load and acquire: route again on the
+		// new table (Reload stores it before it retires the old entries).
 	}
 	if entry.sem != nil {
 		select {
