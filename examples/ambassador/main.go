@@ -1,0 +1,165 @@
+// Command ambassador runs the outbound ambassador: a localhost reverse proxy
+// that applies retry, rate limiting, discovery and circuit breaking to every
+// request it forwards.
+//
+//	ambassador [-config FILE] [-check] [-log-format text|json] [-watch]
+//
+// Without -config it runs the embedded demo. Exit codes: 0 clean shutdown,
+// 1 runtime failure, 2 bad flags or config. SIGTERM/SIGINT drain and exit;
+// SIGHUP (and, with -watch, a change of FILE) reloads the config.
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/outbound-go/outbound/ambassador"
+)
+
+// usageError marks bad flags or config: exit code 2.
+type usageError struct{ error }
+
+func main() {
+	fs := flag.NewFlagSet("ambassador", flag.ContinueOnError)
+	configPath := fs.String("config", "", "config `FILE`; without it the embedded demo runs")
+	check := fs.Bool("check", false, "validate the config FILE, print every problem and exit (2 if any)")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	watch := fs.Bool("watch", false, "reload the config when FILE changes (as on SIGHUP)")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		os.Exit(2)
+	}
+	err := run(context.Background(), *configPath, *check, *logFormat, *watch, os.Stdout, os.Stderr)
+	var ue usageError
+	switch {
+	case err == nil:
+	case errors.As(err, &ue):
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "ambassador:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, configPath string, check bool, logFormat string, watch bool, stdout, stderr io.Writer) error {
+	var h slog.Handler
+	hopts := &slog.HandlerOptions{}
+	if configPath == "" {
+		hopts.Level = slog.LevelWarn // the demo's summary, not 400 access-log lines
+	}
+	switch logFormat {
+	case "text":
+		h = slog.NewTextHandler(stderr, hopts)
+	case "json":
+		h = slog.NewJSONHandler(stderr, hopts)
+	default:
+		return usageError{fmt.Errorf("-log-format: want text or json, got %q", logFormat)}
+	}
+	logger := slog.New(h)
+	if check && configPath == "" {
+		return usageError{errors.New("-check needs -config FILE")}
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	exporter, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return err
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	opts := []ambassador.ServerOption{
+		ambassador.WithServerLogger(logger),
+		ambassador.WithServerMeterProvider(mp),
+		ambassador.WithMetricsHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})),
+	}
+
+	if configPath == "" {
+		return ambassador.RunDemo(ctx, stdout, opts...)
+	}
+	cfg, err := ambassador.LoadConfig(configPath)
+	if err != nil {
+		return usageError{err}
+	}
+	if check {
+		fmt.Fprintln(stdout, "config OK")
+		return nil
+	}
+	srv, err := ambassador.NewServer(cfg, opts...)
+	if err != nil {
+		return usageError{err}
+	}
+
+	// reload re-reads the file and swaps it in; with onlyIfChanged it skips
+	// a file whose bytes are those last loaded (directory events are noisy).
+	var loaded [sha256.Size]byte
+	if data, err := os.ReadFile(configPath); err == nil {
+		loaded = sha256.Sum256(data)
+	}
+	reload := func(why string, onlyIfChanged bool) {
+		data, err := os.ReadFile(configPath)
+		if err == nil && onlyIfChanged && sha256.Sum256(data) == loaded {
+			return
+		}
+		c, err := ambassador.LoadConfig(configPath)
+		if err == nil {
+			err = srv.Reload(c)
+		}
+		if err != nil {
+			logger.Error("reload failed; the old config keeps serving", "trigger", why, "error", err.Error())
+			return
+		}
+		loaded = sha256.Sum256(data)
+		logger.Info("config reloaded", "trigger", why)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var events <-chan fsnotify.Event
+	if watch {
+		w, err := fsnotify.NewWatcher()
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		// Watch the directory: editors replace files by rename, and
+		// Kubernetes swaps a symlink next to the file.
+		if err := w.Add(filepath.Dir(configPath)); err != nil {
+			return err
+		}
+		events = w.Events
+	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- srv.Run(ctx) }()
+	for {
+		select {
+		case err := <-runErr:
+			return err
+		case <-hup:
+			reload("SIGHUP", false)
+		case ev := <-events:
+			if ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
+				reload("file change", true)
+			}
+		}
+	}
+}
