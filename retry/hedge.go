@@ -32,12 +32,16 @@ func (t *transport) hedged(req *http.Request, rec *attempt.Record, src replay.So
 	p := t.p
 	ctx := req.Context()
 	results := make(chan hedgeResult, p.c.maxAttempts+p.c.hedgeMax)
-	inflight := map[int]context.CancelCauseFunc{}
+	type running struct {
+		cancel context.CancelCauseFunc
+		hedge  bool
+	}
+	inflight := map[int]running{}
 
 	start := func(b io.ReadCloser, gb func() (io.ReadCloser, error), hedge bool) {
 		n := rec.Start()
 		actx, cancel := context.WithCancelCause(attempt.WithAttempt(ctx, rec, n))
-		inflight[n] = cancel
+		inflight[n] = running{cancel: cancel, hedge: hedge}
 		r2 := req.WithContext(actx)
 		r2.Body, r2.GetBody = b, gb
 		var timer *time.Timer
@@ -56,8 +60,8 @@ func (t *transport) hedged(req *http.Request, rec *attempt.Record, src replay.So
 	// abandon cancels every attempt still in flight and reaps them in the
 	// background: their responses are drained and closed.
 	abandon := func() {
-		for _, cancel := range inflight {
-			cancel(errAttemptLost)
+		for _, a := range inflight {
+			a.cancel(errAttemptLost)
 		}
 		if k := len(inflight); k > 0 {
 			go func() {
@@ -83,8 +87,8 @@ func (t *transport) hedged(req *http.Request, rec *attempt.Record, src replay.So
 		}
 		select {
 		case <-ctx.Done():
-			for n := range inflight {
-				if n > sent {
+			for _, a := range inflight {
+				if a.hedge {
 					p.count(ctx, oHedged)
 				} else {
 					p.count(ctx, oNotRetryable)
@@ -117,8 +121,12 @@ func (t *transport) hedged(req *http.Request, rec *attempt.Record, src replay.So
 			if !v.retry && (r.err == nil || len(inflight) == 0) {
 				// The winner: the others lose.
 				p.count(ctx, attemptOutcome(v.out))
-				for range inflight {
-					p.count(ctx, oHedged)
+				for _, a := range inflight {
+					if a.hedge {
+						p.count(ctx, oHedged)
+					} else {
+						p.count(ctx, oRetried) // it lost: another attempt answered
+					}
 				}
 				abandon()
 				if r.err != nil {

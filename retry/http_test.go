@@ -49,7 +49,7 @@ func (f *flaky) Bodies() []string {
 	return append([]string(nil), f.bodies...)
 }
 
-func status(code int) func(http.ResponseWriter, *http.Request) {
+func failWith(code int) func(http.ResponseWriter, *http.Request) {
 	return func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(code)
 		_, _ = io.WriteString(w, strings.Repeat("x", 1024))
@@ -78,7 +78,7 @@ func readAll(t *testing.T, resp *http.Response) string {
 func TestRetriesGatewayErrors(t *testing.T) {
 	for _, code := range []int{502, 503, 504} {
 		t.Run(http.StatusText(code), func(t *testing.T) {
-			up := &flaky{n: 2, fail: status(code)}
+			up := &flaky{n: 2, fail: failWith(code)}
 			srv, _, mk := serve(t, up)
 			client, clk, m := mk(retry.Config{})
 			resp, err := client.Get(srv.URL)
@@ -97,7 +97,7 @@ func TestRetriesGatewayErrors(t *testing.T) {
 }
 
 func TestExhaustedReturnsLastResponseUnread(t *testing.T) {
-	up := &flaky{n: 100, fail: status(503)}
+	up := &flaky{n: 100, fail: failWith(503)}
 	srv, _, mk := serve(t, up)
 	client, _, m := mk(retry.Config{MaxAttempts: 4})
 	resp, err := client.Get(srv.URL)
@@ -124,7 +124,7 @@ func TestStatusConditions(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			up := &flaky{n: 1, fail: status(tc.code)}
+			up := &flaky{n: 1, fail: failWith(tc.code)}
 			srv, _, mk := serve(t, up)
 			client, _, _ := mk(tc.cfg)
 			resp, err := client.Get(srv.URL)
@@ -137,7 +137,7 @@ func TestStatusConditions(t *testing.T) {
 }
 
 func TestPOSTNotResentAfter503(t *testing.T) {
-	up := &flaky{n: 1, fail: status(503)}
+	up := &flaky{n: 1, fail: failWith(503)}
 	srv, _, mk := serve(t, up)
 	client, _, m := mk(retry.Config{})
 	resp, err := client.Post(srv.URL, "text/plain", strings.NewReader("pay 10€"))
@@ -163,7 +163,7 @@ func TestIdempotencyKeyReplaysIdenticalBodies(t *testing.T) {
 		{"buffered", func() io.Reader { return onlyReader{strings.NewReader(body)} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			up := &flaky{n: 2, fail: status(503)}
+			up := &flaky{n: 2, fail: failWith(503)}
 			srv, _, mk := serve(t, up)
 			client, _, _ := mk(retry.Config{})
 			req, err := http.NewRequest(http.MethodPost, srv.URL, tc.body())
@@ -187,7 +187,7 @@ type closeCounter struct {
 func (c *closeCounter) Close() error { c.closed.Add(1); return nil }
 
 func TestBodyLargerThanBufferIsSentOnce(t *testing.T) {
-	up := &flaky{n: 1, fail: status(503)}
+	up := &flaky{n: 1, fail: failWith(503)}
 	srv, _, mk := serve(t, up)
 	client, _, m := mk(retry.Config{MaxBodyBuffer: 100})
 	body := &closeCounter{Reader: strings.NewReader(strings.Repeat("b", 4096))}
@@ -289,11 +289,12 @@ func TestResetIsRetriedForGETOnly(t *testing.T) {
 	t.Run("GET", func(t *testing.T) {
 		up := &flaky{n: 1, fail: hangUp}
 		srv, _, mk := serve(t, up)
-		client, _, _ := mk(retry.Config{})
+		client, _, m := mk(retry.Config{})
 		resp, err := client.Get(srv.URL)
 		require.NoError(t, err)
 		assert.Equal(t, "ok", readAll(t, resp))
 		assert.EqualValues(t, 2, up.hits.Load())
+		assert.Equal(t, map[string]int64{"retried": 1, "success": 1}, m.outcomes(t))
 	})
 	t.Run("POST", func(t *testing.T) {
 		up := &flaky{n: 1, fail: hangUp}
@@ -385,7 +386,7 @@ func TestPerTryTimeout(t *testing.T) {
 }
 
 func TestBudgetUnderTotalOutage(t *testing.T) {
-	up := &flaky{n: 1 << 30, fail: status(503)}
+	up := &flaky{n: 1 << 30, fail: failWith(503)}
 	srv, _, mk := serve(t, up)
 	cfg := retry.Config{Budget: retry.BudgetConfig{Ratio: 0.2, MinPerSecond: 1, TTL: 10 * time.Second}}
 	client, _, m := mk(cfg)
