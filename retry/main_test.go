@@ -104,3 +104,27 @@ func newPolicy(t *testing.T, c retry.Config, opts ...retry.Option) (*retry.Polic
 type rtFunc func(*http.Request) (*http.Response, error)
 
 func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// hasServiceAttr reports whether every outbound.retry.attempts point carries
+// service=name.
+func hasServiceAttr(t *testing.T, m *metrics, name string) bool {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, m.reader.Collect(context.Background(), &rm))
+	seen := false
+	for _, sm := range rm.ScopeMetrics {
+		for _, md := range sm.Metrics {
+			if md.Name != "outbound.retry.attempts" {
+				continue
+			}
+			for _, dp := range md.Data.(metricdata.Sum[int64]).DataPoints {
+				v, ok := dp.Attributes.Value(attribute.Key("service"))
+				if !ok || v.AsString() != name {
+					return false
+				}
+				seen = true
+			}
+		}
+	}
+	return seen
+}
