@@ -12,7 +12,9 @@
 // the request body had already been written without a GetBody to rewind it,
 // net/http returns a fmt.Errorf with %v that wraps nothing
 // ("http2: Transport: cannot retry err [...] after Request.Body was
-// written..."). h2UnprocessedText isolates that single string test.
+// written..."). h2UnprocessedText isolates that string test. Likewise the
+// bundled transport's GOAWAY-then-close error is an unexported type with
+// neither Unwrap nor As; h2GoAwayClosedText recognises it (as a reset).
 //
 // # Idempotency
 //
@@ -122,12 +124,6 @@ func isRefusedStream(err error) bool {
 	if errors.As(err, &se) && se.Code == http2.ErrCodeRefusedStream {
 		return true
 	}
-	var ga http2.GoAwayError
-	if errors.As(err, &ga) {
-		// x/net's transport reports a GOAWAY for a stream above the last
-		// one the server processed as GoAwayError.
-		return true
-	}
 	return h2UnprocessedText(err)
 }
 
@@ -142,8 +138,18 @@ func h2UnprocessedText(err error) bool {
 	return strings.Contains(err.Error(), "http2: Transport: cannot retry err [")
 }
 
+// h2GoAwayClosedText recognises net/http's HTTP/2 GoAwayError (an
+// unexported type with no Unwrap or As): the server sent GOAWAY and closed
+// the connection while this stream, which it may have processed, was in
+// flight. That is a reset. x/net's exported twin is deprecated, so the
+// text is the handle here too.
+func h2GoAwayClosedText(err error) bool {
+	return strings.Contains(err.Error(), "http2: server sent GOAWAY and closed the connection")
+}
+
 func isReset(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) ||
+	return h2GoAwayClosedText(err) ||
+		errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, syscall.ECONNABORTED) ||
 		errors.Is(err, io.EOF) ||

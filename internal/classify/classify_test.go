@@ -39,7 +39,7 @@ func TestError(t *testing.T) {
 		{"unexpected EOF", wrap(io.ErrUnexpectedEOF), classify.Reset},
 		{"x/net refused stream", wrap(http2.StreamError{StreamID: 3, Code: http2.ErrCodeRefusedStream}), classify.RefusedStream},
 		{"x/net other stream error", wrap(http2.StreamError{StreamID: 3, Code: http2.ErrCodeInternal}), classify.Other},
-		{"x/net GOAWAY", wrap(http2.GoAwayError{LastStreamID: 1, ErrCode: http2.ErrCodeNo}), classify.RefusedStream},
+		{"net/http GOAWAY then close (text only)", wrap(errors.New(`http2: server sent GOAWAY and closed the connection; LastStreamID=1, ErrCode=NO_ERROR, debug=""`)), classify.Reset},
 		{"net/http unprocessed stream (text only)", wrap(errors.New("http2: Transport: cannot retry err [http2: Transport received Server's graceful shutdown GOAWAY] after Request.Body was written; define Request.GetBody to avoid this error")), classify.RefusedStream},
 		{"local refusal", fmt.Errorf("layer: %w", refusal.New("breaker open")), classify.LocalRefusal},
 		{"per-try timeout", fmt.Errorf("attempt: %w", classify.ErrPerTryTimeout), classify.Timeout},
