@@ -67,7 +67,7 @@ func (p *Policy) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 			}
 			if !p.budget.withdraw() {
 				p.count(ctx, oBudget)
-				return err
+				return &budgetError{last: err}
 			}
 			p.count(ctx, oRetried)
 			p.debug(ctx, "retrying gRPC call", "method", method, "attempt", n, "delay", delay, "error", err)
@@ -247,7 +247,7 @@ func (s *retryStream) retry(err error) error {
 		}
 		if !p.budget.withdraw() {
 			p.count(s.ctx, oBudget)
-			return err
+			return &budgetError{last: err}
 		}
 		p.count(s.ctx, oRetried)
 		if serr := p.clock.Sleep(s.ctx, delay); serr != nil {

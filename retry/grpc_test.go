@@ -182,9 +182,26 @@ func TestUnaryBudgetSharedWithHTTP(t *testing.T) {
 	}
 
 	_, err := client.UnaryCall(context.Background(), &testgrpc.SimpleRequest{})
-	assert.Equal(t, codes.Unavailable, status.Code(err))
+	assert.Equal(t, codes.Unavailable, status.Code(err), "the last status survives")
+	assert.ErrorIs(t, err, retry.ErrBudgetExhausted)
 	assert.EqualValues(t, 3, srv.calls.Load(), "the gRPC call spends the retries the HTTP requests earned")
 	assert.Equal(t, map[string]int64{"success": 10, "retried": 2, "budget_exhausted": 1}, m.outcomes(t))
+}
+
+func TestServerStreamPerTryTimeout(t *testing.T) {
+	srv := &testServer{failFor: 1, fail: func(ctx context.Context) error {
+		<-ctx.Done() // no first message until the client gives up on this try
+		return ctx.Err()
+	}}
+	p, _, m := newPolicy(t, retry.Config{PerTryTimeout: 50 * time.Millisecond})
+	client := startGRPC(t, srv, p)
+	stream, err := client.StreamingOutputCall(context.Background(), streamReq(nil, 4))
+	require.NoError(t, err)
+	got, err := recvAll(stream)
+	require.NoError(t, err)
+	assert.Equal(t, []int{4}, got)
+	assert.EqualValues(t, 2, srv.calls.Load())
+	assert.Equal(t, map[string]int64{"retried": 1, "success": 1}, m.outcomes(t))
 }
 
 func TestUnaryCallerCancel(t *testing.T) {

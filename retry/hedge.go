@@ -165,7 +165,7 @@ func (t *transport) hedged(req *http.Request, rec *attempt.Record, src replay.So
 					return t.finish(r)
 				}
 				r.cancel(nil)
-				return nil, fmt.Errorf("%w: %w", ErrBudgetExhausted, r.err)
+				return nil, &budgetError{last: r.err}
 			}
 			p.count(ctx, attemptOutcome(oRetried))
 			discard(r.resp)

@@ -115,3 +115,22 @@ func TestHedgingFallsBackToRetry(t *testing.T) {
 	assert.Len(t, clk.Sleeps(), 1)
 	assert.Equal(t, map[string]int64{"retried": 1, "success": 1}, m.outcomes(t))
 }
+
+func TestHedgingStopsWhenBudgetIsSpent(t *testing.T) {
+	var hits atomic.Int32
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		time.Sleep(80 * time.Millisecond) // slower than the hedge delay
+		_, _ = w.Write([]byte("slow but fine"))
+	})
+	srv, _, mk := serve(t, up)
+	client, _, m := mk(retry.Config{
+		Hedge:  retry.HedgeConfig{Delay: 10 * time.Millisecond, MaxExtra: 3},
+		Budget: retry.BudgetConfig{MinPerSecond: 0.001, TTL: time.Second},
+	})
+	resp, err := client.Get(srv.URL)
+	require.NoError(t, err)
+	assert.Equal(t, "slow but fine", readAll(t, resp), "the attempt in flight is never killed")
+	assert.EqualValues(t, 1, hits.Load(), "no budget, no hedge")
+	assert.Equal(t, map[string]int64{"success": 1}, m.outcomes(t))
+}

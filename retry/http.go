@@ -12,6 +12,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/outbound-go/outbound/internal/attempt"
 	"github.com/outbound-go/outbound/internal/classify"
@@ -20,10 +21,21 @@ import (
 	"github.com/outbound-go/outbound/internal/retryafter"
 )
 
-// ErrBudgetExhausted is returned (wrapping the last attempt's error) when a
+// ErrBudgetExhausted is matched (errors.Is) by the error returned when a
 // retry was needed but the retry budget was spent and no response exists to
-// return instead. gRPC interceptors return the last status error.
+// return instead. The error also wraps the last attempt's error; from the
+// gRPC interceptors it keeps that attempt's status (status.Code still says
+// UNAVAILABLE, say).
 var ErrBudgetExhausted = refusal.New("retry: budget exhausted")
+
+// budgetError is the last attempt's error, marked as a budget refusal.
+type budgetError struct{ last error }
+
+func (e *budgetError) Error() string   { return ErrBudgetExhausted.Error() + ": " + e.last.Error() }
+func (e *budgetError) Unwrap() []error { return []error{ErrBudgetExhausted, e.last} }
+
+// GRPCStatus keeps the last attempt's gRPC status.
+func (e *budgetError) GRPCStatus() *status.Status { return status.Convert(e.last) }
 
 // drainLimit bounds how much of a discarded response body is read so that
 // its connection can be reused.
@@ -99,7 +111,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if resp != nil {
 				return resp, nil
 			}
-			return nil, fmt.Errorf("%w: %w", ErrBudgetExhausted, err)
+			return nil, &budgetError{last: err}
 		}
 		p.count(ctx, oRetried)
 		discard(resp)

@@ -261,7 +261,9 @@ func TestNeverSleepsPastDeadline(t *testing.T) {
 
 func TestCallerCancellationStops(t *testing.T) {
 	release := make(chan struct{})
+	arrived := make(chan struct{}, 1)
 	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
 		select {
 		case <-r.Context().Done():
 		case <-release:
@@ -272,7 +274,7 @@ func TestCallerCancellationStops(t *testing.T) {
 	client, clk, _ := mk(retry.Config{PerTryTimeout: time.Minute})
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
-	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	go func() { <-arrived; cancel() }()
 	_, err := client.Do(req)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, context.Canceled)
