@@ -1,0 +1,174 @@
+// Package classify tells the retry layer what kind of failure an attempt
+// met and whether a request may safely be sent again.
+//
+// # Errors
+//
+// Error sorts a RoundTrip or gRPC error into a Kind using errors.Is and
+// errors.As on the types net, syscall, context and the HTTP/2 transports
+// export (net/http's bundled HTTP/2 stream error converts into
+// golang.org/x/net/http2.StreamError through its As method). One failure of
+// net/http can only be recognised by its text: when an HTTP/2 stream was
+// refused or its connection went away before the server processed it, and
+// the request body had already been written without a GetBody to rewind it,
+// net/http returns a fmt.Errorf with %v that wraps nothing
+// ("http2: Transport: cannot retry err [...] after Request.Body was
+// written..."). h2UnprocessedText isolates that string test. Likewise the
+// bundled transport's GOAWAY-then-close error is an unexported type with
+// neither Unwrap nor As; h2GoAwayClosedText recognises it (as a reset).
+//
+// # Idempotency
+//
+// Idempotent reports whether a request may be sent again after it may have
+// reached the upstream: the methods RFC 9110 calls idempotent, or any
+// request carrying an Idempotency-Key header.
+package classify
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+
+	"golang.org/x/net/http2"
+
+	"github.com/outbound-go/outbound/internal/refusal"
+)
+
+// Kind is the class of an attempt's failure.
+type Kind uint8
+
+// The kinds of failure, from "the request never left" to "we do not know".
+const (
+	// Other is an error of no known class: it is not retried.
+	Other Kind = iota
+	// ConnectFailure: the connection could not be made (dial, DNS); the
+	// request never left.
+	ConnectFailure
+	// RefusedStream: HTTP/2 REFUSED_STREAM or a GOAWAY for a stream the
+	// server never processed; the request was not acted upon.
+	RefusedStream
+	// Reset: the connection was reset or closed (EOF) before the response
+	// headers arrived; the upstream may have acted on the request.
+	Reset
+	// Timeout: the attempt's own per-try timeout fired while the caller's
+	// context was still live.
+	Timeout
+	// Canceled: the caller's context is done; nothing is retried.
+	Canceled
+	// LocalRefusal: a layer of this stack refused the request locally
+	// (breaker open, rate limited, no endpoints); it never reached an
+	// upstream and is returned at once.
+	LocalRefusal
+)
+
+var kindNames = [...]string{"other", "connect-failure", "refused-stream", "reset", "timeout", "canceled", "local-refusal"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// ErrPerTryTimeout is the cancellation cause the retry layer gives an
+// attempt context whose per-try timeout fired.
+var ErrPerTryTimeout = errors.New("outbound: per-try timeout")
+
+// Error classifies err, returned by an attempt made under attemptCtx, a child
+// of callerCtx. It must only be called with a non-nil err.
+func Error(callerCtx, attemptCtx context.Context, err error) Kind {
+	if callerCtx.Err() != nil {
+		return Canceled
+	}
+	if refusal.Is(err) {
+		return LocalRefusal
+	}
+	if attemptCtx != nil && attemptCtx.Err() != nil {
+		if errors.Is(context.Cause(attemptCtx), ErrPerTryTimeout) ||
+			errors.Is(attemptCtx.Err(), context.DeadlineExceeded) {
+			return Timeout
+		}
+	}
+	if errors.Is(err, ErrPerTryTimeout) {
+		return Timeout
+	}
+	if isConnectFailure(err) {
+		return ConnectFailure
+	}
+	if isRefusedStream(err) {
+		return RefusedStream
+	}
+	if isReset(err) {
+		return Reset
+	}
+	return Other
+}
+
+func isConnectFailure(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+func isRefusedStream(err error) bool {
+	var se http2.StreamError
+	if errors.As(err, &se) && se.Code == http2.ErrCodeRefusedStream {
+		return true
+	}
+	return h2UnprocessedText(err)
+}
+
+// h2UnprocessedText recognises the one net/http error that carries no
+// type: the bundled HTTP/2 transport's refusal to replay a request whose
+// stream was refused (or whose connection got GOAWAY) before the server
+// processed it, after the body was written and no GetBody was set. It is
+// built with fmt.Errorf("...%v...") and so wraps nothing; its text is the
+// only handle. The server did not process the stream, so it is a refused
+// stream.
+func h2UnprocessedText(err error) bool {
+	return strings.Contains(err.Error(), "http2: Transport: cannot retry err [")
+}
+
+// h2GoAwayClosedText recognises net/http's HTTP/2 GoAwayError (an
+// unexported type with no Unwrap or As): the server sent GOAWAY and closed
+// the connection while this stream, which it may have processed, was in
+// flight. That is a reset. x/net's exported twin is deprecated, so the
+// text is the handle here too.
+func h2GoAwayClosedText(err error) bool {
+	return strings.Contains(err.Error(), "http2: server sent GOAWAY and closed the connection")
+}
+
+func isReset(err error) bool {
+	return h2GoAwayClosedText(err) ||
+		errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ECONNABORTED) ||
+		errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// Idempotent reports whether req may be sent again once the upstream may
+// have seen it: GET, HEAD, OPTIONS, TRACE, PUT and DELETE, or any request
+// with an Idempotency-Key header.
+func Idempotent(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace,
+		http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return len(req.Header["Idempotency-Key"]) > 0
+}
+
+// NeverSent reports whether a failure of kind k means the upstream never
+// acted on the request, so that even a non-idempotent request may be sent
+// again.
+func NeverSent(k Kind) bool { return k == ConnectFailure || k == RefusedStream }

@@ -1,0 +1,103 @@
+package classify_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"go.uber.org/goleak"
+	"golang.org/x/net/http2"
+
+	"github.com/outbound-go/outbound/internal/classify"
+	"github.com/outbound-go/outbound/internal/refusal"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestError(t *testing.T) {
+	live := context.Background()
+	wrap := func(err error) error { return &url.Error{Op: "Get", URL: "http://x", Err: err} }
+	dial := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	read := &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
+	cases := []struct {
+		name string
+		err  error
+		want classify.Kind
+	}{
+		{"dial refused", wrap(dial), classify.ConnectFailure},
+		{"dns", wrap(&net.DNSError{Err: "no such host", Name: "nope"}), classify.ConnectFailure},
+		{"reset on read", wrap(read), classify.Reset},
+		{"EOF before headers", wrap(fmt.Errorf("net/http: HTTP/1.x transport connection broken: %w", io.EOF)), classify.Reset},
+		{"unexpected EOF", wrap(io.ErrUnexpectedEOF), classify.Reset},
+		{"x/net refused stream", wrap(http2.StreamError{StreamID: 3, Code: http2.ErrCodeRefusedStream}), classify.RefusedStream},
+		{"x/net other stream error", wrap(http2.StreamError{StreamID: 3, Code: http2.ErrCodeInternal}), classify.Other},
+		{"net/http GOAWAY then close (text only)", wrap(errors.New(`http2: server sent GOAWAY and closed the connection; LastStreamID=1, ErrCode=NO_ERROR, debug=""`)), classify.Reset},
+		{"net/http unprocessed stream (text only)", wrap(errors.New("http2: Transport: cannot retry err [http2: Transport received Server's graceful shutdown GOAWAY] after Request.Body was written; define Request.GetBody to avoid this error")), classify.RefusedStream},
+		{"local refusal", fmt.Errorf("layer: %w", refusal.New("breaker open")), classify.LocalRefusal},
+		{"per-try timeout", fmt.Errorf("attempt: %w", classify.ErrPerTryTimeout), classify.Timeout},
+		{"unknown", errors.New("x509: certificate signed by unknown authority"), classify.Other},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := classify.Error(live, live, tc.err)
+			assert.Equal(t, tc.want, got, "got %s", got)
+		})
+	}
+}
+
+func TestErrorCallerContextWins(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	dial := &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}
+	assert.Equal(t, classify.Canceled, classify.Error(ctx, ctx, dial))
+}
+
+func TestErrorAttemptContext(t *testing.T) {
+	caller := context.Background()
+	actx, cancel := context.WithCancelCause(caller)
+	cancel(classify.ErrPerTryTimeout)
+	assert.Equal(t, classify.Timeout, classify.Error(caller, actx, context.Canceled))
+
+	lost, cancelLost := context.WithCancelCause(caller)
+	cancelLost(errors.New("lost"))
+	assert.Equal(t, classify.Other, classify.Error(caller, lost, context.Canceled))
+}
+
+func TestRealNetHTTPErrors(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	assert.NoError(t, err)
+	addr := lis.Addr().String()
+	assert.NoError(t, lis.Close())
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	_, err = (&http.Client{Transport: tr}).Get("http://" + addr)
+	assert.Equal(t, classify.ConnectFailure, classify.Error(context.Background(), nil, err), "%v", err)
+}
+
+func TestIdempotent(t *testing.T) {
+	for method, want := range map[string]bool{
+		"GET": true, "HEAD": true, "OPTIONS": true, "TRACE": true, "PUT": true, "DELETE": true,
+		"POST": false, "PATCH": false, "CONNECT": false,
+	} {
+		req, _ := http.NewRequest(method, "http://x/", nil)
+		assert.Equal(t, want, classify.Idempotent(req), method)
+	}
+	req, _ := http.NewRequest("POST", "http://x/", nil)
+	req.Header.Set("Idempotency-Key", "abc")
+	assert.True(t, classify.Idempotent(req))
+}
+
+func TestNeverSent(t *testing.T) {
+	assert.True(t, classify.NeverSent(classify.ConnectFailure))
+	assert.True(t, classify.NeverSent(classify.RefusedStream))
+	assert.False(t, classify.NeverSent(classify.Reset))
+	assert.Equal(t, "refused-stream", classify.RefusedStream.String())
+}

@@ -1,0 +1,96 @@
+package retry
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// budgetSlots is the number of slots the TTL window is divided into.
+const budgetSlots = 10
+
+// budget is a Linkerd-style retry budget: over a sliding window of ttl it
+// allows retries while retries+1 ≤ ratio × requests + minPerSecond × ttl.
+// Requests are counted with atomics on the hot path; a retry's check and
+// withdrawal take a mutex (retries are the slow path). The window slides
+// in ttl/budgetSlots steps.
+type budget struct {
+	ratio    float64
+	floor    float64 // minPerSecond × ttl in seconds
+	slotNano int64
+	now      func() time.Time
+
+	mu    sync.Mutex // serialises slot rotation and withdrawals
+	slots [budgetSlots]budgetSlot
+}
+
+type budgetSlot struct {
+	epoch    atomic.Int64 // slot index (time / slotNano) the counts belong to
+	requests atomic.Int64
+	retries  atomic.Int64
+}
+
+func newBudget(c BudgetConfig, now func() time.Time) *budget {
+	if c.Disabled {
+		return nil
+	}
+	slot := int64(c.TTL) / budgetSlots
+	if slot <= 0 {
+		slot = 1
+	}
+	return &budget{
+		ratio:    c.Ratio,
+		floor:    c.MinPerSecond * c.TTL.Seconds(),
+		slotNano: slot,
+		now:      now,
+	}
+}
+
+// slot returns the current slot, reset if it belonged to an older epoch.
+func (b *budget) slot() (*budgetSlot, int64) {
+	idx := b.now().UnixNano() / b.slotNano
+	s := &b.slots[idx%budgetSlots]
+	if s.epoch.Load() != idx {
+		b.mu.Lock()
+		if s.epoch.Load() != idx {
+			s.requests.Store(0)
+			s.retries.Store(0)
+			s.epoch.Store(idx)
+		}
+		b.mu.Unlock()
+	}
+	return s, idx
+}
+
+// deposit counts one logical request.
+func (b *budget) deposit() {
+	if b == nil {
+		return
+	}
+	s, _ := b.slot()
+	s.requests.Add(1)
+}
+
+// withdraw reports whether one more retry (or hedge) fits the budget and,
+// if so, counts it.
+func (b *budget) withdraw() bool {
+	if b == nil {
+		return true
+	}
+	s, idx := b.slot()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var reqs, retries int64
+	for i := range b.slots {
+		o := &b.slots[i]
+		if e := o.epoch.Load(); e > idx-budgetSlots && e <= idx {
+			reqs += o.requests.Load()
+			retries += o.retries.Load()
+		}
+	}
+	if float64(retries+1) > b.ratio*float64(reqs)+b.floor {
+		return false
+	}
+	s.retries.Add(1)
+	return true
+}

@@ -1,0 +1,307 @@
+package retry
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/outbound-go/outbound/internal/size"
+)
+
+// Size is a number of bytes; in YAML an integer or a string such as "1MiB".
+type Size = size.Size
+
+// Defaults applied to zero fields of Config.
+const (
+	DefaultMaxAttempts   = 3
+	DefaultBaseDelay     = 25 * time.Millisecond
+	DefaultMaxDelay      = 250 * time.Millisecond
+	DefaultMaxRetryAfter = 30 * time.Second
+	DefaultMaxBodyBuffer = Size(1 << 20)
+	DefaultBudgetRatio   = 0.2
+	DefaultBudgetMin     = 10.0
+	DefaultBudgetTTL     = 10 * time.Second
+	DefaultHedgeMaxExtra = 1
+)
+
+// The words retry_on accepts.
+const (
+	OnConnectFailure       = "connect-failure"
+	OnRefusedStream        = "refused-stream"
+	OnReset                = "reset"
+	OnGatewayError         = "gateway-error"
+	On5xx                  = "5xx"
+	OnRetriableStatusCodes = "retriable-status-codes"
+)
+
+// DefaultRetryOn returns the conditions retried when Config.RetryOn is
+// empty: connect-failure, refused-stream, reset and gateway-error.
+func DefaultRetryOn() []string {
+	return []string{OnConnectFailure, OnRefusedStream, OnReset, OnGatewayError}
+}
+
+// DefaultRetriableGRPCCodes returns the gRPC codes retried when
+// Config.RetriableGRPCCodes is empty: UNAVAILABLE.
+func DefaultRetriableGRPCCodes() []string { return []string{"UNAVAILABLE"} }
+
+// Config is the retry policy as data. Its zero value is the documented
+// default policy; the yaml tags are the keys of a retry: section.
+type Config struct {
+	// MaxAttempts is the number of attempts including the first; 1 means
+	// no retries. 0 means 3.
+	MaxAttempts int `yaml:"max_attempts"`
+	// PerTryTimeout bounds each attempt's wait for response headers (gRPC
+	// unary: the whole attempt; server streams: until the first message).
+	// 0 means none.
+	PerTryTimeout time.Duration `yaml:"per_try_timeout"`
+	// BaseDelay is the first backoff delay (before jitter). 0 means 25ms.
+	BaseDelay time.Duration `yaml:"base_delay"`
+	// MaxDelay caps every backoff delay. 0 means 250ms.
+	MaxDelay time.Duration `yaml:"max_delay"`
+	// RetryOn lists the retried conditions: connect-failure,
+	// refused-stream, reset, gateway-error (502, 503, 504), 5xx and
+	// retriable-status-codes. Empty means DefaultRetryOn.
+	RetryOn []string `yaml:"retry_on"`
+	// RetriableStatusCodes are the HTTP status codes retried under
+	// retriable-status-codes (listing codes here enables the condition).
+	RetriableStatusCodes []int `yaml:"retriable_status_codes"`
+	// RetriableGRPCCodes are gRPC code names (case-insensitive) retried by
+	// the interceptors and, for trailers-only gRPC responses, by the
+	// RoundTripper. Empty means UNAVAILABLE.
+	RetriableGRPCCodes []string `yaml:"retriable_grpc_codes"`
+	// RetryNonIdempotent allows re-sending POST, PATCH and other
+	// non-idempotent requests under every condition, not only when the
+	// request never left.
+	RetryNonIdempotent bool `yaml:"retry_non_idempotent"`
+	// MaxRetryAfter is the longest upstream Retry-After (or gRPC pushback)
+	// that is waited out; beyond it the response is returned. 0 means 30s.
+	MaxRetryAfter time.Duration `yaml:"max_retry_after"`
+	// MaxBodyBuffer caps the bytes buffered to replay a body that has no
+	// GetBody. 0 means 1MiB.
+	MaxBodyBuffer Size `yaml:"max_body_buffer"`
+	// Budget limits retries relative to requests.
+	Budget BudgetConfig `yaml:"budget"`
+	// Hedge sends extra copies of slow idempotent requests.
+	Hedge HedgeConfig `yaml:"hedge"`
+}
+
+// BudgetConfig is the retry budget: over a sliding window of TTL, retries
+// (and hedges) may not exceed Ratio × requests + MinPerSecond × TTL.
+type BudgetConfig struct {
+	// Ratio of retries to requests, in [0, 1]. 0 means 0.2.
+	Ratio float64 `yaml:"ratio"`
+	// MinPerSecond is the floor of retries always allowed. 0 means 10.
+	MinPerSecond float64 `yaml:"min_per_second"`
+	// TTL is the window requests and retries are counted over. 0 means 10s.
+	TTL time.Duration `yaml:"ttl"`
+	// Disabled turns the budget off: every retry max_attempts allows is made.
+	Disabled bool `yaml:"disabled"`
+}
+
+// HedgeConfig configures hedging: when an idempotent request has no
+// response headers after Delay, another copy is sent, up to MaxExtra
+// copies; the first response wins.
+type HedgeConfig struct {
+	// Delay before each extra copy. 0 means hedging is off.
+	Delay time.Duration `yaml:"delay"`
+	// MaxExtra is the number of extra copies. 0 means 1.
+	MaxExtra int `yaml:"max_extra"`
+}
+
+// FieldError is one problem of a Config, naming its yaml key.
+type FieldError struct {
+	Field string // yaml key path inside the retry section, e.g. "budget.ratio"
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// Validate reports every problem of c, each a *FieldError, joined with
+// errors.Join. It returns nil for a valid config.
+func (c Config) Validate() error {
+	_, err := c.compile()
+	return err
+}
+
+// compiled is a validated Config with defaults applied.
+type compiled struct {
+	maxAttempts   int
+	perTry        time.Duration
+	baseDelay     time.Duration
+	maxDelay      time.Duration
+	on            conditions
+	statusCodes   []int
+	grpcCodes     [17]bool
+	nonIdempotent bool
+	maxRetryAfter time.Duration
+	maxBody       int64
+	budget        BudgetConfig
+	hedgeDelay    time.Duration
+	hedgeMax      int
+}
+
+type conditions uint8
+
+const (
+	condConnect conditions = 1 << iota
+	condRefused
+	condReset
+	condGateway
+	cond5xx
+	condStatus
+)
+
+var conditionWords = map[string]conditions{
+	OnConnectFailure:       condConnect,
+	OnRefusedStream:        condRefused,
+	OnReset:                condReset,
+	OnGatewayError:         condGateway,
+	On5xx:                  cond5xx,
+	OnRetriableStatusCodes: condStatus,
+}
+
+var grpcCodeNames = map[string]codes.Code{
+	"OK": codes.OK, "CANCELLED": codes.Canceled, "UNKNOWN": codes.Unknown,
+	"INVALID_ARGUMENT": codes.InvalidArgument, "DEADLINE_EXCEEDED": codes.DeadlineExceeded,
+	"NOT_FOUND": codes.NotFound, "ALREADY_EXISTS": codes.AlreadyExists,
+	"PERMISSION_DENIED": codes.PermissionDenied, "RESOURCE_EXHAUSTED": codes.ResourceExhausted,
+	"FAILED_PRECONDITION": codes.FailedPrecondition, "ABORTED": codes.Aborted,
+	"OUT_OF_RANGE": codes.OutOfRange, "UNIMPLEMENTED": codes.Unimplemented,
+	"INTERNAL": codes.Internal, "UNAVAILABLE": codes.Unavailable, "DATA_LOSS": codes.DataLoss,
+	"UNAUTHENTICATED": codes.Unauthenticated,
+}
+
+func (c Config) compile() (compiled, error) {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	negDur := func(field string, d time.Duration) {
+		if d < 0 {
+			bad(field, "must be ≥ 0, got %s", d)
+		}
+	}
+	var k compiled
+
+	switch {
+	case c.MaxAttempts < 0:
+		bad("max_attempts", "must be ≥ 1, got %d", c.MaxAttempts)
+	case c.MaxAttempts == 0:
+		k.maxAttempts = DefaultMaxAttempts
+	default:
+		k.maxAttempts = c.MaxAttempts
+	}
+	negDur("per_try_timeout", c.PerTryTimeout)
+	k.perTry = c.PerTryTimeout
+	negDur("base_delay", c.BaseDelay)
+	k.baseDelay = orDur(c.BaseDelay, DefaultBaseDelay)
+	negDur("max_delay", c.MaxDelay)
+	k.maxDelay = orDur(c.MaxDelay, DefaultMaxDelay)
+	if c.BaseDelay > 0 && c.MaxDelay > 0 && c.BaseDelay > c.MaxDelay {
+		bad("base_delay", "must be ≤ max_delay (%s), got %s", c.MaxDelay, c.BaseDelay)
+	} else if k.baseDelay > k.maxDelay {
+		// Only one of the two was set: the default of the other gives way.
+		if c.BaseDelay == 0 {
+			k.baseDelay = k.maxDelay
+		} else {
+			k.maxDelay = k.baseDelay
+		}
+	}
+
+	words := c.RetryOn
+	if len(words) == 0 {
+		words = DefaultRetryOn()
+	}
+	for i, w := range words {
+		cond, ok := conditionWords[strings.ToLower(strings.TrimSpace(w))]
+		if !ok {
+			bad(fmt.Sprintf("retry_on[%d]", i), "unknown condition %q (want one of connect-failure, refused-stream, reset, gateway-error, 5xx, retriable-status-codes)", w)
+			continue
+		}
+		k.on |= cond
+	}
+	for i, code := range c.RetriableStatusCodes {
+		if code < 100 || code > 599 {
+			bad(fmt.Sprintf("retriable_status_codes[%d]", i), "must be an HTTP status code in [100, 599], got %d", code)
+		}
+	}
+	if len(c.RetriableStatusCodes) > 0 {
+		k.on |= condStatus
+		k.statusCodes = append([]int(nil), c.RetriableStatusCodes...)
+	}
+	names := c.RetriableGRPCCodes
+	if len(names) == 0 {
+		names = DefaultRetriableGRPCCodes()
+	}
+	for i, name := range names {
+		code, ok := grpcCodeNames[strings.ToUpper(strings.TrimSpace(name))]
+		if !ok {
+			bad(fmt.Sprintf("retriable_grpc_codes[%d]", i), "unknown gRPC code %q (want a name such as UNAVAILABLE)", name)
+			continue
+		}
+		if code == codes.OK {
+			bad(fmt.Sprintf("retriable_grpc_codes[%d]", i), "OK is not an error and cannot be retried")
+			continue
+		}
+		k.grpcCodes[code] = true
+	}
+	k.nonIdempotent = c.RetryNonIdempotent
+	negDur("max_retry_after", c.MaxRetryAfter)
+	k.maxRetryAfter = orDur(c.MaxRetryAfter, DefaultMaxRetryAfter)
+	switch {
+	case c.MaxBodyBuffer < 0:
+		bad("max_body_buffer", "must be ≥ 0, got %d", int64(c.MaxBodyBuffer))
+	case c.MaxBodyBuffer == 0:
+		k.maxBody = int64(DefaultMaxBodyBuffer)
+	default:
+		k.maxBody = int64(c.MaxBodyBuffer)
+	}
+
+	b := c.Budget
+	if math.IsNaN(b.Ratio) || b.Ratio < 0 || b.Ratio > 1 {
+		bad("budget.ratio", "must be in [0, 1], got %v", b.Ratio)
+	}
+	if math.IsNaN(b.MinPerSecond) || math.IsInf(b.MinPerSecond, 0) || b.MinPerSecond < 0 {
+		bad("budget.min_per_second", "must be a finite number ≥ 0, got %v", b.MinPerSecond)
+	}
+	negDur("budget.ttl", b.TTL)
+	k.budget = BudgetConfig{
+		Ratio:        orFloat(b.Ratio, DefaultBudgetRatio),
+		MinPerSecond: orFloat(b.MinPerSecond, DefaultBudgetMin),
+		TTL:          orDur(b.TTL, DefaultBudgetTTL),
+		Disabled:     b.Disabled,
+	}
+
+	negDur("hedge.delay", c.Hedge.Delay)
+	k.hedgeDelay = c.Hedge.Delay
+	switch {
+	case c.Hedge.MaxExtra < 0:
+		bad("hedge.max_extra", "must be ≥ 0, got %d", c.Hedge.MaxExtra)
+	case c.Hedge.MaxExtra == 0:
+		k.hedgeMax = DefaultHedgeMaxExtra
+	default:
+		k.hedgeMax = c.Hedge.MaxExtra
+	}
+	if err := errors.Join(errs...); err != nil {
+		return compiled{}, err
+	}
+	return k, nil
+}
+
+func orDur(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+func orFloat(f, def float64) float64 {
+	if f == 0 {
+		return def
+	}
+	return f
+}

@@ -1,0 +1,331 @@
+package retry
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/outbound-go/outbound/internal/attempt"
+	"github.com/outbound-go/outbound/internal/classify"
+	"github.com/outbound-go/outbound/internal/refusal"
+)
+
+// pushbackKey is the trailer a gRPC server sets to ask for a delay before
+// the next attempt (or, negative or malformed, for no retry).
+const pushbackKey = "grpc-retry-pushback-ms"
+
+// UnaryClientInterceptor returns an interceptor that retries unary calls
+// failing with a code in retriable_grpc_codes (UNAVAILABLE by default), or
+// with the per-try timeout. It honours grpc-retry-pushback-ms and spends
+// the policy's budget.
+func (p *Policy) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		rec, _ := attempt.FromContext(ctx)
+		if rec == nil {
+			rec = attempt.NewRecord()
+		}
+		p.budget.deposit()
+		var trailer metadata.MD
+		callOpts := append(opts[:len(opts):len(opts)], grpc.Trailer(&trailer))
+		var bo *backoff.ExponentialBackOff
+		for {
+			n := rec.Start()
+			actx := attempt.WithAttempt(ctx, rec, n)
+			cancel := context.CancelFunc(func() {})
+			if p.c.perTry > 0 {
+				actx, cancel = context.WithTimeout(actx, p.c.perTry)
+			}
+			trailer = nil
+			err := invoker(actx, method, req, reply, cc, callOpts...)
+			cancel()
+			p.eventGRPC(ctx, n, rec, cc)
+			if err == nil {
+				p.count(ctx, oSuccess)
+				return nil
+			}
+			v := p.judgeGRPC(ctx, actx, err, trailer)
+			if !v.retry {
+				p.count(ctx, v.out)
+				return err
+			}
+			if n >= p.c.maxAttempts {
+				p.count(ctx, oExhausted)
+				return err
+			}
+			delay, ok := p.nextDelay(ctx, &bo, v.delay, v.hasDelay)
+			if !ok {
+				p.count(ctx, oExhausted)
+				return err
+			}
+			if !p.budget.withdraw() {
+				p.count(ctx, oBudget)
+				return &budgetError{last: err}
+			}
+			p.count(ctx, oRetried)
+			p.debug(ctx, "retrying gRPC call", "method", method, "attempt", n, "delay", delay, "error", err)
+			if serr := p.clock.Sleep(ctx, delay); serr != nil {
+				return ctxStatus(ctx, serr)
+			}
+		}
+	}
+}
+
+// ctxStatus turns the caller's context error into the status error gRPC
+// would give, still matching the context error with errors.Is.
+func ctxStatus(ctx context.Context, err error) error {
+	cerr := ctx.Err()
+	if cerr == nil {
+		return err
+	}
+	return &ctxError{st: status.FromContextError(cerr), err: cerr}
+}
+
+type ctxError struct {
+	st  *status.Status
+	err error
+}
+
+func (e *ctxError) Error() string              { return e.st.Err().Error() }
+func (e *ctxError) GRPCStatus() *status.Status { return e.st }
+func (e *ctxError) Unwrap() error              { return e.err }
+
+// judgeGRPC decides whether a failed gRPC attempt is retried.
+func (p *Policy) judgeGRPC(ctx, actx context.Context, err error, trailer metadata.MD) verdict {
+	notRetryable := verdict{out: oNotRetryable}
+	if ctx.Err() != nil || refusal.Is(err) {
+		return notRetryable
+	}
+	code := status.Code(err)
+	perTryFired := actx.Err() != nil && errors.Is(actx.Err(), context.DeadlineExceeded)
+	if !perTryFired {
+		if k := classify.Error(ctx, actx, err); k == classify.Timeout {
+			perTryFired = true
+		}
+	}
+	if !perTryFired && !p.retriableCode(code) {
+		return notRetryable
+	}
+	if vs := trailer.Get(pushbackKey); len(vs) > 0 {
+		d, ok := pushback(vs[0])
+		if !ok || d > p.c.maxRetryAfter {
+			return notRetryable
+		}
+		return verdict{retry: true, delay: d, hasDelay: true}
+	}
+	return verdict{retry: true}
+}
+
+// eventGRPC adds an attempt event; the endpoint is the one discovery
+// recorded, else the connection's target.
+func (p *Policy) eventGRPC(ctx context.Context, n int, rec *attempt.Record, cc *grpc.ClientConn) {
+	if !trace.SpanFromContext(ctx).IsRecording() {
+		return
+	}
+	endpoint := rec.LastEndpoint()
+	if endpoint == "" && cc != nil {
+		endpoint = cc.Target()
+	}
+	p.eventEndpoint(ctx, n, endpoint)
+}
+
+// StreamClientInterceptor returns an interceptor that retries
+// server-streaming calls until their first response message arrives: the
+// request message sent on the stream is kept and sent again on a new
+// stream. Once a message has arrived the stream is committed and passes
+// through. Client-streaming and bidirectional calls are passed through
+// unretried: the messages they send cannot be replayed faithfully.
+func (p *Policy) StreamClientInterceptor() grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		if desc.ClientStreams || !desc.ServerStreams {
+			return streamer(ctx, desc, cc, method, opts...)
+		}
+		rec, _ := attempt.FromContext(ctx)
+		if rec == nil {
+			rec = attempt.NewRecord()
+		}
+		p.budget.deposit()
+		s := &retryStream{p: p, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts, rec: rec}
+		if err := s.open(); err != nil {
+			// The stream could not even be created: retry that too.
+			if err = s.retry(err); err != nil {
+				return nil, err
+			}
+		}
+		return s, nil
+	}
+}
+
+// retryStream is a server-streaming call that can be restarted until its
+// first response message arrives.
+type retryStream struct {
+	p        *Policy
+	ctx      context.Context
+	desc     *grpc.StreamDesc
+	cc       *grpc.ClientConn
+	method   string
+	streamer grpc.Streamer
+	opts     []grpc.CallOption
+	rec      *attempt.Record
+
+	mu        sync.Mutex
+	cs        grpc.ClientStream
+	n         int
+	actx      context.Context
+	cancel    context.CancelFunc
+	timer     *time.Timer
+	sent      []any // messages sent before commit (a server stream sends one)
+	closeSent bool
+	committed bool
+	bo        *backoff.ExponentialBackOff
+}
+
+// open starts a new attempt: a new underlying stream with its own context.
+func (s *retryStream) open() error {
+	s.n = s.rec.Start()
+	actx, cancel := context.WithCancelCause(attempt.WithAttempt(s.ctx, s.rec, s.n))
+	s.actx, s.cancel = actx, func() { cancel(nil) }
+	if s.p.c.perTry > 0 {
+		s.timer = time.AfterFunc(s.p.c.perTry, func() { cancel(classify.ErrPerTryTimeout) })
+	}
+	cs, err := s.streamer(actx, s.desc, s.cc, s.method, s.opts...)
+	s.p.eventGRPC(s.ctx, s.n, s.rec, s.cc)
+	if err != nil {
+		s.stopAttempt()
+		return err
+	}
+	s.cs = cs
+	for _, m := range s.sent {
+		if err := cs.SendMsg(m); err != nil {
+			// The real error surfaces from RecvMsg.
+			break
+		}
+	}
+	if s.closeSent {
+		_ = cs.CloseSend()
+	}
+	return nil
+}
+
+func (s *retryStream) stopAttempt() {
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.cancel()
+}
+
+// retry decides about a failed attempt and, if allowed, opens the next one.
+// It returns nil when a new attempt is open, else the error to return.
+func (s *retryStream) retry(err error) error {
+	p := s.p
+	for {
+		var trailer metadata.MD
+		if s.cs != nil {
+			trailer = s.cs.Trailer()
+		}
+		v := p.judgeGRPC(s.ctx, s.actx, err, trailer)
+		s.stopAttempt()
+		if !v.retry {
+			p.count(s.ctx, v.out)
+			return err
+		}
+		if s.n >= p.c.maxAttempts {
+			p.count(s.ctx, oExhausted)
+			return err
+		}
+		delay, ok := p.nextDelay(s.ctx, &s.bo, v.delay, v.hasDelay)
+		if !ok {
+			p.count(s.ctx, oExhausted)
+			return err
+		}
+		if !p.budget.withdraw() {
+			p.count(s.ctx, oBudget)
+			return &budgetError{last: err}
+		}
+		p.count(s.ctx, oRetried)
+		if serr := p.clock.Sleep(s.ctx, delay); serr != nil {
+			return ctxStatus(s.ctx, serr)
+		}
+		s.cs = nil
+		if err = s.open(); err == nil {
+			return nil
+		}
+	}
+}
+
+func (s *retryStream) current() grpc.ClientStream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cs
+}
+
+func (s *retryStream) Header() (metadata.MD, error) { return s.current().Header() }
+func (s *retryStream) Trailer() metadata.MD         { return s.current().Trailer() }
+func (s *retryStream) Context() context.Context     { return s.current().Context() }
+
+func (s *retryStream) CloseSend() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeSent = true
+	return s.cs.CloseSend()
+}
+
+func (s *retryStream) SendMsg(m any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.committed {
+		s.sent = append(s.sent, m)
+	}
+	return s.cs.SendMsg(m)
+}
+
+// RecvMsg receives from the current attempt; before the first message a
+// retryable failure restarts the call on a new stream.
+func (s *retryStream) RecvMsg(m any) error {
+	s.mu.Lock()
+	if s.committed {
+		cs := s.cs
+		s.mu.Unlock()
+		err := cs.RecvMsg(m)
+		if err != nil {
+			s.cancel()
+		}
+		return err
+	}
+	defer s.mu.Unlock()
+	for {
+		err := s.cs.RecvMsg(m)
+		if err == nil {
+			s.commit(oSuccess)
+			return nil
+		}
+		if errors.Is(err, io.EOF) {
+			// The server ended the stream with OK and no message.
+			s.commit(oSuccess)
+			s.cancel()
+			return err
+		}
+		if rerr := s.retry(err); rerr != nil {
+			s.committed = true
+			return rerr
+		}
+	}
+}
+
+func (s *retryStream) commit(o outcome) {
+	s.committed = true
+	s.sent = nil
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.p.count(s.ctx, o)
+}
+
+var _ grpc.ClientStream = (*retryStream)(nil)

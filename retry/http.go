@@ -1,0 +1,302 @@
+package retry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/outbound-go/outbound/internal/attempt"
+	"github.com/outbound-go/outbound/internal/classify"
+	"github.com/outbound-go/outbound/internal/refusal"
+	"github.com/outbound-go/outbound/internal/replay"
+	"github.com/outbound-go/outbound/internal/retryafter"
+)
+
+// ErrBudgetExhausted is matched (errors.Is) by the error returned when a
+// retry was needed but the retry budget was spent and no response exists to
+// return instead. The error also wraps the last attempt's error; from the
+// gRPC interceptors it keeps that attempt's status (status.Code still says
+// UNAVAILABLE, say).
+var ErrBudgetExhausted = refusal.New("retry: budget exhausted")
+
+// budgetError is the last attempt's error, marked as a budget refusal.
+type budgetError struct{ last error }
+
+func (e *budgetError) Error() string   { return ErrBudgetExhausted.Error() + ": " + e.last.Error() }
+func (e *budgetError) Unwrap() []error { return []error{ErrBudgetExhausted, e.last} }
+
+// GRPCStatus keeps the last attempt's gRPC status.
+func (e *budgetError) GRPCStatus() *status.Status { return status.Convert(e.last) }
+
+// drainLimit bounds how much of a discarded response body is read so that
+// its connection can be reused.
+const drainLimit = 64 << 10
+
+// RoundTripper returns next wrapped with the policy. A nil next means
+// http.DefaultTransport.
+func (p *Policy) RoundTripper(next http.RoundTripper) http.RoundTripper {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	return &transport{p: p, next: next}
+}
+
+type transport struct {
+	p    *Policy
+	next http.RoundTripper
+}
+
+var _ http.RoundTripper = (*transport)(nil)
+
+// verdict is what the policy makes of one attempt's result.
+type verdict struct {
+	retry    bool
+	out      outcome // when !retry: oSuccess or oNotRetryable
+	delay    time.Duration
+	hasDelay bool // the upstream named the delay (Retry-After, pushback)
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	p := t.p
+	ctx := req.Context()
+	rec, _ := attempt.FromContext(ctx)
+	if rec == nil {
+		rec = attempt.NewRecord()
+	}
+	idem := classify.Idempotent(req)
+	src, body := replay.Prepare(req, p.c.maxBody)
+	defer src.Release()
+	p.budget.deposit()
+	if p.c.hedgeDelay > 0 && idem {
+		return t.hedged(req, rec, src, body)
+	}
+
+	getBody := req.GetBody
+	var bo *backoff.ExponentialBackOff
+	for {
+		n := rec.Start()
+		actx, resp, err := t.try(ctx, req, rec, n, body, getBody)
+		p.event(ctx, n, rec, req)
+		v := p.judgeHTTP(ctx, actx, req, idem, resp, err)
+		if !v.retry {
+			p.count(ctx, v.out)
+			return resp, err
+		}
+		if n >= p.c.maxAttempts {
+			p.count(ctx, oExhausted)
+			return resp, err
+		}
+		delay, ok := p.nextDelay(ctx, &bo, v.delay, v.hasDelay)
+		if !ok {
+			p.count(ctx, oExhausted)
+			return resp, err
+		}
+		nb, ngb, ok := src.Next()
+		if !ok {
+			p.count(ctx, oNotRetryable)
+			return resp, err
+		}
+		if !p.budget.withdraw() {
+			closeBody(nb)
+			p.count(ctx, oBudget)
+			if resp != nil {
+				return resp, nil
+			}
+			return nil, &budgetError{last: err}
+		}
+		p.count(ctx, oRetried)
+		discard(resp)
+		p.debug(ctx, "retrying request", "attempt", n, "delay", delay, "error", err)
+		if serr := p.clock.Sleep(ctx, delay); serr != nil {
+			closeBody(nb)
+			if cerr := ctx.Err(); cerr != nil {
+				return nil, fmt.Errorf("retry: waiting to retry: %w", cerr)
+			}
+			return nil, serr
+		}
+		body, getBody = nb, ngb
+	}
+}
+
+// try sends one attempt. With a per-try timeout the attempt gets its own
+// cancellable context and a timer that is stopped as soon as the response
+// headers arrive; the context is then cancelled only when the body is
+// closed, so the timer never cuts a body read.
+func (t *transport) try(ctx context.Context, req *http.Request, rec *attempt.Record, n int, body io.ReadCloser, getBody func() (io.ReadCloser, error)) (context.Context, *http.Response, error) {
+	actx := attempt.WithAttempt(ctx, rec, n)
+	perTry := t.p.c.perTry
+	if perTry <= 0 {
+		r2 := req.WithContext(actx)
+		r2.Body, r2.GetBody = body, getBody
+		resp, err := t.next.RoundTrip(r2)
+		return actx, resp, err
+	}
+	cctx, cancel := context.WithCancelCause(actx)
+	timer := time.AfterFunc(perTry, func() { cancel(classify.ErrPerTryTimeout) })
+	r2 := req.WithContext(cctx)
+	r2.Body, r2.GetBody = body, getBody
+	resp, err := t.next.RoundTrip(r2)
+	fired := !timer.Stop()
+	if err == nil && fired {
+		// The timer fired as the headers arrived: the body is already
+		// bound to a cancelled context.
+		discard(resp)
+		resp, err = nil, fmt.Errorf("retry: attempt %d: %w", n, classify.ErrPerTryTimeout)
+	}
+	if err != nil {
+		cancel(nil)
+		return cctx, nil, err
+	}
+	resp.Body = cancelOnClose(resp.Body, func() { cancel(nil) })
+	return cctx, resp, nil
+}
+
+// judgeHTTP decides whether one attempt's result is retried.
+func (p *Policy) judgeHTTP(ctx, actx context.Context, req *http.Request, idem bool, resp *http.Response, err error) verdict {
+	notRetryable := verdict{out: oNotRetryable}
+	if err != nil {
+		k := classify.Error(ctx, actx, err)
+		var cond conditions
+		switch k {
+		case classify.ConnectFailure:
+			cond = condConnect
+		case classify.RefusedStream:
+			cond = condRefused
+		case classify.Reset:
+			cond = condReset
+		case classify.Timeout:
+			cond = 0 // a per-try timeout is retried whatever retry_on says
+		default:
+			return notRetryable
+		}
+		if cond != 0 && p.c.on&cond == 0 {
+			return notRetryable
+		}
+		if !idem && !p.c.nonIdempotent && !classify.NeverSent(k) {
+			return notRetryable
+		}
+		return verdict{retry: true}
+	}
+	if v, ok := p.judgeGRPCResponse(resp); ok {
+		return v
+	}
+	if !p.retriableStatus(resp.StatusCode) {
+		return verdict{out: oSuccess}
+	}
+	if !idem && !p.c.nonIdempotent {
+		return notRetryable
+	}
+	if d, ok := retryafter.FromResponse(resp, p.clock.Now()); ok {
+		if d > p.c.maxRetryAfter {
+			return notRetryable
+		}
+		return verdict{retry: true, delay: d, hasDelay: true}
+	}
+	return verdict{retry: true}
+}
+
+// judgeGRPCResponse applies the gRPC rule to a gRPC-over-HTTP/2 response: a
+// trailers-only answer (Grpc-Status in the headers) with a code in
+// retriable_grpc_codes is retried, honouring grpc-retry-pushback-ms; a
+// response whose stream has begun is never retried. ok is false for a
+// response that is not gRPC.
+func (p *Policy) judgeGRPCResponse(resp *http.Response) (verdict, bool) {
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/grpc") {
+		return verdict{}, false
+	}
+	st := resp.Header.Get("Grpc-Status")
+	if st == "" {
+		return verdict{out: oSuccess}, true
+	}
+	code, err := strconv.ParseUint(st, 10, 32)
+	if err != nil || code == 0 {
+		return verdict{out: oSuccess}, true
+	}
+	if !p.retriableCode(codes.Code(code)) {
+		return verdict{out: oNotRetryable}, true
+	}
+	if vs := resp.Header.Values("Grpc-Retry-Pushback-Ms"); len(vs) > 0 {
+		d, ok := pushback(vs[0])
+		if !ok || d > p.c.maxRetryAfter {
+			return verdict{out: oNotRetryable}, true
+		}
+		return verdict{retry: true, delay: d, hasDelay: true}, true
+	}
+	return verdict{retry: true}, true
+}
+
+func (p *Policy) retriableStatus(code int) bool {
+	on := p.c.on
+	switch {
+	case on&condGateway != 0 && (code == 502 || code == 503 || code == 504):
+		return true
+	case on&cond5xx != 0 && code >= 500 && code <= 599:
+		return true
+	case on&condStatus != 0:
+		for _, c := range p.c.statusCodes {
+			if c == code {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// discard drains a response body (bounded) and closes it so that its
+// connection can be reused.
+func discard(resp *http.Response) {
+	if resp == nil || resp.Body == nil {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
+	_ = resp.Body.Close()
+}
+
+func closeBody(b io.ReadCloser) {
+	if b != nil {
+		_ = b.Close()
+	}
+}
+
+// cancelOnClose wraps a response body so that closing it also runs cancel.
+// A body that is also an io.Writer (101 Switching Protocols) stays one.
+func cancelOnClose(body io.ReadCloser, cancel func()) io.ReadCloser {
+	if body == nil {
+		cancel()
+		return nil
+	}
+	if rwc, ok := body.(io.ReadWriteCloser); ok {
+		return &cancelRWC{cancelBody{ReadCloser: rwc, cancel: cancel}, rwc}
+	}
+	return &cancelBody{ReadCloser: body, cancel: cancel}
+}
+
+type cancelBody struct {
+	io.ReadCloser
+	cancel func()
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+type cancelRWC struct {
+	cancelBody
+	w io.Writer
+}
+
+func (b *cancelRWC) Write(p []byte) (int, error) { return b.w.Write(p) }
+
+// errAttemptLost is the cancellation cause of a hedged attempt that lost.
+var errAttemptLost = errors.New("retry: another attempt won")
