@@ -2,6 +2,7 @@ package grpcbench_test
 
 import (
 	"context"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 
@@ -14,7 +15,12 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// Library log lines (a discovery set change, say) would land between
+	// benchmark result lines and break benchstat's parsing: discard them.
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	goleak.VerifyTestMain(m)
+}
 
 // TestEachStackRetriesUnavailable proves each contender retries before any
 // of them is timed: UNAVAILABLE once, then OK; the caller sees OK and the

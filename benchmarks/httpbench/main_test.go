@@ -1,6 +1,7 @@
 package httpbench_test
 
 import (
+	"log/slog"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -10,7 +11,12 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// Library log lines (a discovery set change, say) would land between
+	// benchmark result lines and break benchstat's parsing: discard them.
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	goleak.VerifyTestMain(m)
+}
 
 // flaky is an upstream that answers 503 to its first `fail` requests and
 // 200 after, counting every request.

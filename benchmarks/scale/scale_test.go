@@ -3,6 +3,7 @@ package scale_test
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"runtime"
 	"testing"
@@ -15,7 +16,12 @@ import (
 	"github.com/outbound-go/outbound/ratelimit"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// Library log lines (a discovery set change, say) would land between
+	// benchmark result lines and break benchstat's parsing: discard them.
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	goleak.VerifyTestMain(m)
+}
 
 const serviceName = "scale-svc"
 
