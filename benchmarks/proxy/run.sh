@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# The ambassador hop, side by side with nginx and haproxy.
+#
+# Starts, all on 127.0.0.1 and in the foreground so every PID is ours:
+#   backend     benchmarks/proxy/backend (100-byte body, keep-alive)
+#   ambassador  ./examples/ambassador, service -> backend, retry + breaker on
+#   nginx       upstream keepalive 64, proxy_http_version 1.1, 2 workers
+#   haproxy     http-reuse always, 2 threads
+# then runs wrk against direct / ambassador / nginx / haproxy, interleaved
+# over ROUNDS rounds, at -t1 -c1 and -t2 -c32, and prints requests/s, p50 and
+# p99 (median over rounds) with the ratio to direct.
+#
+# Environment: DURATION (wrk seconds per run, default 5), ROUNDS (default 3),
+# NO_INSTALL=1 (never apt-get). Installs nginx, haproxy and wrk from Debian
+# when missing. Every process it started is stopped by PID on exit.
+# Bounded: about (2 + 2*targets*ROUNDS*DURATION) s plus start-up; < 5 min
+# with the defaults.
+set -euo pipefail
+
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-3}
+here=$(cd "$(dirname "$0")" && pwd)
+bench_mod=$(cd "$here/.." && pwd)
+repo=$(cd "$bench_mod/.." && pwd)
+export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
+
+tmp=$(mktemp -d /tmp/outbound-proxy-bench.XXXXXX)
+pids=()
+cleanup() {
+	local pid
+	for pid in "${pids[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${pids[@]}"; do
+		# bounded wait, then force
+		for _ in $(seq 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '%s\n' "$*" >&2; }
+
+# --- tools -------------------------------------------------------------------
+missing=()
+for t in nginx haproxy wrk; do command -v "$t" >/dev/null || missing+=("$t"); done
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "${NO_INSTALL:-}" = 1 ]; then
+		log "missing: ${missing[*]} (NO_INSTALL=1)"; exit 1
+	fi
+	log "installing ${missing[*]} from Debian"
+	apt-get update -qq >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# free_port prints a TCP port on 127.0.0.1 nobody listens on.
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 20000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"; return
+		fi
+	done
+}
+
+# wait_port PORT NAME PID: until PORT accepts connections (10 s at most).
+wait_port() {
+	for _ in $(seq 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		kill -0 "$3" 2>/dev/null || { log "$2 exited before listening"; return 1; }
+		sleep 0.1
+	done
+	log "$2 did not listen on 127.0.0.1:$1 within 10 s"; return 1
+}
+
+# --- backend -----------------------------------------------------------------
+(cd "$bench_mod" && go build -o "$tmp/backend" ./proxy/backend)
+backend_port=$(free_port)
+"$tmp/backend" -addr "127.0.0.1:$backend_port" >"$tmp/backend.log" 2>&1 &
+pids+=($!)
+wait_port "$backend_port" backend "$!"
+
+targets=(direct)
+declare -A port
+port[direct]=$backend_port
+
+# --- ambassador ----------------------------------------------------------------
+amb_port=$(free_port)
+amb_admin=$(free_port)
+if (cd "$repo" && go build -o "$tmp/ambassador" ./examples/ambassador) >"$tmp/ambassador-build.log" 2>&1; then
+	cat >"$tmp/ambassador.yaml" <<EOF
+admin: {address: 127.0.0.1:$amb_admin}
+listeners:
+  - address: 127.0.0.1:$amb_port
+    service: backend
+services:
+  backend:
+    discovery: {static: [127.0.0.1:$backend_port]}
+    retry: {}
+    breaker: {}
+EOF
+	"$tmp/ambassador" -config "$tmp/ambassador.yaml" >"$tmp/ambassador.log" 2>&1 &
+	pids+=($!)
+	if wait_port "$amb_port" ambassador "$!"; then
+		targets+=(ambassador)
+		port[ambassador]=$amb_port
+	else
+		log "ambassador: SKIPPED, it did not start:"; head -20 "$tmp/ambassador.log" >&2
+	fi
+else
+	log "ambassador: SKIPPED, 'go build ./examples/ambassador' failed:"
+	head -5 "$tmp/ambassador-build.log" | sed 's/^/    /' >&2
+fi
+
+# --- nginx ---------------------------------------------------------------------
+nginx_port=$(free_port)
+mkdir -p "$tmp/nginx"
+cat >"$tmp/nginx/nginx.conf" <<EOF
+worker_processes 2;
+daemon off;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/nginx/body;
+    proxy_temp_path $tmp/nginx/proxy;
+    fastcgi_temp_path $tmp/nginx/fastcgi;
+    uwsgi_temp_path $tmp/nginx/uwsgi;
+    scgi_temp_path $tmp/nginx/scgi;
+    upstream backend {
+        server 127.0.0.1:$backend_port;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$nginx_port;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+nginx -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" &
+pids+=($!)
+if wait_port "$nginx_port" nginx "$!"; then
+	targets+=(nginx); port[nginx]=$nginx_port
+else
+	log "nginx: SKIPPED"; cat "$tmp/nginx/error.log" >&2 || true
+fi
+
+# --- haproxy -------------------------------------------------------------------
+haproxy_port=$(free_port)
+cat >"$tmp/haproxy.cfg" <<EOF
+global
+    nbthread 2
+    maxconn 4096
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend fe
+    bind 127.0.0.1:$haproxy_port
+    default_backend be
+backend be
+    server s1 127.0.0.1:$backend_port
+EOF
+haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 &
+pids+=($!)
+if wait_port "$haproxy_port" haproxy "$!"; then
+	targets+=(haproxy); port[haproxy]=$haproxy_port
+else
+	log "haproxy: SKIPPED"; cat "$tmp/haproxy.log" >&2
+fi
+
+# --- wrk -----------------------------------------------------------------------
+# to_us VALUE: wrk latency ("72.00us", "1.20ms", "1.00s") in microseconds.
+to_us() {
+	awk -v v="$1" 'BEGIN {
+		n = v + 0
+		if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000;
+		else if (v ~ /s$/) print n * 1000000; else print n }'
+}
+
+confs=("1 1" "2 32") # threads connections
+results=$tmp/results.txt
+: >"$results"
+
+# run_wrk TARGET THREADS CONNS SECONDS ROUND
+run_wrk() {
+	local out rps p50 p99 non2xx
+	out=$(wrk -t"$2" -c"$3" -d"$4"s --latency "http://127.0.0.1:${port[$1]}/" 2>&1)
+	rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+	p50=$(to_us "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+	p99=$(to_us "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+	non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$out")
+	if [ -z "$rps" ]; then log "wrk failed against $1:"; log "$out"; return 1; fi
+	[ -n "$5" ] && echo "c$3 $1 $5 $rps $p50 $p99 ${non2xx:-0}" >>"$results"
+	return 0
+}
+
+log "targets: ${targets[*]}; $ROUNDS rounds x ${#confs[@]} configs x ${DURATION}s"
+for t in "${targets[@]}"; do run_wrk "$t" 2 32 1 ""; done # warm-up, not recorded
+for r in $(seq "$ROUNDS"); do
+	for c in "${confs[@]}"; do
+		set -- $c
+		for t in "${targets[@]}"; do
+			run_wrk "$t" "$1" "$2" "$DURATION" "$r"
+		done
+	done
+	log "round $r done"
+done
+
+# --- table -------------------------------------------------------------------
+median() { sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+col() { awk -v c="$1" -v t="$2" -v k="$3" '$1 == c && $2 == t {print $k}' "$results" | median; }
+
+printf '\n%s\n' "wrk ${DURATION}s x $ROUNDS rounds (interleaved), median per cell; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+printf '%-6s %-11s %12s %8s %10s %10s %10s %10s %s\n' conns target "req/s" "x direct" "p50 us" "+p50 us" "p99 us" "+p99 us" "non-2xx"
+for c in "${confs[@]}"; do
+	set -- $c
+	cc=c$2
+	d_rps=$(col "$cc" direct 4); d_p50=$(col "$cc" direct 5); d_p99=$(col "$cc" direct 6)
+	for t in "${targets[@]}"; do
+		rps=$(col "$cc" "$t" 4); p50=$(col "$cc" "$t" 5); p99=$(col "$cc" "$t" 6)
+		bad=$(awk -v c="$cc" -v t="$t" '$1 == c && $2 == t {s += $7} END {print s + 0}' "$results")
+		awk -v c="$2" -v t="$t" -v rps="$rps" -v drps="$d_rps" -v p50="$p50" -v dp50="$d_p50" \
+			-v p99="$p99" -v dp99="$d_p99" -v bad="$bad" 'BEGIN {
+			printf "%-6s %-11s %12.0f %7.2fx %10.0f %10.0f %10.0f %10.0f %s\n",
+				c, t, rps, rps / drps, p50, p50 - dp50, p99, p99 - dp99, bad }'
+	done
+done
