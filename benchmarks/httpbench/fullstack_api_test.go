@@ -1,5 +1,3 @@
-//go:build ambassador_api
-
 package httpbench_test
 
 import (
