@@ -57,6 +57,10 @@
 // "outbound.retry.attempt" on the caller's span with outbound.attempt,
 // outbound.endpoint and, for re-sent attempts, http.request.resend_count.
 //
+// Discarded responses are drained (at most 64 KiB) and closed so their
+// connection is reused. Tests and simulations can replace the clock that
+// times backoff and Retry-After waits with WithClock.
+//
 // # Concurrency
 //
 // A Policy is safe for concurrent use. Its RoundTripper, its interceptors
