@@ -26,8 +26,9 @@ import (
 // Source hands out the bodies of a request's attempts. The zero Source
 // stands for a request without a body.
 type Source struct {
-	getBody func() (io.ReadCloser, error)
-	rec     *Recorder
+	getBody  func() (io.ReadCloser, error)
+	rec      *Recorder
+	tooLarge bool // declared larger than the cap: streamed once, never buffered
 }
 
 // Prepare inspects req and returns the Source for its re-sent attempts and
@@ -39,6 +40,9 @@ func Prepare(req *http.Request, maxBuffer int64) (Source, io.ReadCloser) {
 	}
 	if req.GetBody != nil {
 		return Source{getBody: req.GetBody}, req.Body
+	}
+	if req.ContentLength > maxBuffer {
+		return Source{tooLarge: true}, req.Body
 	}
 	r := &Recorder{body: req.Body, max: maxBuffer}
 	return Source{rec: r}, r
@@ -52,6 +56,8 @@ func (s Source) Recording() bool { return s.rec != nil }
 // exceeded the cap, reading it failed, or GetBody failed.
 func (s Source) Next() (body io.ReadCloser, getBody func() (io.ReadCloser, error), ok bool) {
 	switch {
+	case s.tooLarge:
+		return nil, nil, false
 	case s.getBody != nil:
 		b, err := s.getBody()
 		if err != nil {

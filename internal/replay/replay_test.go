@@ -124,3 +124,14 @@ func TestReadErrorIsNotReplayed(t *testing.T) {
 	_, _, ok := src.Next()
 	assert.False(t, ok)
 }
+
+func TestDeclaredTooLargeIsNeverBuffered(t *testing.T) {
+	orig := &body{Reader: strings.NewReader(strings.Repeat("x", 100))}
+	req := newReq(t, orig)
+	req.ContentLength = 100
+	src, first := replay.Prepare(req, 10)
+	assert.False(t, src.Recording())
+	assert.Same(t, orig, first, "the caller's body goes out as it is")
+	_, _, ok := src.Next()
+	assert.False(t, ok)
+}
