@@ -38,7 +38,7 @@ func (p *Policy) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		var bo *backoff.ExponentialBackOff
 		for {
 			n := rec.Start()
-			actx := attempt.WithAttempt(ctx, rec, n)
+			actx, span := p.startSpan(attempt.WithAttempt(ctx, rec, n), n)
 			cancel := context.CancelFunc(func() {})
 			if p.c.perTry > 0 {
 				actx, cancel = context.WithTimeout(actx, p.c.perTry)
@@ -46,7 +46,7 @@ func (p *Policy) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 			trailer = nil
 			err := invoker(actx, method, req, reply, cc, callOpts...)
 			cancel()
-			p.eventGRPC(ctx, n, rec, cc)
+			p.eventGRPC(ctx, span, n, rec, cc, err)
 			if err == nil {
 				p.count(ctx, oSuccess)
 				return nil
@@ -125,15 +125,15 @@ func (p *Policy) judgeGRPC(ctx, actx context.Context, err error, trailer metadat
 
 // eventGRPC adds an attempt event; the endpoint is the one discovery
 // recorded, else the connection's target.
-func (p *Policy) eventGRPC(ctx context.Context, n int, rec *attempt.Record, cc *grpc.ClientConn) {
-	if !trace.SpanFromContext(ctx).IsRecording() {
+func (p *Policy) eventGRPC(ctx context.Context, span trace.Span, n int, rec *attempt.Record, cc *grpc.ClientConn, err error) {
+	if span == nil && !trace.SpanFromContext(ctx).IsRecording() {
 		return
 	}
 	endpoint := rec.LastEndpoint()
 	if endpoint == "" && cc != nil {
 		endpoint = cc.Target()
 	}
-	p.eventEndpoint(ctx, n, endpoint)
+	p.eventEndpoint(ctx, span, n, endpoint, err)
 }
 
 // StreamClientInterceptor returns an interceptor that retries
@@ -192,11 +192,12 @@ func (s *retryStream) open() error {
 	s.n = s.rec.Start()
 	actx, cancel := context.WithCancelCause(attempt.WithAttempt(s.ctx, s.rec, s.n))
 	s.actx, s.cancel = actx, func() { cancel(nil) }
+	sctx, span := s.p.startSpan(actx, s.n)
 	if s.p.c.perTry > 0 {
 		s.timer = time.AfterFunc(s.p.c.perTry, func() { cancel(classify.ErrPerTryTimeout) })
 	}
-	cs, err := s.streamer(actx, s.desc, s.cc, s.method, s.opts...)
-	s.p.eventGRPC(s.ctx, s.n, s.rec, s.cc)
+	cs, err := s.streamer(sctx, s.desc, s.cc, s.method, s.opts...)
+	s.p.eventGRPC(s.ctx, span, s.n, s.rec, s.cc, err)
 	if err != nil {
 		s.stopAttempt()
 		return err

@@ -85,7 +85,6 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	for {
 		n := rec.Start()
 		actx, resp, err := t.try(ctx, req, rec, n, body, getBody)
-		p.event(ctx, n, rec, req)
 		v := p.judgeHTTP(ctx, actx, req, idem, resp, err)
 		if !v.retry {
 			p.count(ctx, v.out)
@@ -132,12 +131,13 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // headers arrive; the context is then cancelled only when the body is
 // closed, so the timer never cuts a body read.
 func (t *transport) try(ctx context.Context, req *http.Request, rec *attempt.Record, n int, body io.ReadCloser, getBody func() (io.ReadCloser, error)) (context.Context, *http.Response, error) {
-	actx := attempt.WithAttempt(ctx, rec, n)
+	actx, span := t.p.startSpan(attempt.WithAttempt(ctx, rec, n), n)
 	perTry := t.p.c.perTry
 	if perTry <= 0 {
 		r2 := req.WithContext(actx)
 		r2.Body, r2.GetBody = body, getBody
 		resp, err := t.next.RoundTrip(r2)
+		t.p.event(ctx, span, n, rec, req, err)
 		return actx, resp, err
 	}
 	cctx, cancel := context.WithCancelCause(actx)
@@ -152,6 +152,7 @@ func (t *transport) try(ctx context.Context, req *http.Request, rec *attempt.Rec
 		discard(resp)
 		resp, err = nil, fmt.Errorf("retry: attempt %d: %w", n, classify.ErrPerTryTimeout)
 	}
+	t.p.event(ctx, span, n, rec, req, err)
 	if err != nil {
 		cancel(nil)
 		return cctx, nil, err
