@@ -10,6 +10,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -40,7 +41,10 @@ func (p *Policy) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 			n := rec.Start()
 			actx, span := p.startSpan(attempt.WithAttempt(ctx, rec, n), n)
 			cancel := context.CancelFunc(func() {})
+			perTryBound := false
 			if p.c.perTry > 0 {
+				dl, hasDL := ctx.Deadline()
+				perTryBound = !hasDL || time.Until(dl) > p.c.perTry
 				actx, cancel = context.WithTimeout(actx, p.c.perTry)
 			}
 			trailer = nil
@@ -51,7 +55,7 @@ func (p *Policy) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 				p.count(ctx, oSuccess)
 				return nil
 			}
-			v := p.judgeGRPC(ctx, actx, err, trailer)
+			v := p.judgeGRPC(ctx, actx, err, trailer, perTryBound)
 			if !v.retry {
 				p.count(ctx, v.out)
 				return err
@@ -98,13 +102,18 @@ func (e *ctxError) GRPCStatus() *status.Status { return e.st }
 func (e *ctxError) Unwrap() error              { return e.err }
 
 // judgeGRPC decides whether a failed gRPC attempt is retried.
-func (p *Policy) judgeGRPC(ctx, actx context.Context, err error, trailer metadata.MD) verdict {
+// perTryBound says the attempt's deadline was its per-try timeout (earlier
+// than the caller's): the server learns it through grpc-timeout and may
+// answer DEADLINE_EXCEEDED a moment before the client's own timer fires,
+// so that code then counts as the per-try timeout too.
+func (p *Policy) judgeGRPC(ctx, actx context.Context, err error, trailer metadata.MD, perTryBound bool) verdict {
 	notRetryable := verdict{out: oNotRetryable}
 	if ctx.Err() != nil || refusal.Is(err) {
 		return notRetryable
 	}
 	code := status.Code(err)
-	perTryFired := actx.Err() != nil && errors.Is(actx.Err(), context.DeadlineExceeded)
+	perTryFired := (perTryBound && code == codes.DeadlineExceeded) ||
+		errors.Is(actx.Err(), context.DeadlineExceeded)
 	if !perTryFired {
 		if k := classify.Error(ctx, actx, err); k == classify.Timeout {
 			perTryFired = true
@@ -231,7 +240,7 @@ func (s *retryStream) retry(err error) error {
 		if s.cs != nil {
 			trailer = s.cs.Trailer()
 		}
-		v := p.judgeGRPC(s.ctx, s.actx, err, trailer)
+		v := p.judgeGRPC(s.ctx, s.actx, err, trailer, false)
 		s.stopAttempt()
 		if !v.retry {
 			p.count(s.ctx, v.out)

@@ -157,6 +157,10 @@ func (t *transport) hedged(req *http.Request, rec *attempt.Record, src replay.So
 				p.count(ctx, attemptOutcome(oExhausted))
 				return t.finish(r)
 			}
+			if v.grpc && !src.Complete() {
+				p.count(ctx, attemptOutcome(oNotRetryable))
+				return t.finish(r)
+			}
 			nb, ngb, ok := src.Next()
 			if !ok {
 				p.count(ctx, attemptOutcome(oNotRetryable))

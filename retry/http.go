@@ -60,6 +60,7 @@ var _ http.RoundTripper = (*transport)(nil)
 // verdict is what the policy makes of one attempt's result.
 type verdict struct {
 	retry    bool
+	grpc     bool    // decided by the gRPC trailers-only rule
 	out      outcome // when !retry: oSuccess or oNotRetryable
 	delay    time.Duration
 	hasDelay bool // the upstream named the delay (Retry-After, pushback)
@@ -97,6 +98,12 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		delay, ok := p.nextDelay(ctx, &bo, v.delay, v.hasDelay)
 		if !ok {
 			p.count(ctx, oExhausted)
+			return resp, err
+		}
+		if v.grpc && !src.Complete() {
+			// A gRPC stream still sending: its sender may be waiting for
+			// this very response, so its body is not read ahead.
+			p.count(ctx, oNotRetryable)
 			return resp, err
 		}
 		nb, ngb, ok := src.Next()
@@ -187,6 +194,9 @@ func (p *Policy) judgeHTTP(ctx, actx context.Context, req *http.Request, idem bo
 		}
 		return verdict{retry: true}
 	}
+	if resp == nil {
+		return notRetryable // a RoundTripper broke its contract
+	}
 	if v, ok := p.judgeGRPCResponse(resp); ok {
 		return v
 	}
@@ -230,9 +240,9 @@ func (p *Policy) judgeGRPCResponse(resp *http.Response) (verdict, bool) {
 		if !ok || d > p.c.maxRetryAfter {
 			return verdict{out: oNotRetryable}, true
 		}
-		return verdict{retry: true, delay: d, hasDelay: true}, true
+		return verdict{retry: true, grpc: true, delay: d, hasDelay: true}, true
 	}
-	return verdict{retry: true}, true
+	return verdict{retry: true, grpc: true}, true
 }
 
 func (p *Policy) retriableStatus(code int) bool {
