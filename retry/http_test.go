@@ -528,3 +528,13 @@ func TestGRPCTrailersOnlyWhileClientStillSending(t *testing.T) {
 	assert.EqualValues(t, 1, up.hits.Load())
 	assert.Equal(t, map[string]int64{"not_retryable": 1}, m.outcomes(t))
 }
+
+func TestRetryNonIdempotentResendsPOST(t *testing.T) {
+	up := &flaky{n: 1, fail: failWith(503)}
+	srv, _, mk := serve(t, up)
+	client, _, _ := mk(retry.Config{RetryNonIdempotent: true})
+	resp, err := client.Post(srv.URL, "text/plain", onlyReader{strings.NewReader("again")})
+	require.NoError(t, err)
+	assert.Equal(t, "ok", readAll(t, resp))
+	assert.Equal(t, []string{"again", "again"}, up.Bodies())
+}
