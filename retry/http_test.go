@@ -538,3 +538,18 @@ func TestRetryNonIdempotentResendsPOST(t *testing.T) {
 	assert.Equal(t, "ok", readAll(t, resp))
 	assert.Equal(t, []string{"again", "again"}, up.Bodies())
 }
+
+func TestBackoffNeverEndsPastDeadline(t *testing.T) {
+	up := &flaky{n: 1, fail: failWith(503)}
+	srv, _, mk := serve(t, up)
+	client, clk, m := mk(retry.Config{BaseDelay: time.Second, MaxDelay: 2 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	readAll(t, resp)
+	assert.Equal(t, 503, resp.StatusCode, "a ≥500ms backoff cannot fit in 200ms: the last answer now")
+	assert.Empty(t, clk.Sleeps())
+	assert.Equal(t, map[string]int64{"exhausted": 1}, m.outcomes(t))
+}
