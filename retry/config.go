@@ -104,7 +104,11 @@ type BudgetConfig struct {
 
 // HedgeConfig configures hedging: when an idempotent request has no
 // response headers after Delay, another copy is sent, up to MaxExtra
-// copies; the first response wins.
+// copies; the first response wins. Each hedge spends the retry budget; a
+// spent budget stops further hedges but never the copies in flight. When
+// every copy failed, the request is retried as without hedging (counting
+// MaxAttempts over non-hedge attempts) and the new attempt may be hedged
+// again.
 type HedgeConfig struct {
 	// Delay before each extra copy. 0 means hedging is off.
 	Delay time.Duration `yaml:"delay"`

@@ -53,9 +53,16 @@
 // status, when it matched no retried condition), retried (failed, another
 // attempt follows), exhausted (no attempts or time left), budget_exhausted,
 // not_retryable (failed but may not be sent again), hedged (an extra hedge
-// copy). WithService adds attribute service. Each attempt is an event
+// copy; the original attempt that loses to a hedge counts as retried).
+// WithService adds attribute service. Each attempt is an event
 // "outbound.retry.attempt" on the caller's span with outbound.attempt,
-// outbound.endpoint and, for re-sent attempts, http.request.resend_count.
+// outbound.endpoint and, for re-sent attempts, http.request.resend_count;
+// with WithTracerProvider each attempt is a child span of that name with
+// the same attributes instead.
+//
+// Discarded responses are drained (at most 64 KiB) and closed so their
+// connection is reused. Tests and simulations can replace the clock that
+// times backoff and Retry-After waits with WithClock.
 //
 // # Concurrency
 //

@@ -10,6 +10,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -38,20 +39,23 @@ func (p *Policy) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		var bo *backoff.ExponentialBackOff
 		for {
 			n := rec.Start()
-			actx := attempt.WithAttempt(ctx, rec, n)
+			actx, span := p.startSpan(attempt.WithAttempt(ctx, rec, n), n)
 			cancel := context.CancelFunc(func() {})
+			perTryBound := false
 			if p.c.perTry > 0 {
+				dl, hasDL := ctx.Deadline()
+				perTryBound = !hasDL || time.Until(dl) > p.c.perTry
 				actx, cancel = context.WithTimeout(actx, p.c.perTry)
 			}
 			trailer = nil
 			err := invoker(actx, method, req, reply, cc, callOpts...)
 			cancel()
-			p.eventGRPC(ctx, n, rec, cc)
+			p.eventGRPC(ctx, span, n, rec, cc, err)
 			if err == nil {
 				p.count(ctx, oSuccess)
 				return nil
 			}
-			v := p.judgeGRPC(ctx, actx, err, trailer)
+			v := p.judgeGRPC(ctx, actx, err, trailer, perTryBound)
 			if !v.retry {
 				p.count(ctx, v.out)
 				return err
@@ -98,13 +102,18 @@ func (e *ctxError) GRPCStatus() *status.Status { return e.st }
 func (e *ctxError) Unwrap() error              { return e.err }
 
 // judgeGRPC decides whether a failed gRPC attempt is retried.
-func (p *Policy) judgeGRPC(ctx, actx context.Context, err error, trailer metadata.MD) verdict {
+// perTryBound says the attempt's deadline was its per-try timeout (earlier
+// than the caller's): the server learns it through grpc-timeout and may
+// answer DEADLINE_EXCEEDED a moment before the client's own timer fires,
+// so that code then counts as the per-try timeout too.
+func (p *Policy) judgeGRPC(ctx, actx context.Context, err error, trailer metadata.MD, perTryBound bool) verdict {
 	notRetryable := verdict{out: oNotRetryable}
 	if ctx.Err() != nil || refusal.Is(err) {
 		return notRetryable
 	}
 	code := status.Code(err)
-	perTryFired := actx.Err() != nil && errors.Is(actx.Err(), context.DeadlineExceeded)
+	perTryFired := (perTryBound && code == codes.DeadlineExceeded) ||
+		errors.Is(actx.Err(), context.DeadlineExceeded)
 	if !perTryFired {
 		if k := classify.Error(ctx, actx, err); k == classify.Timeout {
 			perTryFired = true
@@ -125,15 +134,15 @@ func (p *Policy) judgeGRPC(ctx, actx context.Context, err error, trailer metadat
 
 // eventGRPC adds an attempt event; the endpoint is the one discovery
 // recorded, else the connection's target.
-func (p *Policy) eventGRPC(ctx context.Context, n int, rec *attempt.Record, cc *grpc.ClientConn) {
-	if !trace.SpanFromContext(ctx).IsRecording() {
+func (p *Policy) eventGRPC(ctx context.Context, span trace.Span, n int, rec *attempt.Record, cc *grpc.ClientConn, err error) {
+	if span == nil && !trace.SpanFromContext(ctx).IsRecording() {
 		return
 	}
 	endpoint := rec.LastEndpoint()
 	if endpoint == "" && cc != nil {
 		endpoint = cc.Target()
 	}
-	p.eventEndpoint(ctx, n, endpoint)
+	p.eventEndpoint(ctx, span, n, endpoint, err)
 }
 
 // StreamClientInterceptor returns an interceptor that retries
@@ -192,11 +201,12 @@ func (s *retryStream) open() error {
 	s.n = s.rec.Start()
 	actx, cancel := context.WithCancelCause(attempt.WithAttempt(s.ctx, s.rec, s.n))
 	s.actx, s.cancel = actx, func() { cancel(nil) }
+	sctx, span := s.p.startSpan(actx, s.n)
 	if s.p.c.perTry > 0 {
 		s.timer = time.AfterFunc(s.p.c.perTry, func() { cancel(classify.ErrPerTryTimeout) })
 	}
-	cs, err := s.streamer(actx, s.desc, s.cc, s.method, s.opts...)
-	s.p.eventGRPC(s.ctx, s.n, s.rec, s.cc)
+	cs, err := s.streamer(sctx, s.desc, s.cc, s.method, s.opts...)
+	s.p.eventGRPC(s.ctx, span, s.n, s.rec, s.cc, err)
 	if err != nil {
 		s.stopAttempt()
 		return err
@@ -230,7 +240,7 @@ func (s *retryStream) retry(err error) error {
 		if s.cs != nil {
 			trailer = s.cs.Trailer()
 		}
-		v := p.judgeGRPC(s.ctx, s.actx, err, trailer)
+		v := p.judgeGRPC(s.ctx, s.actx, err, trailer, false)
 		s.stopAttempt()
 		if !v.retry {
 			p.count(s.ctx, v.out)

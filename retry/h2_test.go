@@ -25,6 +25,7 @@ type refusingH2 struct {
 	ln     net.Listener
 	wg     sync.WaitGroup
 	mu     sync.Mutex
+	conns  []net.Conn
 	bodies []string
 }
 
@@ -40,6 +41,9 @@ func startRefusingH2(t *testing.T) *refusingH2 {
 			if err != nil {
 				return
 			}
+			s.mu.Lock()
+			s.conns = append(s.conns, conn)
+			s.mu.Unlock()
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
@@ -47,7 +51,15 @@ func startRefusingH2(t *testing.T) *refusingH2 {
 			}()
 		}
 	}()
-	t.Cleanup(func() { _ = ln.Close(); s.wg.Wait() })
+	t.Cleanup(func() {
+		_ = ln.Close()
+		s.mu.Lock()
+		for _, c := range s.conns {
+			_ = c.Close()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
 	return s
 }
 

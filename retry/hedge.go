@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/outbound-go/outbound/internal/attempt"
 	"github.com/outbound-go/outbound/internal/classify"
@@ -22,6 +23,7 @@ type hedgeResult struct {
 	hedge  bool
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	span   trace.Span
 }
 
 // hedged runs an idempotent request with hedging. Every attempt has its own
@@ -41,8 +43,9 @@ func (t *transport) hedged(req *http.Request, rec *attempt.Record, src replay.So
 	start := func(b io.ReadCloser, gb func() (io.ReadCloser, error), hedge bool) {
 		n := rec.Start()
 		actx, cancel := context.WithCancelCause(attempt.WithAttempt(ctx, rec, n))
+		sctx, span := p.startSpan(actx, n)
 		inflight[n] = running{cancel: cancel, hedge: hedge}
-		r2 := req.WithContext(actx)
+		r2 := req.WithContext(sctx)
 		r2.Body, r2.GetBody = b, gb
 		var timer *time.Timer
 		if p.c.perTry > 0 {
@@ -54,7 +57,7 @@ func (t *transport) hedged(req *http.Request, rec *attempt.Record, src replay.So
 				discard(resp)
 				resp, err = nil, fmt.Errorf("retry: attempt %d: %w", n, classify.ErrPerTryTimeout)
 			}
-			results <- hedgeResult{resp: resp, err: err, n: n, hedge: hedge, ctx: actx, cancel: cancel}
+			results <- hedgeResult{resp: resp, err: err, n: n, hedge: hedge, ctx: actx, cancel: cancel, span: span}
 		}()
 	}
 	// abandon cancels every attempt still in flight and reaps them in the
@@ -67,6 +70,7 @@ func (t *transport) hedged(req *http.Request, rec *attempt.Record, src replay.So
 			go func() {
 				for range k {
 					r := <-results
+					p.event(ctx, r.span, r.n, rec, req, r.err)
 					discard(r.resp)
 					r.cancel(nil)
 				}
@@ -110,7 +114,7 @@ func (t *transport) hedged(req *http.Request, rec *attempt.Record, src replay.So
 
 		case r := <-results:
 			delete(inflight, r.n)
-			p.event(ctx, r.n, rec, req)
+			p.event(ctx, r.span, r.n, rec, req, r.err)
 			v := p.judgeHTTP(ctx, r.ctx, req, true, r.resp, r.err)
 			attemptOutcome := func(o outcome) outcome {
 				if r.hedge {
@@ -151,6 +155,10 @@ func (t *transport) hedged(req *http.Request, rec *attempt.Record, src replay.So
 			delay, ok := p.nextDelay(ctx, &bo, v.delay, v.hasDelay)
 			if !ok {
 				p.count(ctx, attemptOutcome(oExhausted))
+				return t.finish(r)
+			}
+			if v.grpc && !src.Complete() {
+				p.count(ctx, attemptOutcome(oNotRetryable))
 				return t.finish(r)
 			}
 			nb, ngb, ok := src.Next()

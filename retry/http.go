@@ -60,6 +60,7 @@ var _ http.RoundTripper = (*transport)(nil)
 // verdict is what the policy makes of one attempt's result.
 type verdict struct {
 	retry    bool
+	grpc     bool    // decided by the gRPC trailers-only rule
 	out      outcome // when !retry: oSuccess or oNotRetryable
 	delay    time.Duration
 	hasDelay bool // the upstream named the delay (Retry-After, pushback)
@@ -85,7 +86,6 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	for {
 		n := rec.Start()
 		actx, resp, err := t.try(ctx, req, rec, n, body, getBody)
-		p.event(ctx, n, rec, req)
 		v := p.judgeHTTP(ctx, actx, req, idem, resp, err)
 		if !v.retry {
 			p.count(ctx, v.out)
@@ -98,6 +98,12 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		delay, ok := p.nextDelay(ctx, &bo, v.delay, v.hasDelay)
 		if !ok {
 			p.count(ctx, oExhausted)
+			return resp, err
+		}
+		if v.grpc && !src.Complete() {
+			// A gRPC stream still sending: its sender may be waiting for
+			// this very response, so its body is not read ahead.
+			p.count(ctx, oNotRetryable)
 			return resp, err
 		}
 		nb, ngb, ok := src.Next()
@@ -132,12 +138,13 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // headers arrive; the context is then cancelled only when the body is
 // closed, so the timer never cuts a body read.
 func (t *transport) try(ctx context.Context, req *http.Request, rec *attempt.Record, n int, body io.ReadCloser, getBody func() (io.ReadCloser, error)) (context.Context, *http.Response, error) {
-	actx := attempt.WithAttempt(ctx, rec, n)
+	actx, span := t.p.startSpan(attempt.WithAttempt(ctx, rec, n), n)
 	perTry := t.p.c.perTry
 	if perTry <= 0 {
 		r2 := req.WithContext(actx)
 		r2.Body, r2.GetBody = body, getBody
 		resp, err := t.next.RoundTrip(r2)
+		t.p.event(ctx, span, n, rec, req, err)
 		return actx, resp, err
 	}
 	cctx, cancel := context.WithCancelCause(actx)
@@ -152,6 +159,7 @@ func (t *transport) try(ctx context.Context, req *http.Request, rec *attempt.Rec
 		discard(resp)
 		resp, err = nil, fmt.Errorf("retry: attempt %d: %w", n, classify.ErrPerTryTimeout)
 	}
+	t.p.event(ctx, span, n, rec, req, err)
 	if err != nil {
 		cancel(nil)
 		return cctx, nil, err
@@ -185,6 +193,9 @@ func (p *Policy) judgeHTTP(ctx, actx context.Context, req *http.Request, idem bo
 			return notRetryable
 		}
 		return verdict{retry: true}
+	}
+	if resp == nil {
+		return notRetryable // a RoundTripper broke its contract
 	}
 	if v, ok := p.judgeGRPCResponse(resp); ok {
 		return v
@@ -229,9 +240,9 @@ func (p *Policy) judgeGRPCResponse(resp *http.Response) (verdict, bool) {
 		if !ok || d > p.c.maxRetryAfter {
 			return verdict{out: oNotRetryable}, true
 		}
-		return verdict{retry: true, delay: d, hasDelay: true}, true
+		return verdict{retry: true, grpc: true, delay: d, hasDelay: true}, true
 	}
-	return verdict{retry: true}, true
+	return verdict{retry: true, grpc: true}, true
 }
 
 func (p *Policy) retriableStatus(code int) bool {

@@ -498,3 +498,58 @@ func TestValidateErrorsFromNew(t *testing.T) {
 	require.True(t, errors.As(err, &fe))
 	assert.Equal(t, "max_attempts", fe.Field)
 }
+
+// A trailers-only gRPC answer that arrives while the client is still
+// streaming its request is not retried: reading the rest of the body ahead
+// would wait on a sender that waits for this response.
+func TestGRPCTrailersOnlyWhileClientStillSending(t *testing.T) {
+	up := &flaky{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		up.hits.Add(1)
+		w.Header().Set("Content-Type", "application/grpc")
+		w.Header().Set("Grpc-Status", "14")
+		w.WriteHeader(200)
+	}))
+	srv.EnableHTTP2 = true // gRPC's transport; an HTTP/1 server would wait for the body
+	srv.StartTLS()
+	defer srv.Close()
+	p, _, m := newPolicy(t, retry.Config{})
+	client := &http.Client{Transport: p.RoundTripper(srv.Client().Transport)}
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() { _, _ = pw.Write([]byte("\x00\x00\x00\x00\x01x")) }()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/grpc.testing.TestService/FullDuplexCall", pr)
+	req.Header.Set("Content-Type", "application/grpc")
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	readAll(t, resp)
+	assert.Equal(t, "14", resp.Header.Get("Grpc-Status"))
+	assert.Equal(t, 2, resp.ProtoMajor)
+	assert.EqualValues(t, 1, up.hits.Load())
+	assert.Equal(t, map[string]int64{"not_retryable": 1}, m.outcomes(t))
+}
+
+func TestRetryNonIdempotentResendsPOST(t *testing.T) {
+	up := &flaky{n: 1, fail: failWith(503)}
+	srv, _, mk := serve(t, up)
+	client, _, _ := mk(retry.Config{RetryNonIdempotent: true})
+	resp, err := client.Post(srv.URL, "text/plain", onlyReader{strings.NewReader("again")})
+	require.NoError(t, err)
+	assert.Equal(t, "ok", readAll(t, resp))
+	assert.Equal(t, []string{"again", "again"}, up.Bodies())
+}
+
+func TestBackoffNeverEndsPastDeadline(t *testing.T) {
+	up := &flaky{n: 1, fail: failWith(503)}
+	srv, _, mk := serve(t, up)
+	client, clk, m := mk(retry.Config{BaseDelay: time.Second, MaxDelay: 2 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	readAll(t, resp)
+	assert.Equal(t, 503, resp.StatusCode, "a ≥500ms backoff cannot fit in 200ms: the last answer now")
+	assert.Empty(t, clk.Sleeps())
+	assert.Equal(t, map[string]int64{"exhausted": 1}, m.outcomes(t))
+}

@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -44,6 +45,7 @@ type Option func(*options)
 type options struct {
 	clock   Clock
 	meter   metric.MeterProvider
+	tracer  trace.TracerProvider
 	logger  *slog.Logger
 	service string
 }
@@ -56,6 +58,15 @@ func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
 // the global provider).
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(o *options) { o.meter = mp }
+}
+
+// WithTracerProvider makes every attempt a child span
+// "outbound.retry.attempt" of the caller's span, created with this
+// provider, instead of an event on the caller's span. The attempt's span is
+// in the context the layers below see, so a propagating transport sends it
+// upstream.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) { o.tracer = tp }
 }
 
 // WithLogger sets the logger for debug lines about retries (default: none).
@@ -98,6 +109,7 @@ type Policy struct {
 	budget  *budget
 	logger  *slog.Logger
 	service string
+	tracer  trace.Tracer // nil: attempts are events on the caller's span
 
 	attempts metric.Int64Counter
 	addOpts  [numOutcomes][]metric.AddOption
@@ -123,6 +135,9 @@ func New(c Config, opts ...Option) (*Policy, error) {
 	}
 	p := &Policy{c: k, clock: o.clock, logger: o.logger, service: o.service}
 	p.budget = newBudget(k.budget, o.clock.Now)
+	if o.tracer != nil {
+		p.tracer = o.tracer.Tracer("github.com/outbound-go/outbound/retry")
+	}
 	meter := o.meter.Meter("github.com/outbound-go/outbound/retry")
 	p.attempts, err = meter.Int64Counter("outbound.retry.attempts",
 		metric.WithDescription("Attempts made by the retry policy, by outcome."),
@@ -144,23 +159,45 @@ func (p *Policy) count(ctx context.Context, o outcome) {
 	p.attempts.Add(ctx, 1, p.addOpts[o]...)
 }
 
-// event adds an attempt event to the caller's span, if it is recording.
-// The endpoint is the one discovery recorded for the request, else the
-// request URL's host.
-func (p *Policy) event(ctx context.Context, n int, rec *attempt.Record, req *http.Request) {
-	span := trace.SpanFromContext(ctx)
-	if !span.IsRecording() {
+// startSpan starts the attempt's child span ("outbound.retry.attempt")
+// when WithTracerProvider was given; otherwise it returns ctx and nil, and
+// the attempt becomes an event on the caller's span instead.
+func (p *Policy) startSpan(ctx context.Context, n int) (context.Context, trace.Span) {
+	if p.tracer == nil {
+		return ctx, nil
+	}
+	attrs := []attribute.KeyValue{attribute.Int("outbound.attempt", n)}
+	if n > 1 {
+		attrs = append(attrs, attribute.Int("http.request.resend_count", n-1))
+	}
+	return p.tracer.Start(ctx, "outbound.retry.attempt",
+		trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
+}
+
+// event records attempt n: it ends the attempt's span if there is one, else
+// adds an event to the caller's span, if that is recording. The endpoint is
+// the one discovery recorded for the request, else the request URL's host.
+func (p *Policy) event(ctx context.Context, span trace.Span, n int, rec *attempt.Record, req *http.Request, err error) {
+	if span == nil && !trace.SpanFromContext(ctx).IsRecording() {
 		return
 	}
 	endpoint := rec.LastEndpoint()
 	if endpoint == "" && req != nil && req.URL != nil {
 		endpoint = req.URL.Host
 	}
-	p.eventEndpoint(ctx, n, endpoint)
+	p.eventEndpoint(ctx, span, n, endpoint, err)
 }
 
-func (p *Policy) eventEndpoint(ctx context.Context, n int, endpoint string) {
-	span := trace.SpanFromContext(ctx)
+func (p *Policy) eventEndpoint(ctx context.Context, span trace.Span, n int, endpoint string, err error) {
+	if span != nil {
+		span.SetAttributes(attribute.String("outbound.endpoint", endpoint))
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+		return
+	}
 	attrs := []attribute.KeyValue{
 		attribute.Int("outbound.attempt", n),
 		attribute.String("outbound.endpoint", endpoint),
@@ -168,7 +205,7 @@ func (p *Policy) eventEndpoint(ctx context.Context, n int, endpoint string) {
 	if n > 1 {
 		attrs = append(attrs, attribute.Int("http.request.resend_count", n-1))
 	}
-	span.AddEvent("outbound.retry.attempt", trace.WithAttributes(attrs...))
+	trace.SpanFromContext(ctx).AddEvent("outbound.retry.attempt", trace.WithAttributes(attrs...))
 }
 
 func (p *Policy) debug(ctx context.Context, msg string, args ...any) {

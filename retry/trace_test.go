@@ -59,3 +59,36 @@ func mustHost(t *testing.T, raw string) string {
 	require.NoError(t, err)
 	return u.Host
 }
+
+func TestWithTracerProviderMakesChildSpans(t *testing.T) {
+	up := &flaky{n: 1, fail: failWith(503)}
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	srv, _, mk := serve(t, up)
+	client, _, _ := mk(retry.Config{}, retry.WithTracerProvider(tp))
+
+	ctx, parent := tp.Tracer("test").Start(context.Background(), "call")
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	readAll(t, resp)
+	parent.End()
+
+	var attempts []sdktrace.ReadOnlySpan
+	for _, s := range sr.Ended() {
+		if s.Name() == "outbound.retry.attempt" {
+			attempts = append(attempts, s)
+		}
+	}
+	require.Len(t, attempts, 2)
+	for i, s := range attempts {
+		assert.Equal(t, parent.SpanContext().SpanID(), s.Parent().SpanID())
+		attrs := attribute.NewSet(s.Attributes()...)
+		n, _ := attrs.Value("outbound.attempt")
+		assert.EqualValues(t, i+1, n.AsInt64())
+		ep, _ := attrs.Value("outbound.endpoint")
+		assert.Equal(t, mustHost(t, srv.URL), ep.AsString())
+	}
+	assert.Empty(t, sr.Ended()[len(sr.Ended())-1].Events(), "no events on the caller's span when attempts are spans")
+}

@@ -26,8 +26,9 @@ import (
 // Source hands out the bodies of a request's attempts. The zero Source
 // stands for a request without a body.
 type Source struct {
-	getBody func() (io.ReadCloser, error)
-	rec     *Recorder
+	getBody  func() (io.ReadCloser, error)
+	rec      *Recorder
+	tooLarge bool // declared larger than the cap: streamed once, never buffered
 }
 
 // Prepare inspects req and returns the Source for its re-sent attempts and
@@ -39,6 +40,9 @@ func Prepare(req *http.Request, maxBuffer int64) (Source, io.ReadCloser) {
 	}
 	if req.GetBody != nil {
 		return Source{getBody: req.GetBody}, req.Body
+	}
+	if req.ContentLength > maxBuffer {
+		return Source{tooLarge: true}, req.Body
 	}
 	r := &Recorder{body: req.Body, max: maxBuffer}
 	return Source{rec: r}, r
@@ -52,6 +56,8 @@ func (s Source) Recording() bool { return s.rec != nil }
 // exceeded the cap, reading it failed, or GetBody failed.
 func (s Source) Next() (body io.ReadCloser, getBody func() (io.ReadCloser, error), ok bool) {
 	switch {
+	case s.tooLarge:
+		return nil, nil, false
 	case s.getBody != nil:
 		b, err := s.getBody()
 		if err != nil {
@@ -70,6 +76,23 @@ func (s Source) Next() (body io.ReadCloser, getBody func() (io.ReadCloser, error
 	}
 }
 
+// Complete reports whether a replay needs no read-ahead: the request has no
+// body, has GetBody, or its body was already read to the end by the
+// attempts so far. A streaming body (a gRPC client stream, say) that is
+// not complete should not be read ahead, as its sender may be waiting for
+// the response.
+func (s Source) Complete() bool {
+	if s.tooLarge {
+		return false
+	}
+	if s.rec == nil {
+		return true
+	}
+	s.rec.mu.Lock()
+	defer s.rec.mu.Unlock()
+	return s.rec.eof && !s.rec.overflow
+}
+
 // Release tells the Recorder that no further attempt will be made: the
 // caller's body is closed as soon as the transport has closed it too.
 func (s Source) Release() {
@@ -80,10 +103,17 @@ func (s Source) Release() {
 
 // Recorder is the first attempt's body when the request has no GetBody. It
 // passes the caller's body through and records it up to a cap.
+//
+// Two locks: readMu serialises reads of the caller's body (the transport's
+// and a replay's read-ahead); mu guards the recorded state and is never
+// held while the caller's body blocks, so Close and Complete never wait on
+// a pending read.
 type Recorder struct {
+	readMu sync.Mutex
+	body   io.ReadCloser
+	max    int64
+
 	mu       sync.Mutex
-	body     io.ReadCloser
-	max      int64
 	buf      []byte // bytes read from body so far (until overflow)
 	off      int64  // absolute offset of buf[0] in the body
 	pos      int64  // the transport's absolute read position
@@ -101,29 +131,44 @@ var errClosed = errors.New("replay: read after close")
 // Read serves the transport: first bytes already read ahead for a replay,
 // then fresh bytes from the caller's body, recorded on the way.
 func (r *Recorder) Read(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return 0, errClosed
+	if n, err, done := r.fromBuffer(p); done {
+		return n, err
 	}
-	if r.pos < r.off+int64(len(r.buf)) {
-		n := copy(p, r.buf[r.pos-r.off:])
-		r.pos += int64(n)
-		r.trim()
-		return n, nil
-	}
-	if r.eof {
-		return 0, io.EOF
-	}
-	if r.err != nil {
-		return 0, r.err
+	r.readMu.Lock()
+	defer r.readMu.Unlock()
+	// A read-ahead may have filled the buffer while we waited.
+	if n, err, done := r.fromBuffer(p); done {
+		return n, err
 	}
 	n, err := r.body.Read(p)
+	r.mu.Lock()
 	r.record(p[:n])
 	r.pos += int64(n)
 	r.trim()
 	r.setErr(err)
+	r.mu.Unlock()
 	return n, err
+}
+
+// fromBuffer answers a Read without touching the caller's body when it
+// can: done is false when fresh bytes must be read.
+func (r *Recorder) fromBuffer(p []byte) (n int, err error, done bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.closed:
+		return 0, errClosed, true
+	case r.pos < r.off+int64(len(r.buf)):
+		n = copy(p, r.buf[r.pos-r.off:])
+		r.pos += int64(n)
+		r.trim()
+		return n, nil, true
+	case r.eof:
+		return 0, io.EOF, true
+	case r.err != nil:
+		return 0, r.err, true
+	}
+	return 0, nil, false
 }
 
 // Close marks the transport done with the body; the caller's body is closed
@@ -153,21 +198,27 @@ func (r *Recorder) maybeShut() error {
 // snapshot reads the rest of the body (within the cap) and returns all of
 // it, or false when it cannot be replayed.
 func (r *Recorder) snapshot() ([]byte, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.off != 0 || r.overflow || r.err != nil || r.shut {
-		return nil, false
-	}
-	var chunk [4096]byte
-	for !r.eof {
-		n, err := r.body.Read(chunk[:])
+	r.readMu.Lock()
+	defer r.readMu.Unlock()
+	chunk := make([]byte, 4096)
+	for {
+		r.mu.Lock()
+		switch {
+		case r.off != 0 || r.overflow || r.err != nil || r.shut:
+			r.mu.Unlock()
+			return nil, false
+		case r.eof:
+			b := r.buf
+			r.mu.Unlock()
+			return b, true
+		}
+		r.mu.Unlock()
+		n, err := r.body.Read(chunk)
+		r.mu.Lock()
 		r.record(chunk[:n])
 		r.setErr(err)
-		if r.overflow || r.err != nil {
-			return nil, false
-		}
+		r.mu.Unlock()
 	}
-	return r.buf, true
 }
 
 func (r *Recorder) record(b []byte) {

@@ -62,6 +62,7 @@ func TestRecordedWhileStreamed(t *testing.T) {
 	src, first := replay.Prepare(newReq(t, orig), 100)
 	require.True(t, src.Recording())
 	assert.Equal(t, "abcdefgh", read(t, first))
+	assert.True(t, src.Complete())
 	require.NoError(t, first.Close())
 	assert.Zero(t, orig.closed.Load(), "kept open until released")
 	for range 2 {
@@ -83,6 +84,7 @@ func TestPartlyReadBodyIsCompletedForReplay(t *testing.T) {
 	n, err := first.Read(p)
 	require.NoError(t, err)
 	assert.Equal(t, "0123", string(p[:n]))
+	assert.False(t, src.Complete())
 	// A replay reads ahead; the first attempt still sees the whole body.
 	b, _, ok := src.Next()
 	require.True(t, ok)
@@ -123,4 +125,37 @@ func TestReadErrorIsNotReplayed(t *testing.T) {
 	assert.Error(t, err)
 	_, _, ok := src.Next()
 	assert.False(t, ok)
+}
+
+func TestDeclaredTooLargeIsNeverBuffered(t *testing.T) {
+	orig := &body{Reader: strings.NewReader(strings.Repeat("x", 100))}
+	req := newReq(t, orig)
+	req.ContentLength = 100
+	src, first := replay.Prepare(req, 10)
+	assert.False(t, src.Recording())
+	assert.Same(t, orig, first, "the caller's body goes out as it is")
+	_, _, ok := src.Next()
+	assert.False(t, ok)
+}
+
+// A transport may close the body from another goroutine to abort a read
+// that blocks on a slow sender: Close and Complete must not wait for it.
+func TestCloseDoesNotWaitForBlockedRead(t *testing.T) {
+	pr, pw := io.Pipe()
+	src, first := replay.Prepare(newReq(t, pr), 100)
+	readDone := make(chan error, 1)
+	go func() {
+		_, err := first.Read(make([]byte, 8))
+		readDone <- err
+	}()
+	closed := make(chan struct{})
+	go func() {
+		assert.False(t, src.Complete())
+		_ = first.Close()
+		src.Release() // closes the pipe, which unblocks the read
+		close(closed)
+	}()
+	<-closed
+	require.Error(t, <-readDone)
+	_ = pw.Close()
 }
