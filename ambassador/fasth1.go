@@ -42,6 +42,7 @@ type h1Direct struct {
 
 type h1Conn struct {
 	c      net.Conn
+	lim    *headerLimit // under br: bounds the bytes a response head may take
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	addr   string
@@ -49,6 +50,37 @@ type h1Conn struct {
 }
 
 const h1BufSize = 4 << 10
+
+// h1MaxHeaderBytes bounds what the direct path reads for the status line
+// and headers of one response (1xx included), as net/http's Transport
+// bounds it with MaxResponseHeaderBytes.
+const h1MaxHeaderBytes = 1 << 20
+
+// errHeaderTooLarge is the answer to an upstream whose response head does
+// not end within h1MaxHeaderBytes.
+var errHeaderTooLarge = errors.New("outbound: upstream response headers exceed 1 MiB")
+
+// headerLimit passes reads through while n > 0; the direct path arms it
+// while it reads a response head and disarms it for the body.
+type headerLimit struct {
+	r io.Reader
+	n int64 // < 0: no limit
+}
+
+func (l *headerLimit) Read(p []byte) (int, error) {
+	if l.n < 0 {
+		return l.r.Read(p)
+	}
+	if l.n == 0 {
+		return 0, errHeaderTooLarge
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
+}
 
 func newH1Direct(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *h1Direct {
 	return &h1Direct{dial: dial, idle: make(map[string][]*h1Conn)}
@@ -123,6 +155,8 @@ func (t *h1Direct) send(ctx context.Context, pc *h1Conn, req *http.Request) (*ht
 		return nil, &retryableErr{err}
 	}
 	trace := httptrace.ContextClientTrace(ctx)
+	pc.lim.n = h1MaxHeaderBytes
+	defer func() { pc.lim.n = -1 }()
 	for {
 		if _, err := pc.br.Peek(1); err != nil {
 			stop()
@@ -279,7 +313,8 @@ func (t *h1Direct) get(ctx context.Context, addr string) (*h1Conn, bool, error) 
 	if err != nil {
 		return nil, false, err
 	}
-	return &h1Conn{c: c, br: bufio.NewReaderSize(c, h1BufSize), bw: bufio.NewWriterSize(c, h1BufSize), addr: addr}, false, nil
+	lim := &headerLimit{r: c, n: -1}
+	return &h1Conn{c: c, lim: lim, br: bufio.NewReaderSize(lim, h1BufSize), bw: bufio.NewWriterSize(c, h1BufSize), addr: addr}, false, nil
 }
 
 // sweepIdle closes connections idle for longer than baseIdleConnTimeout and

@@ -256,3 +256,36 @@ func TestH1DirectLeavesBodiesToNetHTTP(t *testing.T) {
 		assert.False(t, newH1Direct(nil).eligible(req), h)
 	}
 }
+
+func TestH1DirectBoundsTheResponseHead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 4096)
+		_, _ = c.Read(buf) // the request
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+		line := "X-Big: " + strings.Repeat("a", 1000) + "\r\n"
+		for range (h1MaxHeaderBytes / len(line)) + 2 {
+			if _, err := io.WriteString(c, line); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		_ = ln.Close()
+		<-done
+	}()
+	tr := h1Transport(t)
+	req, err := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/", nil)
+	require.NoError(t, err)
+	_, err = tr.RoundTrip(req)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, errHeaderTooLarge)
+}
