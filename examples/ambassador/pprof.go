@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"time"
 )
 
@@ -36,7 +37,7 @@ func servePprof(addr string) (func(), error) {
 	go func() {
 		defer close(done)
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Println("pprof:", err)
+			fmt.Fprintln(os.Stderr, "pprof:", err)
 		}
 	}()
 	return func() { _ = srv.Close(); <-done }, nil
