@@ -18,10 +18,14 @@ func (s *Server) accessLog(r *http.Request, w *logWriter, rt *route, e *serviceE
 		level = slog.LevelDebug
 	}
 	ctx := context.Background()
-	l := s.opts.logger
-	if !l.Enabled(ctx, level) {
+	h := s.opts.logger.Handler()
+	if !h.Enabled(ctx, level) {
 		return
 	}
+	if panicked != nil {
+		level = slog.LevelWarn
+	}
+	now := time.Now()
 	status := w.status
 	if status == 0 {
 		if panicked != nil {
@@ -56,15 +60,16 @@ func (s *Server) accessLog(r *http.Request, w *logWriter, rt *route, e *serviceE
 		slog.String("endpoint", endpoint),
 		slog.Int("status", status),
 		slog.Int("attempts", attempts),
-		slog.Duration("duration", time.Since(start)),
+		slog.Duration("duration", now.Sub(start)),
 		slog.String("error", w.reason),
 	}
 	n := len(attrs)
 	if w.reason == "" {
 		n-- // the reason is last: leave it out when there is none
 	}
-	if panicked != nil {
-		level = slog.LevelWarn
-	}
-	l.LogAttrs(ctx, level, "request", attrs[:n]...)
+	// The handler directly, not Logger.LogAttrs: the same record, without
+	// the caller's program counter (runtime.Callers) nobody prints.
+	line := slog.NewRecord(now, level, "request", 0)
+	line.AddAttrs(attrs[:n]...)
+	_ = h.Handle(ctx, line)
 }

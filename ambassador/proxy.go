@@ -59,7 +59,11 @@ type serviceEntry struct {
 	cfg   ServiceConfig
 	stack *Stack
 	proxy *httputil.ReverseProxy
-	sem   chan struct{} // nil: no max_concurrent_requests
+	// maxActive is max_concurrent_requests (0: unlimited); active counts
+	// the requests holding a slot. An atomic counter, not a channel: a
+	// request takes a slot with one Add and no lock.
+	maxActive int64
+	active    atomic.Int64
 
 	refs      atomic.Int64 // in-flight requests | retiredBit
 	closeOnce sync.Once
@@ -73,9 +77,7 @@ func (s *Server) newServiceEntry(name string, c ServiceConfig) (*serviceEntry, e
 		return nil, err
 	}
 	e := &serviceEntry{name: name, cfg: c, stack: stack, logger: s.opts.logger}
-	if c.MaxConcurrentRequests > 0 {
-		e.sem = make(chan struct{}, c.MaxConcurrentRequests)
-	}
+	e.maxActive = int64(c.MaxConcurrentRequests)
 	e.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			// The logical host: the stack's discovery layer replaces it by
@@ -131,6 +133,25 @@ func (e *serviceEntry) retire() {
 }
 
 func (e *serviceEntry) inFlight() int64 { return e.refs.Load() &^ retiredBit }
+
+// takeSlot claims one of the service's max_concurrent_requests slots;
+// false means they are all taken. A true must be paired with freeSlot.
+func (e *serviceEntry) takeSlot() bool {
+	if e.maxActive <= 0 {
+		return true
+	}
+	if e.active.Add(1) > e.maxActive {
+		e.active.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (e *serviceEntry) freeSlot() {
+	if e.maxActive > 0 {
+		e.active.Add(-1)
+	}
+}
 
 func (e *serviceEntry) close() {
 	e.closeOnce.Do(func() {
@@ -231,9 +252,15 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt    *route
 		entry *serviceEntry
 		rec   *attempt.Record
+		slot  bool
 	)
+	// One deferred call does all the bookkeeping: the access log, the
+	// bulkhead slot, the entry reference.
 	defer func() {
 		p := recover()
+		if slot {
+			entry.freeSlot()
+		}
 		s.accessLog(r, lw, rt, entry, rec, start, p)
 		if entry != nil {
 			entry.release()
@@ -268,15 +295,11 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Retired by a reload between Load and acquire: route again on the
 		// new table (Reload stores it before it retires the old entries).
 	}
-	if entry.sem != nil {
-		select {
-		case entry.sem <- struct{}{}:
-			defer func() { <-entry.sem }()
-		default:
-			s.refuse(lw, r, http.StatusServiceUnavailable, ReasonOverloaded, 0)
-			return
-		}
+	if !entry.takeSlot() {
+		s.refuse(lw, r, http.StatusServiceUnavailable, ReasonOverloaded, 0)
+		return
 	}
+	slot = true
 	rec = attempt.NewRecord()
 	ctx := attempt.WithRecord(r.Context(), rec)
 	if isGRPC(r) {

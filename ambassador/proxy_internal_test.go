@@ -125,10 +125,11 @@ func (w *nopWriter) WriteHeader(int)             {}
 func (w *nopWriter) Flush()                      {}
 
 // BenchmarkHandler measures the ambassador's own cost per request — route
-// match, bulkhead, attempt record, ReverseProxy, access log (disabled) —
-// over a transport that answers at once.
+// match, bulkhead, attempt record, ReverseProxy, access log (disabled but
+// in "accesslog", a text line to io.Discard) — over a transport that
+// answers at once.
 func BenchmarkHandler(b *testing.B) {
-	for _, name := range []string{"service", "routes", "bulkhead"} {
+	for _, name := range []string{"service", "routes", "bulkhead", "accesslog"} {
 		b.Run(name, func(b *testing.B) {
 			sc := ServiceConfig{Discovery: discovery.Config{Static: []string{"127.0.0.1:1"}}}
 			l := ListenerConfig{Address: "127.0.0.1:0", Service: "a"}
@@ -140,8 +141,12 @@ func BenchmarkHandler(b *testing.B) {
 			case "bulkhead":
 				sc.MaxConcurrentRequests = 1000
 			}
+			level := slog.LevelError
+			if name == "accesslog" {
+				level = slog.LevelInfo
+			}
 			s, err := NewServer(&Config{Listeners: []ListenerConfig{l}, Services: map[string]ServiceConfig{"a": sc}},
-				WithServerLogger(slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))),
+				WithServerLogger(slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: level}))),
 				WithStackOptions(WithBase(okTransport{})))
 			require.NoError(b, err)
 			defer s.Close()

@@ -53,12 +53,23 @@ func newBaseTransport(c ServiceConfig, ts *tlsSource) *http.Transport {
 		alpn = []string{"http/1.1"}
 	}
 	t.Protocols = &p
+	if useH1Direct(c, ts != nil) {
+		// Plain HTTP/1.1: simple requests take the direct path (fasth1.go).
+		t.RegisterProtocol("http", newH1Direct(d.DialContext))
+	}
 	if ts != nil {
 		t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return ts.dial(ctx, d, network, addr, alpn)
 		}
 	}
 	return t
+}
+
+// useH1Direct reports whether the base transport of c takes simple requests
+// on h1Direct: plain HTTP/1.1 without TLS and without max_connections
+// (which net/http's Transport enforces).
+func useH1Direct(c ServiceConfig, tls bool) bool {
+	return !tls && (c.Protocol == "" || c.Protocol == ProtocolHTTP1) && c.MaxConnections == 0
 }
 
 // dial connects to addr and performs the TLS handshake with the current

@@ -8,7 +8,10 @@
 #   haproxy     http-reuse always, 2 threads
 # then runs wrk against direct / ambassador / nginx / haproxy, interleaved
 # over ROUNDS rounds, at -t1 -c1 and -t2 -c32, and prints requests/s, p50 and
-# p99 (median over rounds) with the ratio to direct.
+# p99 (median over rounds) with the ratio to direct, and the CPU time the
+# serving process used per request (utime+stime from /proc, children
+# included: nginx's workers): on a shared machine req/s and p99 move with
+# the neighbours' load, CPU per request much less.
 #
 # Environment: DURATION (wrk seconds per run, default 5), ROUNDS (default 3),
 # NO_INSTALL=1 (never apt-get). Installs nginx, haproxy and wrk from Debian
@@ -88,8 +91,9 @@ pids+=($!)
 wait_port "$backend_port" backend "$!"
 
 targets=(direct)
-declare -A port
+declare -A port tpid
 port[direct]=$backend_port
+tpid[direct]=${pids[0]}
 
 # --- ambassador ----------------------------------------------------------------
 amb_port=$(free_port)
@@ -111,6 +115,7 @@ EOF
 	if wait_port "$amb_port" ambassador "$!"; then
 		targets+=(ambassador)
 		port[ambassador]=$amb_port
+		tpid[ambassador]=${pids[-1]}
 	else
 		log "ambassador: SKIPPED, it did not start:"; head -20 "$tmp/ambassador.log" >&2
 	fi
@@ -152,7 +157,7 @@ EOF
 nginx -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" &
 pids+=($!)
 if wait_port "$nginx_port" nginx "$!"; then
-	targets+=(nginx); port[nginx]=$nginx_port
+	targets+=(nginx); port[nginx]=$nginx_port; tpid[nginx]=${pids[-1]}
 else
 	log "nginx: SKIPPED"; cat "$tmp/nginx/error.log" >&2 || true
 fi
@@ -179,7 +184,7 @@ EOF
 haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 &
 pids+=($!)
 if wait_port "$haproxy_port" haproxy "$!"; then
-	targets+=(haproxy); port[haproxy]=$haproxy_port
+	targets+=(haproxy); port[haproxy]=$haproxy_port; tpid[haproxy]=${pids[-1]}
 else
 	log "haproxy: SKIPPED"; cat "$tmp/haproxy.log" >&2
 fi
@@ -197,16 +202,30 @@ confs=("1 1" "2 32") # threads connections
 results=$tmp/results.txt
 : >"$results"
 
+# cpu_ticks PID: utime+stime of PID and its children, in clock ticks.
+cpu_ticks() {
+	local p s=0
+	for p in "$1" $(pgrep -P "$1" || true); do
+		s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+	done
+	echo "$s"
+}
+hz=$(getconf CLK_TCK)
+
 # run_wrk TARGET THREADS CONNS SECONDS ROUND
 run_wrk() {
-	local out rps p50 p99 non2xx
+	local out rps p50 p99 non2xx c0 c1 n cpu
+	c0=$(cpu_ticks "${tpid[$1]}")
 	out=$(wrk -t"$2" -c"$3" -d"$4"s --latency "http://127.0.0.1:${port[$1]}/" 2>&1)
+	c1=$(cpu_ticks "${tpid[$1]}")
+	n=$(awk '/requests in/ {print $1}' <<<"$out")
+	cpu=$(awk -v a="$c0" -v b="$c1" -v n="${n:-0}" -v hz="$hz" 'BEGIN {if (n > 0) printf "%.1f", (b - a) * 1e6 / hz / n; else print 0}')
 	rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
 	p50=$(to_us "$(awk '$1 == "50%" {print $2}' <<<"$out")")
 	p99=$(to_us "$(awk '$1 == "99%" {print $2}' <<<"$out")")
 	non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$out")
 	if [ -z "$rps" ]; then log "wrk failed against $1:"; log "$out"; return 1; fi
-	[ -n "$5" ] && echo "c$3 $1 $5 $rps $p50 $p99 ${non2xx:-0}" >>"$results"
+	[ -n "$5" ] && echo "c$3 $1 $5 $rps $p50 $p99 ${non2xx:-0} $cpu" >>"$results"
 	return 0
 }
 
@@ -227,17 +246,17 @@ median() { sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; e
 col() { awk -v c="$1" -v t="$2" -v k="$3" '$1 == c && $2 == t {print $k}' "$results" | median; }
 
 printf '\n%s\n' "wrk ${DURATION}s x $ROUNDS rounds (interleaved), median per cell; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-printf '%-6s %-11s %12s %8s %10s %10s %10s %10s %s\n' conns target "req/s" "x direct" "p50 us" "+p50 us" "p99 us" "+p99 us" "non-2xx"
+printf '%-6s %-11s %12s %8s %10s %10s %10s %10s %8s %s\n' conns target "req/s" "x direct" "p50 us" "+p50 us" "p99 us" "+p99 us" "non-2xx" "cpu us/req"
 for c in "${confs[@]}"; do
 	set -- $c
 	cc=c$2
 	d_rps=$(col "$cc" direct 4); d_p50=$(col "$cc" direct 5); d_p99=$(col "$cc" direct 6)
 	for t in "${targets[@]}"; do
-		rps=$(col "$cc" "$t" 4); p50=$(col "$cc" "$t" 5); p99=$(col "$cc" "$t" 6)
+		rps=$(col "$cc" "$t" 4); p50=$(col "$cc" "$t" 5); p99=$(col "$cc" "$t" 6); cpu=$(col "$cc" "$t" 8)
 		bad=$(awk -v c="$cc" -v t="$t" '$1 == c && $2 == t {s += $7} END {print s + 0}' "$results")
 		awk -v c="$2" -v t="$t" -v rps="$rps" -v drps="$d_rps" -v p50="$p50" -v dp50="$d_p50" \
-			-v p99="$p99" -v dp99="$d_p99" -v bad="$bad" 'BEGIN {
-			printf "%-6s %-11s %12.0f %7.2fx %10.0f %10.0f %10.0f %10.0f %s\n",
-				c, t, rps, rps / drps, p50, p50 - dp50, p99, p99 - dp99, bad }'
+			-v p99="$p99" -v dp99="$d_p99" -v bad="$bad" -v cpu="$cpu" 'BEGIN {
+			printf "%-6s %-11s %12.0f %7.2fx %10.0f %10.0f %10.0f %10.0f %8s %10.1f\n",
+				c, t, rps, rps / drps, p50, p50 - dp50, p99, p99 - dp99, bad, cpu }'
 	done
 done
