@@ -25,6 +25,8 @@ type refusingH2 struct {
 	ln     net.Listener
 	wg     sync.WaitGroup
 	mu     sync.Mutex
+	conns  []net.Conn
+	closed bool
 	bodies []string
 }
 
@@ -40,6 +42,12 @@ func startRefusingH2(t *testing.T) *refusingH2 {
 			if err != nil {
 				return
 			}
+			s.mu.Lock()
+			if s.closed {
+				_ = conn.Close()
+			}
+			s.conns = append(s.conns, conn)
+			s.mu.Unlock()
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
@@ -47,7 +55,20 @@ func startRefusingH2(t *testing.T) *refusingH2 {
 			}()
 		}
 	}()
-	t.Cleanup(func() { _ = ln.Close(); s.wg.Wait() })
+	// Close the server's side of every connection rather than wait for the
+	// client to: a connection the client does not see as idle yet (a stream
+	// still being forgotten) survives CloseIdleConnections, and waiting for
+	// it would hang the test.
+	t.Cleanup(func() {
+		_ = ln.Close()
+		s.mu.Lock()
+		s.closed = true
+		for _, c := range s.conns {
+			_ = c.Close()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
 	return s
 }
 
