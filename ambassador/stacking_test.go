@@ -430,3 +430,79 @@ func TestStackingPOSTWithout503IdempotencyKeySentOnce(t *testing.T) {
 		})
 	}
 }
+
+// alwaysReady is a discovery.Health whose view lags the breaker's: it says
+// every endpoint is ready.
+type alwaysReady struct{}
+
+func (alwaysReady) Ready(string) bool { return true }
+
+// onlyReader hides strings.Reader's type so http.NewRequest sets no GetBody.
+type onlyReader struct{ io.Reader }
+
+// The window between discovery's readiness check and the breaker's
+// admission (a breaker that trips, or whose half-open probe slots fill, in
+// between) made deterministic: discovery believes every endpoint ready, the
+// breaker below has endpoint a open. A request discovery sends to a is
+// refused there without being sent, and discovery gives it to b instead —
+// the caller does not get a refusal while a healthy endpoint exists.
+func TestStackingDiscoveryRepicksAfterBreakerRefusal(t *testing.T) {
+	a, b := newCountingUpstream(t, http.StatusInternalServerError), newCountingUpstream(t, http.StatusOK)
+	br, err := breaker.New(breaker.Config{ConsecutiveFailures: 1, OpenTimeout: time.Hour})
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, br.Close()) }()
+	svc, err := discovery.NewService("users", discovery.Static(a.host(t), b.host(t)), discovery.Config{}, discovery.WithHealth(alwaysReady{}))
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, svc.Close()) }()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	rt := ambassador.Chain(tr, svc.RoundTripper, br.RoundTripper)
+
+	// Round robin: the first request goes to a, whose 500 opens its breaker.
+	seen := map[int]int{}
+	for range 2 {
+		code, err := send(t, rt, http.MethodGet, "http://users/", nil, "")
+		require.NoError(t, err)
+		seen[code]++
+	}
+	require.Equal(t, map[int]int{500: 1, 200: 1}, seen)
+	require.Equal(t, breaker.StateOpen, br.State(a.host(t)))
+
+	var got []string
+	var mu sync.Mutex
+	b.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.hits.Add(1)
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, string(body))
+		mu.Unlock()
+	})
+	for i := range 10 {
+		code, err := send(t, rt, http.MethodPost, "http://users/orders", nil, "order")
+		require.NoError(t, err, "request %d", i)
+		require.Equal(t, http.StatusOK, code, "request %d", i)
+	}
+	assert.EqualValues(t, 1, a.hits.Load(), "the open endpoint got nothing more")
+	assert.Len(t, got, 10)
+	for _, body := range got {
+		assert.Equal(t, "order", body, "the re-picked send carries the whole body")
+	}
+
+	// A body that cannot be had again (no GetBody) is not re-sent: the
+	// refusal comes back when the pick lands on a.
+	refusals := 0
+	for range 2 {
+		req, err := http.NewRequest(http.MethodPost, "http://users/orders", onlyReader{strings.NewReader("once")})
+		require.NoError(t, err)
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			assert.ErrorIs(t, err, breaker.ErrOpen)
+			refusals++
+			continue
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		require.NoError(t, resp.Body.Close())
+	}
+	assert.Equal(t, 1, refusals, "one of two round-robin picks lands on the open endpoint")
+	assert.EqualValues(t, 1, a.hits.Load())
+}
