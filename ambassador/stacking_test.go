@@ -147,15 +147,15 @@ func send(t *testing.T, rt http.RoundTripper, method, rawURL string, hdr http.He
 	return resp.StatusCode, err
 }
 
-// slowRetry retries up to 5 times with a 1s base delay (±50% jitter: no
-// retry happens sooner than 500ms), no budget in the way.
+// slowRetry retries up to 5 times with a 2s base delay (±50% jitter: no
+// retry happens sooner than 1s), no budget in the way.
 func slowRetry() *retry.Config {
-	return &retry.Config{MaxAttempts: 5, BaseDelay: time.Second, MaxDelay: time.Second,
+	return &retry.Config{MaxAttempts: 5, BaseDelay: 2 * time.Second, MaxDelay: 2 * time.Second,
 		Budget: retry.BudgetConfig{Disabled: true}}
 }
 
-// noBackoff is well below the smallest backoff slowRetry would sleep.
-const noBackoff = 400 * time.Millisecond
+// noBackoff is below the smallest backoff slowRetry would sleep (1s).
+const noBackoff = 900 * time.Millisecond
 
 // An open breaker's refusal (through discovery, which skips the ejected
 // endpoint and so refuses with ErrNoEndpoints) is returned at once: the
