@@ -220,7 +220,9 @@ func TestTimeoutCoversBodyButDoesNotCutItEarly(t *testing.T) {
 		assert.Equal(t, "tail", string(rest))
 	})
 	t.Run("a body that outlives the timeout is cut", func(t *testing.T) {
-		s := newStack(t, ambassador.ServiceConfig{Name: "users", Timeout: 100 * time.Millisecond, Discovery: eps})
+		// The headers must arrive within the timeout: 1s leaves room for a
+		// loaded machine; the body never ends on its own.
+		s := newStack(t, ambassador.ServiceConfig{Name: "users", Timeout: time.Second, Discovery: eps})
 		req, err := http.NewRequest(http.MethodGet, "http://users/", nil)
 		require.NoError(t, err)
 		resp, err := s.RoundTrip(req)
@@ -340,8 +342,13 @@ func TestUpgradeOutlivesTimeout(t *testing.T) {
 		_, _ = io.Copy(conn, brw)
 	}))
 	defer srv.Close()
-	s := newStack(t, ambassador.ServiceConfig{Name: "users", Timeout: 50 * time.Millisecond,
+	// The handshake must finish within the timeout (50ms was within reach
+	// of scheduling delays on a loaded machine); the echo below runs only
+	// once the timeout has passed.
+	const timeout = 500 * time.Millisecond
+	s := newStack(t, ambassador.ServiceConfig{Name: "users", Timeout: timeout,
 		Discovery: discovery.Config{Static: []string{hostOf(t, srv.URL)}}})
+	start := time.Now()
 	req, err := http.NewRequest(http.MethodGet, "http://users/echo", nil)
 	require.NoError(t, err)
 	req.Header.Set("Connection", "Upgrade")
@@ -353,6 +360,7 @@ func TestUpgradeOutlivesTimeout(t *testing.T) {
 	require.True(t, ok, "101 body is writable")
 	defer rwc.Close()
 	assert.Error(t, resp.Request.Context().Err(), "the request's deadline is released at the handshake")
+	<-time.After(time.Until(start.Add(timeout + 50*time.Millisecond))) // past the timeout
 	_, err = rwc.Write([]byte("ping"))
 	require.NoError(t, err)
 	buf := make([]byte, 4)

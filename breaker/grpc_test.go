@@ -229,7 +229,7 @@ func TestGRPCHalfOpenProbes(t *testing.T) {
 	h := &healthServer{code: codes.Internal}
 	addr := startGRPC(t, h)
 	const probes = 2
-	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: 50 * time.Millisecond, HalfOpenRequests: probes})
+	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: openTimeout, HalfOpenRequests: probes})
 	c := dialGRPC(t, addr, b)
 	require.Equal(t, codes.Internal, status.Code(check(t.Context(), c)))
 	require.Equal(t, breaker.StateOpen, b.State(addr))

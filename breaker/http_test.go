@@ -133,11 +133,17 @@ func TestTripsAfterConsecutiveFailuresAndRefusesWithoutSending(t *testing.T) {
 	assert.Equal(t, int64(3), up.hits.Load(), "the refused request never reached the upstream")
 }
 
+// openTimeout is the open_timeout of tests that trip a breaker and then
+// check that it refuses. Those checks must run before it goes half-open: with
+// 50ms, two loopback calls in a row under -race on a loaded 2-core machine
+// sometimes took longer, and the "refused" request became a probe.
+const openTimeout = 500 * time.Millisecond
+
 func TestHalfOpenLetsExactlyHalfOpenRequestsProbesThrough(t *testing.T) {
 	for _, probes := range []int{1, 3} {
 		t.Run(strings.Repeat("probe", probes), func(t *testing.T) {
 			up := newUpstream(t, http.StatusBadGateway)
-			b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: 50 * time.Millisecond, HalfOpenRequests: probes})
+			b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: openTimeout, HalfOpenRequests: probes})
 			c := newClient(t, b)
 			for range 2 {
 				_, err := get(t.Context(), c, up.srv.URL)
@@ -195,7 +201,7 @@ func TestHalfOpenLetsExactlyHalfOpenRequestsProbesThrough(t *testing.T) {
 
 func TestFailedProbeReopens(t *testing.T) {
 	up := newUpstream(t, http.StatusServiceUnavailable)
-	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: 50 * time.Millisecond})
+	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: openTimeout})
 	c := newClient(t, b)
 	_, err := get(t.Context(), c, up.srv.URL)
 	require.NoError(t, err)
@@ -322,7 +328,7 @@ func TestFailureRatioTripsOnceMinRequestsSeen(t *testing.T) {
 
 func TestReadyTakesNoProbeSlot(t *testing.T) {
 	up := newUpstream(t, http.StatusInternalServerError)
-	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: 50 * time.Millisecond})
+	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: openTimeout})
 	c := newClient(t, b)
 	assert.True(t, b.Ready(up.host()), "no breaker yet")
 	_, err := get(t.Context(), c, up.srv.URL)
@@ -355,7 +361,7 @@ func TestOnStateChangeRunsOutsideLocksInOrder(t *testing.T) {
 		got []string
 		b   *breaker.Breaker
 	)
-	b = newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: 50 * time.Millisecond},
+	b = newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: openTimeout},
 		breaker.WithOnStateChange(func(key string, from, to breaker.State) {
 			// Calling back into the Breaker would deadlock under a lock.
 			_ = b.State(key)
@@ -486,7 +492,7 @@ func TestStateStrings(t *testing.T) {
 
 func TestCancelledProbeReopensInsteadOfFreeingItsSlot(t *testing.T) {
 	up := newUpstream(t, http.StatusInternalServerError)
-	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: 50 * time.Millisecond})
+	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: openTimeout})
 	c := newClient(t, b)
 	_, err := get(t.Context(), c, up.srv.URL)
 	require.NoError(t, err)
@@ -495,11 +501,14 @@ func TestCancelledProbeReopensInsteadOfFreeingItsSlot(t *testing.T) {
 	require.Eventually(t, func() bool { return b.State(up.host()) == breaker.StateHalfOpen },
 		2*time.Second, 5*time.Millisecond)
 
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	// The caller gives up once the probe has reached the upstream (a fixed
+	// 20ms deadline could expire before it even got there on a loaded
+	// machine, and no probe would reach the upstream).
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	go func() { <-arrived }()
+	go func() { <-arrived; cancel() }()
 	_, err = get(ctx, c, up.srv.URL)
-	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorIs(t, err, context.Canceled)
 	assert.Equal(t, breaker.StateOpen, b.State(up.host()), "the probe timed out: open again")
 	_, err = get(t.Context(), c, up.srv.URL)
 	assert.ErrorIs(t, err, breaker.ErrOpen)

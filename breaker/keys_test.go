@@ -88,7 +88,7 @@ func TestIdleKeysAreSwept(t *testing.T) {
 
 func TestOpenKeyOutlivesIdleSweepUntilItsTimeout(t *testing.T) {
 	next := &hostTransport{}
-	b := newBreaker(t, breaker.Config{MaxKeys: 1000, ConsecutiveFailures: 1, Interval: 5 * time.Millisecond, OpenTimeout: 300 * time.Millisecond})
+	b := newBreaker(t, breaker.Config{MaxKeys: 1000, ConsecutiveFailures: 1, Interval: 5 * time.Millisecond, OpenTimeout: time.Second})
 	rt := b.RoundTripper(next)
 	require.NoError(t, roundTrip(t, rt, "bad-1:80"))
 	opened := time.Now()

@@ -43,7 +43,7 @@ func TestMetrics(t *testing.T) {
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
 
 	up := newUpstream(t, http.StatusInternalServerError)
-	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: 50 * time.Millisecond},
+	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: openTimeout},
 		breaker.WithMeterProvider(mp), breaker.WithService("users"))
 	c := newClient(t, b)
 	for range 2 {

@@ -3,12 +3,15 @@ package discovery
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/outbound-go/outbound/internal/attempt"
+	"github.com/outbound-go/outbound/internal/refusal"
 )
 
 // RoundTripper returns a RoundTripper that sends requests for the logical
@@ -29,7 +32,11 @@ import (
 // record retry keeps in the context) while another ready one exists, skips
 // endpoints that are not ready, and records the pick in that record. With no
 // ready endpoint the request is not sent: RoundTrip closes its body and
-// returns a *NoEndpointsError wrapping ErrNoEndpoints.
+// returns a *NoEndpointsError wrapping ErrNoEndpoints. When a layer below
+// (a breaker) refuses the picked endpoint locally, without sending — its
+// readiness changed between the pick and the send — RoundTrip picks another
+// ready endpoint, up to three times, if the request can be sent again (no
+// body, or a GetBody); else the refusal is returned.
 //
 // The endpoint's in-flight count and latency cover the time until the
 // response headers arrive (RoundTrip returning), not the body: a long
@@ -71,7 +78,67 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	c := &reqCopy{r: *req, u: *req.URL}
+	c := &reqCopy{}
+	var (
+		refused [maxRepicks]*endpoint
+		body    io.ReadCloser // a fresh body for a re-picked send
+	)
+	for n := 0; ; n++ {
+		resp, err := t.send(req, c, ep, body)
+		if err == nil || !refusal.Is(err) || n == maxRepicks {
+			return resp, err
+		}
+		// A layer below (the breaker) refused the endpoint without sending:
+		// its readiness changed between the pick and the send (it tripped,
+		// or its half-open probe slots filled). The request never left, so
+		// another ready endpoint gets it now rather than the caller getting
+		// a refusal while a healthy endpoint exists.
+		refused[n] = ep
+		if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+			return nil, err // the body is gone with the refused send
+		}
+		next, perr := s.pick(ctx, rec)
+		if perr != nil || slices.Contains(refused[:n+1], next) {
+			return nil, err
+		}
+		b, ok := freshBody(req)
+		if !ok {
+			return nil, err
+		}
+		ep, body = next, b
+	}
+}
+
+// maxRepicks bounds how many other endpoints one attempt tries after
+// endpoints refused locally (by a breaker below) without sending.
+const maxRepicks = 3
+
+// freshBody returns a body for sending req again after a layer below
+// refused it (and closed its body): none for a bodiless request, else one
+// from GetBody. ok is false when the body cannot be had again.
+func freshBody(req *http.Request) (io.ReadCloser, bool) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return req.Body, true
+	}
+	if req.GetBody == nil {
+		return nil, false
+	}
+	b, err := req.GetBody()
+	if err != nil {
+		return nil, false
+	}
+	return b, true
+}
+
+// send sends one copy of req (in c) to ep through next, with body instead
+// of req's when it is not nil, and records the outcome in ep's load and
+// latency.
+func (t *transport) send(req *http.Request, c *reqCopy, ep *endpoint, body io.ReadCloser) (*http.Response, error) {
+	s := t.s
+	c.r, c.u = *req, *req.URL
+	if body != nil {
+		c.r.Body = body
+	}
 	c.u.Host = ep.addr
 	c.r.URL = &c.u
 	switch {

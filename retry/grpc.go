@@ -113,7 +113,8 @@ func (p *Policy) judgeGRPC(ctx, actx context.Context, err error, trailer metadat
 	}
 	code := status.Code(err)
 	perTryFired := (perTryBound && code == codes.DeadlineExceeded) ||
-		errors.Is(actx.Err(), context.DeadlineExceeded)
+		errors.Is(actx.Err(), context.DeadlineExceeded) ||
+		perTryDeadlinePassed(ctx, actx)
 	if !perTryFired {
 		if k := classify.Error(ctx, actx, err); k == classify.Timeout {
 			perTryFired = true
@@ -130,6 +131,24 @@ func (p *Policy) judgeGRPC(ctx, actx context.Context, err error, trailer metadat
 		return verdict{retry: true, delay: d, hasDelay: true}
 	}
 	return verdict{retry: true}
+}
+
+// perTryDeadlinePassed reports whether actx carries a deadline of its own
+// (the per-try timeout, earlier than the caller's) and that deadline has
+// passed, whether or not its timer has fired yet. The server learns the
+// deadline from grpc-timeout and may end the call (DEADLINE_EXCEEDED, or
+// RST_STREAM that gRPC reports as DEADLINE_EXCEEDED) before the client's
+// timer runs; the attempt's cancel then wins the race, actx.Err() says
+// Canceled, and without this check the per-try timeout would go unseen.
+func perTryDeadlinePassed(ctx, actx context.Context) bool {
+	dl, ok := actx.Deadline()
+	if !ok {
+		return false
+	}
+	if cdl, ok := ctx.Deadline(); ok && !cdl.After(dl) {
+		return false // the caller's deadline, not a per-try one
+	}
+	return !time.Now().Before(dl)
 }
 
 // eventGRPC adds an attempt event; the endpoint is the one discovery

@@ -158,7 +158,7 @@ func TestUnaryPerTryTimeout(t *testing.T) {
 		<-ctx.Done() // hang until the client's per-try timeout
 		return ctx.Err()
 	}}
-	p, _, m := newPolicy(t, retry.Config{PerTryTimeout: 50 * time.Millisecond})
+	p, _, m := newPolicy(t, retry.Config{PerTryTimeout: perTryTimeout})
 	client := startGRPC(t, srv, p)
 	_, err := client.UnaryCall(context.Background(), &testgrpc.SimpleRequest{})
 	require.NoError(t, err)
@@ -193,7 +193,7 @@ func TestServerStreamPerTryTimeout(t *testing.T) {
 		<-ctx.Done() // no first message until the client gives up on this try
 		return ctx.Err()
 	}}
-	p, _, m := newPolicy(t, retry.Config{PerTryTimeout: 50 * time.Millisecond})
+	p, _, m := newPolicy(t, retry.Config{PerTryTimeout: perTryTimeout})
 	client := startGRPC(t, srv, p)
 	stream, err := client.StreamingOutputCall(context.Background(), streamReq(nil, 4))
 	require.NoError(t, err)

@@ -26,6 +26,7 @@ type refusingH2 struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	conns  []net.Conn
+	closed bool
 	bodies []string
 }
 
@@ -42,6 +43,9 @@ func startRefusingH2(t *testing.T) *refusingH2 {
 				return
 			}
 			s.mu.Lock()
+			if s.closed {
+				_ = conn.Close()
+			}
 			s.conns = append(s.conns, conn)
 			s.mu.Unlock()
 			s.wg.Add(1)
@@ -51,9 +55,14 @@ func startRefusingH2(t *testing.T) *refusingH2 {
 			}()
 		}
 	}()
+	// Close the server's side of every connection rather than wait for the
+	// client to: a connection the client does not see as idle yet (a stream
+	// still being forgotten) survives CloseIdleConnections, and waiting for
+	// it would hang the test.
 	t.Cleanup(func() {
 		_ = ln.Close()
 		s.mu.Lock()
+		s.closed = true
 		for _, c := range s.conns {
 			_ = c.Close()
 		}

@@ -351,6 +351,13 @@ func TestLocalRefusalIsNotRetried(t *testing.T) {
 	assert.Equal(t, map[string]int64{"not_retryable": 1}, m.outcomes(t))
 }
 
+// perTryTimeout is the per-try timeout of the tests where one attempt hangs
+// until it fires and another must answer within it. Its margin is for the
+// answering attempt: with 50ms a healthy loopback call under -race on a
+// loaded 2-core machine sometimes took longer, timed out too and made a
+// third attempt.
+const perTryTimeout = 300 * time.Millisecond
+
 func TestPerTryTimeout(t *testing.T) {
 	t.Run("slow first attempt, fast second", func(t *testing.T) {
 		var hits atomic.Int32
@@ -362,7 +369,7 @@ func TestPerTryTimeout(t *testing.T) {
 			_, _ = io.WriteString(w, "fast")
 		})
 		srv, _, mk := serve(t, up)
-		client, _, m := mk(retry.Config{PerTryTimeout: 50 * time.Millisecond})
+		client, _, m := mk(retry.Config{PerTryTimeout: perTryTimeout})
 		resp, err := client.Get(srv.URL)
 		require.NoError(t, err)
 		assert.Equal(t, "fast", readAll(t, resp))
@@ -374,13 +381,13 @@ func TestPerTryTimeout(t *testing.T) {
 		up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(200)
 			http.NewResponseController(w).Flush()
-			time.Sleep(150 * time.Millisecond) // slow upstream: past the per-try timeout
+			time.Sleep(2 * perTryTimeout) // slow upstream: past the per-try timeout
 			for range chunks {
 				_, _ = w.Write(bytes.Repeat([]byte("z"), chunk))
 			}
 		})
 		srv, _, mk := serve(t, up)
-		client, _, _ := mk(retry.Config{PerTryTimeout: 50 * time.Millisecond})
+		client, _, _ := mk(retry.Config{PerTryTimeout: perTryTimeout})
 		resp, err := client.Get(srv.URL)
 		require.NoError(t, err)
 		assert.Len(t, readAll(t, resp), chunk*chunks)
