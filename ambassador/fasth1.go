@@ -155,14 +155,18 @@ func (t *h1Direct) send(ctx context.Context, pc *h1Conn, req *http.Request) (*ht
 		return nil, &retryableErr{err}
 	}
 	trace := httptrace.ContextClientTrace(ctx)
-	pc.lim.n = h1MaxHeaderBytes
-	defer func() { pc.lim.n = -1 }()
 	for {
+		// The head is read under the byte cap; the body is not. The cap is
+		// lifted before pc can go back to the pool, where another request
+		// may take it at once.
+		pc.lim.n = h1MaxHeaderBytes
 		if _, err := pc.br.Peek(1); err != nil {
+			pc.lim.n = -1
 			stop()
 			return nil, &retryableErr{err}
 		}
 		resp, err := http.ReadResponse(pc.br, req)
+		pc.lim.n = -1
 		if err != nil {
 			stop()
 			return nil, err
