@@ -17,7 +17,8 @@ import (
 //
 // For a rewritten request the caller's request is never modified: the
 // attempt gets a shallow copy with its own URL whose host is the picked
-// endpoint's host:port; scheme, path and query stay. The Host header the
+// endpoint's host:port (when the request is already the attempt's own copy
+// made by the retry layer above, that copy is rewritten instead); scheme, path and query stay. The Host header the
 // upstream sees is, in order: the WithHost option if set; the caller's
 // req.Host if it was set to something other than the logical name; else the
 // endpoint's host:port, exactly as if the caller had dialled it directly.
@@ -71,18 +72,25 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	c := &reqCopy{r: *req, u: *req.URL}
-	c.u.Host = ep.addr
-	c.r.URL = &c.u
+	out := req
+	if !attempt.Owned(req) {
+		// Not the attempt's own copy (no retry above, or a layer in between
+		// made another): copy it, never touch the caller's request.
+		c := &reqCopy{r: *req, u: *req.URL}
+		c.r.URL = &c.u
+		out = &c.r
+	}
+	// Decide the Host header from the request as it came, then rewrite.
 	switch {
 	case s.host != "":
-		c.r.Host = s.host
+		out.Host = s.host
 	case req.Host == "" || strings.EqualFold(req.Host, s.name):
-		c.r.Host = ""
+		out.Host = ""
 	}
+	out.URL.Host = ep.addr
 	ep.inflight.Add(1)
 	start := monoNow()
-	resp, err := t.next.RoundTrip(&c.r)
+	resp, err := t.next.RoundTrip(out)
 	end := monoNow()
 	ep.inflight.Add(-1)
 	rtt := time.Duration(end - start)

@@ -18,7 +18,7 @@ type budget struct {
 	ratio    float64
 	floor    float64 // minPerSecond × ttl in seconds
 	slotNano int64
-	now      func() time.Time
+	nanos    func() int64 // the current time in ns, on any fixed origin
 
 	mu    sync.Mutex // serialises slot rotation and withdrawals
 	slots [budgetSlots]budgetSlot
@@ -30,7 +30,11 @@ type budgetSlot struct {
 	retries  atomic.Int64
 }
 
-func newBudget(c BudgetConfig, now func() time.Time) *budget {
+// newBudget returns the budget of c, nil when disabled. nanos reads the
+// clock; with the real clock it is a monotonic reading (time.Since of a
+// fixed start: one clock read, not time.Now's two), as only the slot index
+// matters.
+func newBudget(c BudgetConfig, nanos func() int64) *budget {
 	if c.Disabled {
 		return nil
 	}
@@ -42,13 +46,13 @@ func newBudget(c BudgetConfig, now func() time.Time) *budget {
 		ratio:    c.Ratio,
 		floor:    c.MinPerSecond * c.TTL.Seconds(),
 		slotNano: slot,
-		now:      now,
+		nanos:    nanos,
 	}
 }
 
 // slot returns the current slot, reset if it belonged to an older epoch.
 func (b *budget) slot() (*budgetSlot, int64) {
-	idx := b.now().UnixNano() / b.slotNano
+	idx := b.nanos() / b.slotNano
 	s := &b.slots[idx%budgetSlots]
 	if s.epoch.Load() != idx {
 		b.mu.Lock()
@@ -94,3 +98,10 @@ func (b *budget) withdraw() bool {
 	s.retries.Add(1)
 	return true
 }
+
+// monoStart is the origin of monoNanos.
+var monoStart = time.Now()
+
+// monoNanos is the real clock for the budget: nanoseconds since monoStart,
+// from the monotonic clock.
+func monoNanos() int64 { return int64(time.Since(monoStart)) }

@@ -28,30 +28,32 @@ const pushbackKey = "grpc-retry-pushback-ms"
 // the policy's budget.
 func (p *Policy) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		rec, _ := attempt.FromContext(ctx)
-		if rec == nil {
-			rec = attempt.NewRecord()
-		}
+		adopt, _ := attempt.FromContext(ctx)
+		call := attempt.NewGRPCCall(ctx, adopt)
+		rec := call.Record()
 		p.budget.deposit()
-		var trailer metadata.MD
-		callOpts := append(opts[:len(opts):len(opts)], grpc.Trailer(&trailer))
+		// The trailer option lives in call, and layers below (ratelimit)
+		// read the same trailer through the attempt context instead of
+		// capturing their own.
+		callOpts := call.CallOptions(opts)
 		var bo *backoff.ExponentialBackOff
 		for {
 			n := rec.Start()
-			actx := attempt.WithAttempt(ctx, rec, n)
-			cancel := context.CancelFunc(func() {})
+			actx := call.Attempt(n)
+			var cancel context.CancelFunc
 			if p.c.perTry > 0 {
 				actx, cancel = context.WithTimeout(actx, p.c.perTry)
 			}
-			trailer = nil
 			err := invoker(actx, method, req, reply, cc, callOpts...)
-			cancel()
+			if cancel != nil {
+				cancel()
+			}
 			p.eventGRPC(ctx, n, rec, cc)
 			if err == nil {
 				p.count(ctx, oSuccess)
 				return nil
 			}
-			v := p.judgeGRPC(ctx, actx, err, trailer)
+			v := p.judgeGRPC(ctx, actx, err, call.Trailer())
 			if !v.retry {
 				p.count(ctx, v.out)
 				return err

@@ -122,7 +122,12 @@ func New(c Config, opts ...Option) (*Policy, error) {
 		o.meter = otel.GetMeterProvider()
 	}
 	p := &Policy{c: k, clock: o.clock, logger: o.logger, service: o.service}
-	p.budget = newBudget(k.budget, o.clock.Now)
+	nanos := monoNanos
+	if _, real := o.clock.(realClock); !real {
+		clock := o.clock
+		nanos = func() int64 { return clock.Now().UnixNano() }
+	}
+	p.budget = newBudget(k.budget, nanos)
 	meter := o.meter.Meter("github.com/outbound-go/outbound/retry")
 	p.attempts, err = meter.Int64Counter("outbound.retry.attempts",
 		metric.WithDescription("Attempts made by the retry policy, by outcome."),
