@@ -326,7 +326,8 @@ func (s *Stack) RoundTrip(req *http.Request) (*http.Response, error) {
 		return s.chain.RoundTrip(req)
 	}
 	parent := req.Context()
-	c := &stackCall{parent: parent, deadline: time.Now().Add(s.timeout)}
+	now := time.Now()
+	c := &stackCall{parent: parent, deadline: now.Add(s.timeout)}
 	var (
 		resp *http.Response
 		err  error
@@ -334,7 +335,8 @@ func (s *Stack) RoundTrip(req *http.Request) (*http.Response, error) {
 	if crt, ok := s.chain.(attempt.ContextRoundTripper); ok {
 		// The retry layer copies the request for every attempt anyway:
 		// hand it the context instead of copying the request here too.
-		resp, err = crt.RoundTripContext(c, req)
+		// The clock reading is shared too (budget, rate limiter).
+		resp, err = crt.RoundTripContext(c, req, now)
 	} else {
 		resp, err = s.chain.RoundTrip(req.WithContext(c))
 	}

@@ -29,7 +29,7 @@ const pushbackKey = "grpc-retry-pushback-ms"
 func (l *Limiter) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		key := l.grpcKey(cc, method)
-		now := l.now()
+		now := l.nowFor(ctx)
 		b, name := l.bucket(key, now)
 		if err := l.acquire(ctx, b, name, now); err != nil {
 			return grpcErr(err)

@@ -51,8 +51,11 @@ func newBudget(c BudgetConfig, nanos func() int64) *budget {
 }
 
 // slot returns the current slot, reset if it belonged to an older epoch.
-func (b *budget) slot() (*budgetSlot, int64) {
-	idx := b.nanos() / b.slotNano
+func (b *budget) slot() (*budgetSlot, int64) { return b.slotAt(b.nanos()) }
+
+// slotAt is slot at time ns.
+func (b *budget) slotAt(ns int64) (*budgetSlot, int64) {
+	idx := ns / b.slotNano
 	s := &b.slots[idx%budgetSlots]
 	if s.epoch.Load() != idx {
 		b.mu.Lock()
@@ -72,6 +75,15 @@ func (b *budget) deposit() {
 		return
 	}
 	s, _ := b.slot()
+	s.requests.Add(1)
+}
+
+// depositAt counts one logical request at ns (as nanos would read it).
+func (b *budget) depositAt(ns int64) {
+	if b == nil {
+		return
+	}
+	s, _ := b.slotAt(ns)
 	s.requests.Add(1)
 }
 
@@ -105,3 +117,19 @@ var monoStart = time.Now()
 // monoNanos is the real clock for the budget: nanoseconds since monoStart,
 // from the monotonic clock.
 func monoNanos() int64 { return int64(time.Since(monoStart)) }
+
+// deposit counts one logical request in the budget. On the real clock it
+// returns the reading it used, now itself when the caller passed one (not
+// zero), so the attempt can share it with the layers below; on an injected
+// clock it returns the zero Time.
+func (p *Policy) deposit(now time.Time) time.Time {
+	if !p.real {
+		p.budget.deposit()
+		return time.Time{}
+	}
+	if now.IsZero() {
+		now = time.Now()
+	}
+	p.budget.depositAt(int64(now.Sub(monoStart)))
+	return now
+}

@@ -31,7 +31,7 @@ func (p *Policy) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		adopt, _ := attempt.FromContext(ctx)
 		call := attempt.NewGRPCCall(ctx, adopt)
 		rec := call.Record()
-		p.budget.deposit()
+		now := p.deposit(time.Time{})
 		// The trailer option lives in call, and layers below (ratelimit)
 		// read the same trailer through the attempt context instead of
 		// capturing their own.
@@ -40,6 +40,12 @@ func (p *Policy) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		for {
 			n := rec.Start()
 			actx := call.Attempt(n)
+			if p.real {
+				if n > 1 {
+					now = time.Now()
+				}
+				call.SetNow(now)
+			}
 			var cancel context.CancelFunc
 			if p.c.perTry > 0 {
 				actx, cancel = context.WithTimeout(actx, p.c.perTry)

@@ -66,21 +66,22 @@ type verdict struct {
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return t.RoundTripContext(req.Context(), req)
+	return t.RoundTripContext(req.Context(), req, time.Time{})
 }
 
 // RoundTripContext is RoundTrip with ctx in place of req.Context(): every
 // attempt is sent under a child of ctx. The ambassador's Stack calls it to
 // bound the request by its timeout without a request copy of its own (the
 // attempts are copies anyway). It is not part of the public API: the type
-// is unexported; it satisfies attempt.ContextRoundTripper.
-func (t *transport) RoundTripContext(ctx context.Context, req *http.Request) (*http.Response, error) {
+// is unexported; it satisfies attempt.ContextRoundTripper. now, when not
+// zero, is the caller's fresh reading of the real clock.
+func (t *transport) RoundTripContext(ctx context.Context, req *http.Request, now time.Time) (*http.Response, error) {
 	p := t.p
 	adopt, _ := attempt.FromContext(ctx)
 	idem := classify.Idempotent(req)
 	src, body := replay.Prepare(req, p.c.maxBody)
 	defer src.Release()
-	p.budget.deposit()
+	now = p.deposit(now)
 	if p.c.hedgeDelay > 0 && idem {
 		rec := adopt
 		if rec == nil {
@@ -95,7 +96,10 @@ func (t *transport) RoundTripContext(ctx context.Context, req *http.Request) (*h
 	var bo *backoff.ExponentialBackOff
 	for {
 		n := rec.Start()
-		actx, resp, err := t.try(call, req, n, body, getBody)
+		if n > 1 && p.real {
+			now = time.Now()
+		}
+		actx, resp, err := t.try(call, req, n, body, getBody, now)
 		p.event(ctx, n, rec, req)
 		v := p.judgeHTTP(ctx, actx, req, idem, resp, err)
 		if !v.retry {
@@ -144,10 +148,11 @@ func (t *transport) RoundTripContext(ctx context.Context, req *http.Request) (*h
 // that is stopped as soon as the response headers arrive; the context is
 // then cancelled only when the body is closed, so the timer never cuts a
 // body read.
-func (t *transport) try(call *attempt.HTTPCall, req *http.Request, n int, body io.ReadCloser, getBody func() (io.ReadCloser, error)) (context.Context, *http.Response, error) {
+func (t *transport) try(call *attempt.HTTPCall, req *http.Request, n int, body io.ReadCloser, getBody func() (io.ReadCloser, error), now time.Time) (context.Context, *http.Response, error) {
 	perTry := t.p.c.perTry
 	if perTry <= 0 {
 		r2 := call.Request(req, n)
+		call.SetNow(now) // zero unless on the real clock
 		r2.Body, r2.GetBody = body, getBody
 		resp, err := t.next.RoundTrip(r2)
 		return r2.Context(), resp, err

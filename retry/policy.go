@@ -98,6 +98,7 @@ type Policy struct {
 	budget  *budget
 	logger  *slog.Logger
 	service string
+	real    bool // clock is the real clock: readings may be shared with the layers below
 
 	attempts metric.Int64Counter
 	addOpts  [numOutcomes][]metric.AddOption
@@ -122,8 +123,9 @@ func New(c Config, opts ...Option) (*Policy, error) {
 		o.meter = otel.GetMeterProvider()
 	}
 	p := &Policy{c: k, clock: o.clock, logger: o.logger, service: o.service}
+	_, p.real = o.clock.(realClock)
 	nanos := monoNanos
-	if _, real := o.clock.(realClock); !real {
+	if !p.real {
 		clock := o.clock
 		nanos = func() int64 { return clock.Now().UnixNano() }
 	}

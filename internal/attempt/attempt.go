@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -97,6 +98,10 @@ type attemptCtx struct {
 	// grpc.Trailer call option that the layer keeping the record passes
 	// down (see Trailer).
 	trailer *metadata.MD
+	// now, when not zero, is a reading of the real clock taken by the layer
+	// keeping the record just before it sent the attempt, for layers below
+	// that would read it again (see Now).
+	now time.Time
 }
 
 func (c *attemptCtx) Value(key any) any {
@@ -135,6 +140,7 @@ type Call struct {
 	rec   Record
 	first attemptCtx
 	used  bool
+	last  *attemptCtx // the context of the current attempt
 }
 
 // init prepares c for a logical request under parent. adopt, when non-nil,
@@ -157,13 +163,21 @@ func (c *Call) Attempt(n int) context.Context {
 	return c.attempt(n)
 }
 
+// SetNow records a reading of the real clock, taken just before the
+// current attempt is sent, on the context the last Attempt or Request
+// returned: layers below use it instead of reading the clock again (Now).
+// Only a layer that runs on the real clock may set it.
+func (c *Call) SetNow(t time.Time) { c.last.now = t }
+
 func (c *Call) attempt(n int) *attemptCtx {
 	if !c.used {
 		c.used = true
 		c.first.n = n
+		c.last = &c.first
 		return &c.first
 	}
-	return &attemptCtx{Context: c.first.Context, rec: c.first.rec, n: n}
+	c.last = &attemptCtx{Context: c.first.Context, rec: c.first.rec, n: n}
+	return c.last
 }
 
 // HTTPCall is a Call with room for the URL of the attempts' request copies.
@@ -244,6 +258,15 @@ func (c *GRPCCall) Attempt(n int) context.Context {
 // Trailer returns the trailer of the last attempt, nil when there is none.
 func (c *GRPCCall) Trailer() metadata.MD { return c.trailer }
 
+// Now returns the real-clock reading the layer keeping the record took just
+// before it sent this attempt (see Call.SetNow), or false.
+func Now(ctx context.Context) (time.Time, bool) {
+	if c, ok := ctx.Value(ctxKey{}).(*attemptCtx); ok && !c.now.IsZero() {
+		return c.now, true
+	}
+	return time.Time{}, false
+}
+
 // Trailer returns where the current attempt's gRPC trailer is captured,
 // when a layer above (retry) passes a grpc.Trailer option for it down with
 // the call options; nil otherwise. It is valid once the invoker returned.
@@ -259,6 +282,10 @@ func Trailer(ctx context.Context) *metadata.MD {
 // layer's RoundTripper is one (every attempt is a copy anyway). A caller
 // that only needs to change the context (the ambassador's Stack adding its
 // timeout) uses it to save a copy.
+//
+// now, when not zero, is a reading of the real clock the caller has just
+// taken: a layer on the real clock uses it instead of reading the clock
+// again (a clock read is costly on some virtual machines).
 type ContextRoundTripper interface {
-	RoundTripContext(ctx context.Context, req *http.Request) (*http.Response, error)
+	RoundTripContext(ctx context.Context, req *http.Request, now time.Time) (*http.Response, error)
 }
