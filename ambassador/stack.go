@@ -334,9 +334,10 @@ func (s *Stack) RoundTrip(req *http.Request) (*http.Response, error) {
 	)
 	if crt, ok := s.chain.(attempt.ContextRoundTripper); ok {
 		// The retry layer copies the request for every attempt anyway:
-		// hand it the context instead of copying the request here too.
+		// hand it the context instead of copying the request here too,
+		// and its call state, allocated with ours.
 		// The clock reading is shared too (budget, rate limiter).
-		resp, err = crt.RoundTripContext(c, req, now)
+		resp, err = crt.RoundTripContext(c, req, now, &c.call)
 	} else {
 		resp, err = s.chain.RoundTrip(req.WithContext(c))
 	}

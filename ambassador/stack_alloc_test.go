@@ -45,10 +45,12 @@ func fullStack(t testing.TB, base http.RoundTripper) *ambassador.Stack {
 }
 
 // The full stack (retry → ratelimit → discovery → breaker, bounded by the
-// service timeout) costs at most 3 allocations per request when the caller
-// has no deadline of its own: the request's context and body wrapper (one),
-// the retry call state with the discovery-rewritable URL (one), and the
-// attempt's request copy (one). Issue 7's target is ≤ 4 over bare.
+// service timeout) costs at most 2 allocations per request when the caller
+// has no deadline of its own: the request's context, body wrapper and retry
+// call state with the discovery-rewritable URL (one), and the attempt's
+// request copy (one). With a tighter caller deadline the Stack adds nothing
+// and retry allocates its call state itself: 2 again. Issue 7's target is
+// ≤ 4 over bare.
 func TestStackAllocsPerRequest(t *testing.T) {
 	resp := &http.Response{StatusCode: http.StatusOK, Body: staticBody{}}
 	var sent *http.Request
@@ -82,9 +84,9 @@ func TestStackAllocsPerRequest(t *testing.T) {
 	}
 	n := testing.AllocsPerRun(200, call)
 	t.Logf("no caller deadline: %v allocs/request", n)
-	assert.LessOrEqual(t, n, 3.0)
+	assert.LessOrEqual(t, n, 2.0)
 
-	// A caller with a tighter deadline: the stack adds nothing of its own.
+	// A caller with a tighter deadline: the Stack adds nothing of its own.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	req = req.WithContext(ctx)

@@ -6,11 +6,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/outbound-go/outbound/internal/attempt"
 )
 
 // stackCall is the state a Stack keeps for one request in one allocation:
-// the request's context, bounded by the service timeout, and the response
-// body wrapper that releases it.
+// the request's context, bounded by the service timeout, the response body
+// wrapper that releases it, and the retry layer's call state.
 //
 // The context is lazy: no timer and no cancellation machinery exist until
 // something asks for Done (a real transport does; a layer that only reads
@@ -28,6 +30,10 @@ type stackCall struct {
 
 	body     stackBody
 	bodyOnce sync.Once
+
+	// call is the retry layer's state for this request (when retry is the
+	// stack's outermost layer), in the same allocation.
+	call attempt.HTTPCall
 }
 
 type armedCtx struct {

@@ -66,7 +66,7 @@ type verdict struct {
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return t.RoundTripContext(req.Context(), req, time.Time{})
+	return t.RoundTripContext(req.Context(), req, time.Time{}, nil)
 }
 
 // RoundTripContext is RoundTrip with ctx in place of req.Context(): every
@@ -74,8 +74,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // bound the request by its timeout without a request copy of its own (the
 // attempts are copies anyway). It is not part of the public API: the type
 // is unexported; it satisfies attempt.ContextRoundTripper. now, when not
-// zero, is the caller's fresh reading of the real clock.
-func (t *transport) RoundTripContext(ctx context.Context, req *http.Request, now time.Time) (*http.Response, error) {
+// zero, is the caller's fresh reading of the real clock; call, when not
+// nil, is call state the caller allocated for this request.
+func (t *transport) RoundTripContext(ctx context.Context, req *http.Request, now time.Time, call *attempt.HTTPCall) (*http.Response, error) {
 	p := t.p
 	adopt, _ := attempt.FromContext(ctx)
 	idem := classify.Idempotent(req)
@@ -89,7 +90,11 @@ func (t *transport) RoundTripContext(ctx context.Context, req *http.Request, now
 		}
 		return t.hedged(ctx, req, rec, src, body)
 	}
-	call := attempt.NewHTTPCall(ctx, adopt)
+	if call == nil {
+		call = attempt.NewHTTPCall(ctx, adopt)
+	} else {
+		call.Init(ctx, adopt)
+	}
 	rec := call.Record()
 
 	getBody := req.GetBody

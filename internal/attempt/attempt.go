@@ -194,6 +194,10 @@ func NewHTTPCall(parent context.Context, adopt *Record) *HTTPCall {
 	return c
 }
 
+// Init prepares a zero HTTPCall that the caller allocated (inside an object
+// of its own, to save an allocation) as NewHTTPCall would.
+func (c *HTTPCall) Init(parent context.Context, adopt *Record) { c.init(parent, adopt) }
+
 // Request returns attempt n's shallow copy of req, whose context is the
 // attempt's (carrying the record and n) and whose URL is a copy the call
 // owns. Layers below may rewrite that copy in place (Owned reports it).
@@ -286,6 +290,10 @@ func Trailer(ctx context.Context) *metadata.MD {
 // now, when not zero, is a reading of the real clock the caller has just
 // taken: a layer on the real clock uses it instead of reading the clock
 // again (a clock read is costly on some virtual machines).
+//
+// call, when not nil, is a zero HTTPCall the caller allocated for this
+// request (it must not be used for anything else, nor after the response
+// body is closed); the callee uses it instead of allocating its own.
 type ContextRoundTripper interface {
-	RoundTripContext(ctx context.Context, req *http.Request, now time.Time) (*http.Response, error)
+	RoundTripContext(ctx context.Context, req *http.Request, now time.Time, call *HTTPCall) (*http.Response, error)
 }
