@@ -16,6 +16,7 @@ import (
 
 	"github.com/outbound-go/outbound/breaker"
 	"github.com/outbound-go/outbound/discovery"
+	"github.com/outbound-go/outbound/internal/attempt"
 	"github.com/outbound-go/outbound/ratelimit"
 	"github.com/outbound-go/outbound/retry"
 )
@@ -324,11 +325,25 @@ func (s *Stack) RoundTrip(req *http.Request) (*http.Response, error) {
 		// The caller's deadline is the tighter bound: nothing to add.
 		return s.chain.RoundTrip(req)
 	}
-	ctx, cancel := context.WithTimeout(req.Context(), s.timeout)
-	resp, err := s.chain.RoundTrip(req.WithContext(ctx))
+	parent := req.Context()
+	now := time.Now()
+	c := &stackCall{parent: parent, deadline: now.Add(s.timeout)}
+	var (
+		resp *http.Response
+		err  error
+	)
+	if crt, ok := s.chain.(attempt.ContextRoundTripper); ok {
+		// The retry layer copies the request for every attempt anyway:
+		// hand it the context instead of copying the request here too,
+		// and its call state, allocated with ours.
+		// The clock reading is shared too (budget, rate limiter).
+		resp, err = crt.RoundTripContext(c, req, now, &c.call)
+	} else {
+		resp, err = s.chain.RoundTrip(req.WithContext(c))
+	}
 	if err != nil {
-		timedOut := ctx.Err() != nil && req.Context().Err() == nil
-		cancel()
+		timedOut := c.Err() != nil && parent.Err() == nil
+		c.cancel()
 		if timedOut && !errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("ambassador: service %q: timeout %s: %w: %w", s.name, s.timeout, context.DeadlineExceeded, err)
 		}
@@ -337,10 +352,11 @@ func (s *Stack) RoundTrip(req *http.Request) (*http.Response, error) {
 	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil || resp.Body == http.NoBody {
 		// An upgraded connection belongs to the caller from here on: the
 		// timeout bounded the handshake only.
-		cancel()
+		c.cancel()
 		return resp, nil
 	}
-	resp.Body = &cancelBody{rc: resp.Body, cancel: cancel}
+	c.body = stackBody{rc: resp.Body, c: c}
+	resp.Body = &c.body
 	return resp, nil
 }
 

@@ -3,10 +3,8 @@ package ambassador
 import (
 	"context"
 	"crypto/tls"
-	"io"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 )
 
@@ -106,26 +104,4 @@ func (h httpsScheme) RoundTrip(req *http.Request) (*http.Response, error) {
 	u.Scheme = "https"
 	r2.URL = &u
 	return h.next.RoundTrip(&r2)
-}
-
-// cancelBody releases the request's timeout once the body is read to its
-// end or closed.
-type cancelBody struct {
-	rc     io.ReadCloser
-	cancel context.CancelFunc
-	once   sync.Once
-}
-
-func (b *cancelBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	if err == io.EOF {
-		b.once.Do(b.cancel)
-	}
-	return n, err
-}
-
-func (b *cancelBody) Close() error {
-	err := b.rc.Close()
-	b.once.Do(b.cancel)
-	return err
 }

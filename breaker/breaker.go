@@ -188,6 +188,10 @@ func (b *Breaker) Ready(endpoint string) bool {
 	if e == nil {
 		return true
 	}
+	if !e.notClosed.Load() {
+		b.flush()
+		return true
+	}
 	ready := false
 	switch e.cb.State() {
 	case gobreaker.StateClosed:

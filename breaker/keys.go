@@ -20,6 +20,12 @@ type entry struct {
 	used     atomic.Bool // used since the last sweep
 	inflight atomic.Int32
 	rej      atomic.Pointer[rejection]
+	// notClosed mirrors gobreaker's state (set by OnStateChange, under its
+	// mutex): false means closed, which only a request's outcome can change
+	// (a state change that is reported), so Ready answers a closed breaker
+	// without asking gobreaker, whose State reads the clock for the
+	// open → half-open timeout.
+	notClosed atomic.Bool
 }
 
 func (b *Breaker) now() int64 { return int64(time.Since(b.epoch)) }
@@ -69,7 +75,13 @@ func (b *Breaker) create(k mkey) *entry {
 		if len(b.keys) < b.cfg.MaxKeys {
 			st := b.settings
 			st.Name = k.a + k.b
-			e = &entry{key: st.Name, cb: gobreaker.NewCircuitBreaker[struct{}](st)}
+			e = &entry{key: st.Name}
+			ee := e
+			st.OnStateChange = func(name string, from, to gobreaker.State) {
+				ee.notClosed.Store(to != gobreaker.StateClosed)
+				b.record(name, from, to)
+			}
+			e.cb = gobreaker.NewCircuitBreaker[struct{}](st)
 			e.last = now
 			b.keys[k] = e
 		}

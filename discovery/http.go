@@ -20,7 +20,8 @@ import (
 //
 // For a rewritten request the caller's request is never modified: the
 // attempt gets a shallow copy with its own URL whose host is the picked
-// endpoint's host:port; scheme, path and query stay. The Host header the
+// endpoint's host:port (when the request is already the attempt's own copy
+// made by the retry layer above, that copy is rewritten instead); scheme, path and query stay. The Host header the
 // upstream sees is, in order: the WithHost option if set; the caller's
 // req.Host if it was set to something other than the logical name; else the
 // endpoint's host:port, exactly as if the caller had dialled it directly.
@@ -78,13 +79,28 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	c := &reqCopy{}
-	var (
-		refused [maxRepicks]*endpoint
-		body    io.ReadCloser // a fresh body for a re-picked send
-	)
+	// Decide the Host header once, from the request as it came.
+	host, setHost := "", false
+	switch {
+	case s.host != "":
+		host, setHost = s.host, true
+	case req.Host == "" || strings.EqualFold(req.Host, s.name):
+		setHost = true
+	}
+	out := req
+	if !attempt.Owned(req) {
+		// Not the attempt's own copy (no retry above, or a layer in between
+		// made another): copy it, never touch the caller's request.
+		c := &reqCopy{r: *req, u: *req.URL}
+		c.r.URL = &c.u
+		out = &c.r
+	}
+	if setHost {
+		out.Host = host
+	}
+	var refused [maxRepicks]*endpoint
 	for n := 0; ; n++ {
-		resp, err := t.send(req, c, ep, body)
+		resp, err := t.send(out, ep)
 		if err == nil || !refusal.Is(err) || n == maxRepicks {
 			return resp, err
 		}
@@ -105,7 +121,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if !ok {
 			return nil, err
 		}
-		ep, body = next, b
+		out.Body, ep = b, next
 	}
 }
 
@@ -130,26 +146,13 @@ func freshBody(req *http.Request) (io.ReadCloser, bool) {
 	return b, true
 }
 
-// send sends one copy of req (in c) to ep through next, with body instead
-// of req's when it is not nil, and records the outcome in ep's load and
-// latency.
-func (t *transport) send(req *http.Request, c *reqCopy, ep *endpoint, body io.ReadCloser) (*http.Response, error) {
-	s := t.s
-	c.r, c.u = *req, *req.URL
-	if body != nil {
-		c.r.Body = body
-	}
-	c.u.Host = ep.addr
-	c.r.URL = &c.u
-	switch {
-	case s.host != "":
-		c.r.Host = s.host
-	case req.Host == "" || strings.EqualFold(req.Host, s.name):
-		c.r.Host = ""
-	}
+// send sends out (a request this layer may rewrite) to ep through next and
+// records the outcome in ep's load and latency.
+func (t *transport) send(out *http.Request, ep *endpoint) (*http.Response, error) {
+	out.URL.Host = ep.addr
 	ep.inflight.Add(1)
 	start := monoNow()
-	resp, err := t.next.RoundTrip(&c.r)
+	resp, err := t.next.RoundTrip(out)
 	end := monoNow()
 	ep.inflight.Add(-1)
 	rtt := time.Duration(end - start)

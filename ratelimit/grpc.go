@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/outbound-go/outbound/internal/attempt"
 )
 
 // pushbackKey is the trailer a gRPC server uses to ask clients to back off
@@ -27,13 +29,24 @@ const pushbackKey = "grpc-retry-pushback-ms"
 func (l *Limiter) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		key := l.grpcKey(cc, method)
-		now := l.now()
+		now := l.nowFor(ctx)
 		b, name := l.bucket(key, now)
 		if err := l.acquire(ctx, b, name, now); err != nil {
 			return grpcErr(err)
 		}
 		if l.ignoreRetryAfter {
 			return invoker(ctx, method, req, reply, cc, opts...)
+		}
+		if md := attempt.Trailer(ctx); md != nil {
+			// The retry layer above already captures this attempt's trailer
+			// (its option is among opts): read it there, no option of ours.
+			err := invoker(ctx, method, req, reply, cc, opts...)
+			if err != nil {
+				if d, ok := pushback(err, *md); ok {
+					l.Pause(key, d)
+				}
+			}
+			return err
 		}
 		var trailer metadata.MD
 		err := invoker(ctx, method, req, reply, cc, append(opts[:len(opts):len(opts)], grpc.Trailer(&trailer))...)

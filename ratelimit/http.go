@@ -28,7 +28,7 @@ var _ http.RoundTripper = (*transport)(nil)
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	l := t.l
 	key := l.httpKey(req)
-	now := l.now()
+	now := l.nowFor(req.Context())
 	b, name := l.bucket(key, now)
 	if err := l.acquire(req.Context(), b, name, now); err != nil {
 		if req.Body != nil {

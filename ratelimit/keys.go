@@ -47,18 +47,24 @@ func (b *bucket) idle(now time.Time, burst int) bool {
 
 // table holds the per-key buckets of the host scope, bounded to maxKeys in
 // total. It is split into shards, each behind its own RWMutex, so that the
-// common case — the key exists — takes only a shared read lock.
+// common case — the key exists — takes only a shared read lock. The bound
+// is on the total (an atomic count), not per shard: keys never spread
+// evenly over shards, and a per-shard bound would evict while the table
+// holds fewer than maxKeys keys.
 //
-// Eviction is lazy: a shard that is full when a new key arrives first drops
-// its idle buckets (full and unpaused, so nothing is lost); if that frees
-// less than a quarter of the shard, it drops further unpaused buckets in map
-// order (their state is forgotten: a host that comes back starts with a full
-// bucket). Freeing a quarter at a time keeps the sweep amortised O(1) per new
-// key. There is no background goroutine.
+// Eviction is lazy: when the table is full and a new key arrives, the new
+// key's shard first drops its idle buckets (full and unpaused, so nothing
+// is lost); if that frees less than a quarter of a shard's share, it drops
+// further unpaused buckets in map order (their state is forgotten: a host
+// that comes back starts with a full bucket). A shard with nothing to drop
+// makes room in another. Freeing a quarter at a time keeps the sweep
+// amortised O(1) per new key. There is no background goroutine.
 type table struct {
 	seed   maphash.Seed
 	shards []shard
-	cap    int // per shard
+	max    int64        // bound on the total
+	count  atomic.Int64 // buckets held (or reserved under a shard lock)
+	sweep  int          // buckets a sweep tries to free
 	limit  rate.Limit
 	burst  int
 }
@@ -74,24 +80,26 @@ func newTable(maxKeys int, limit rate.Limit, burst int) *table {
 	if maxKeys < 64 {
 		n = 1
 	}
-	t := &table{seed: maphash.MakeSeed(), shards: make([]shard, n), cap: maxKeys / n, limit: limit, burst: burst}
+	t := &table{seed: maphash.MakeSeed(), shards: make([]shard, n), max: int64(maxKeys),
+		sweep: max(maxKeys/n/4, 1), limit: limit, burst: burst}
 	for i := range t.shards {
 		t.shards[i].m = make(map[string]*bucket)
 	}
 	return t
 }
 
-func (t *table) shard(key string) *shard {
+func (t *table) shardIndex(key string) int {
 	if len(t.shards) == 1 {
-		return &t.shards[0]
+		return 0
 	}
-	return &t.shards[maphash.String(t.seed, key)%uint64(len(t.shards))]
+	return int(maphash.String(t.seed, key) % uint64(len(t.shards)))
 }
 
-// get returns the bucket of key, creating it (and evicting if the shard is
+// get returns the bucket of key, creating it (and evicting if the table is
 // full) when it does not exist.
 func (t *table) get(key string, now time.Time) *bucket {
-	s := t.shard(key)
+	i := t.shardIndex(key)
+	s := &t.shards[i]
 	s.mu.RLock()
 	b := s.m[key]
 	s.mu.RUnlock()
@@ -103,43 +111,88 @@ func (t *table) get(key string, now time.Time) *bucket {
 	if b = s.m[key]; b != nil {
 		return b
 	}
-	if len(s.m) >= t.cap {
-		t.evict(s, now)
+	for !t.reserve() {
+		if t.evict(s, now, false) > 0 {
+			continue
+		}
+		// Nothing unpaused to drop in this shard: make room in another,
+		// without holding two shard locks at once.
+		s.mu.Unlock()
+		t.evictElsewhere(i, now)
+		s.mu.Lock()
+		if b = s.m[key]; b != nil {
+			return b
+		}
 	}
 	b = &bucket{lim: rate.NewLimiter(t.limit, t.burst)}
 	s.m[key] = b
 	return b
 }
 
-// evict frees room in s; s.mu is held.
-func (t *table) evict(s *shard, now time.Time) {
-	want := t.cap / 4
-	if want < 1 {
-		want = 1
+// reserve counts one more bucket if the bound allows it.
+func (t *table) reserve() bool {
+	for {
+		n := t.count.Load()
+		if n >= t.max {
+			return false
+		}
+		if t.count.CompareAndSwap(n, n+1) {
+			return true
+		}
 	}
+}
+
+// evictElsewhere frees room in the first shard after shard i that has an
+// unpaused bucket to drop; when every bucket of every shard is paused, it
+// drops paused ones (shard i included): the bound still holds.
+func (t *table) evictElsewhere(i int, now time.Time) {
+	for _, paused := range []bool{false, true} {
+		for k := 1; k <= len(t.shards); k++ {
+			o := &t.shards[(i+k)%len(t.shards)]
+			o.mu.Lock()
+			freed := t.evict(o, now, paused)
+			o.mu.Unlock()
+			if freed > 0 {
+				return
+			}
+		}
+	}
+}
+
+// evict frees room in s and returns how many buckets it dropped; s.mu is
+// held. Paused buckets are dropped only with paused, and only when s has
+// nothing else to drop.
+func (t *table) evict(s *shard, now time.Time, paused bool) int {
+	want := t.sweep
 	freed := 0
+	drop := func(k string) {
+		delete(s.m, k)
+		t.count.Add(-1)
+		freed++
+	}
 	for k, b := range s.m {
 		if b.idle(now, t.burst) {
-			delete(s.m, k)
-			freed++
+			drop(k)
 		}
 	}
 	for k, b := range s.m {
 		if freed >= want {
-			return
+			return freed
 		}
 		if b.paused(now) == 0 {
-			delete(s.m, k)
-			freed++
+			drop(k)
 		}
+	}
+	if !paused || freed > 0 {
+		return freed
 	}
 	for k := range s.m { // every bucket is paused: the bound still holds
 		if freed >= want {
-			return
+			return freed
 		}
-		delete(s.m, k)
-		freed++
+		drop(k)
 	}
+	return freed
 }
 
 // each calls f for every key and bucket, one shard at a time under its read

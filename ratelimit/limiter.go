@@ -13,6 +13,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/time/rate"
+
+	"github.com/outbound-go/outbound/internal/attempt"
 )
 
 // globalKey is the key of the single bucket of the global scope.
@@ -36,6 +38,7 @@ type Limiter struct {
 	keyFunc       func(*http.Request) string
 	grpcMethodKey bool
 	now           func() time.Time
+	realClock     bool // now is time.Now: a reading shared by the retry layer above may stand in
 	sleep         func(ctx context.Context, d time.Duration) error
 	logger        *slog.Logger
 
@@ -57,11 +60,15 @@ func New(c Config, opts ...Option) (*Limiter, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("ratelimit: invalid config: %w", err)
 	}
-	o := options{now: time.Now, sleep: sleepTimer, maxPause: DefaultMaxPause}
+	o := options{sleep: sleepTimer, maxPause: DefaultMaxPause}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)
 		}
+	}
+	realClock := o.now == nil
+	if realClock {
+		o.now = time.Now
 	}
 	l := &Limiter{
 		rps:              c.RPS,
@@ -72,6 +79,7 @@ func New(c Config, opts ...Option) (*Limiter, error) {
 		keyFunc:          o.keyFunc,
 		grpcMethodKey:    o.grpcMethodKey,
 		now:              o.now,
+		realClock:        realClock,
 		sleep:            o.sleep,
 		logger:           o.logger,
 	}
@@ -117,6 +125,18 @@ func (l *Limiter) initMetrics(o options) error {
 	l.allowedOpts, l.waitedOpts, l.rejectOpts = set("allowed"), set("waited"), set("rejected")
 	l.waitOpts = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(base...))}
 	return nil
+}
+
+// nowFor returns the time for a request under ctx: the reading the retry
+// layer above took just before sending the attempt when the limiter runs on
+// the real clock too (one clock read less), else a reading of its own.
+func (l *Limiter) nowFor(ctx context.Context) time.Time {
+	if l.realClock {
+		if t, ok := attempt.Now(ctx); ok {
+			return t
+		}
+	}
+	return l.now()
 }
 
 // bucket returns the bucket of key and the key it is reported under.

@@ -18,7 +18,7 @@ type budget struct {
 	ratio    float64
 	floor    float64 // minPerSecond × ttl in seconds
 	slotNano int64
-	now      func() time.Time
+	nanos    func() int64 // the current time in ns, on any fixed origin
 
 	mu    sync.Mutex // serialises slot rotation and withdrawals
 	slots [budgetSlots]budgetSlot
@@ -30,7 +30,11 @@ type budgetSlot struct {
 	retries  atomic.Int64
 }
 
-func newBudget(c BudgetConfig, now func() time.Time) *budget {
+// newBudget returns the budget of c, nil when disabled. nanos reads the
+// clock; with the real clock it is a monotonic reading (time.Since of a
+// fixed start: one clock read, not time.Now's two), as only the slot index
+// matters.
+func newBudget(c BudgetConfig, nanos func() int64) *budget {
 	if c.Disabled {
 		return nil
 	}
@@ -42,13 +46,16 @@ func newBudget(c BudgetConfig, now func() time.Time) *budget {
 		ratio:    c.Ratio,
 		floor:    c.MinPerSecond * c.TTL.Seconds(),
 		slotNano: slot,
-		now:      now,
+		nanos:    nanos,
 	}
 }
 
 // slot returns the current slot, reset if it belonged to an older epoch.
-func (b *budget) slot() (*budgetSlot, int64) {
-	idx := b.now().UnixNano() / b.slotNano
+func (b *budget) slot() (*budgetSlot, int64) { return b.slotAt(b.nanos()) }
+
+// slotAt is slot at time ns.
+func (b *budget) slotAt(ns int64) (*budgetSlot, int64) {
+	idx := ns / b.slotNano
 	s := &b.slots[idx%budgetSlots]
 	if s.epoch.Load() != idx {
 		b.mu.Lock()
@@ -68,6 +75,15 @@ func (b *budget) deposit() {
 		return
 	}
 	s, _ := b.slot()
+	s.requests.Add(1)
+}
+
+// depositAt counts one logical request at ns (as nanos would read it).
+func (b *budget) depositAt(ns int64) {
+	if b == nil {
+		return
+	}
+	s, _ := b.slotAt(ns)
 	s.requests.Add(1)
 }
 
@@ -93,4 +109,27 @@ func (b *budget) withdraw() bool {
 	}
 	s.retries.Add(1)
 	return true
+}
+
+// monoStart is the origin of monoNanos.
+var monoStart = time.Now()
+
+// monoNanos is the real clock for the budget: nanoseconds since monoStart,
+// from the monotonic clock.
+func monoNanos() int64 { return int64(time.Since(monoStart)) }
+
+// deposit counts one logical request in the budget. On the real clock it
+// returns the reading it used, now itself when the caller passed one (not
+// zero), so the attempt can share it with the layers below; on an injected
+// clock it returns the zero Time.
+func (p *Policy) deposit(now time.Time) time.Time {
+	if !p.real {
+		p.budget.deposit()
+		return time.Time{}
+	}
+	if now.IsZero() {
+		now = time.Now()
+	}
+	p.budget.depositAt(int64(now.Sub(monoStart)))
+	return now
 }

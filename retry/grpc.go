@@ -29,33 +29,42 @@ const pushbackKey = "grpc-retry-pushback-ms"
 // the policy's budget.
 func (p *Policy) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		rec, _ := attempt.FromContext(ctx)
-		if rec == nil {
-			rec = attempt.NewRecord()
-		}
-		p.budget.deposit()
-		var trailer metadata.MD
-		callOpts := append(opts[:len(opts):len(opts)], grpc.Trailer(&trailer))
+		adopt, _ := attempt.FromContext(ctx)
+		call := attempt.NewGRPCCall(ctx, adopt)
+		rec := call.Record()
+		now := p.deposit(time.Time{})
+		// The trailer option lives in call, and layers below (ratelimit)
+		// read the same trailer through the attempt context instead of
+		// capturing their own.
+		callOpts := call.CallOptions(opts)
 		var bo *backoff.ExponentialBackOff
 		for {
 			n := rec.Start()
-			actx, span := p.startSpan(attempt.WithAttempt(ctx, rec, n), n)
-			cancel := context.CancelFunc(func() {})
+			actx := call.Attempt(n)
+			if p.real {
+				if n > 1 {
+					now = time.Now()
+				}
+				call.SetNow(now)
+			}
+			actx, span := p.startSpan(actx, n)
+			var cancel context.CancelFunc
 			perTryBound := false
 			if p.c.perTry > 0 {
 				dl, hasDL := ctx.Deadline()
 				perTryBound = !hasDL || time.Until(dl) > p.c.perTry
 				actx, cancel = context.WithTimeout(actx, p.c.perTry)
 			}
-			trailer = nil
 			err := invoker(actx, method, req, reply, cc, callOpts...)
-			cancel()
+			if cancel != nil {
+				cancel()
+			}
 			p.eventGRPC(ctx, span, n, rec, cc, err)
 			if err == nil {
 				p.count(ctx, oSuccess)
 				return nil
 			}
-			v := p.judgeGRPC(ctx, actx, err, trailer, perTryBound)
+			v := p.judgeGRPC(ctx, actx, err, call.Trailer(), perTryBound)
 			if !v.retry {
 				p.count(ctx, v.out)
 				return err

@@ -30,9 +30,8 @@ type hedgeResult struct {
 // cancellable context, a child of the caller's: cancelling a loser never
 // touches the winner, whose context is cancelled only when the caller
 // closes its body.
-func (t *transport) hedged(req *http.Request, rec *attempt.Record, src replay.Source, body io.ReadCloser) (*http.Response, error) {
+func (t *transport) hedged(ctx context.Context, req *http.Request, rec *attempt.Record, src replay.Source, body io.ReadCloser) (*http.Response, error) {
 	p := t.p
-	ctx := req.Context()
 	results := make(chan hedgeResult, p.c.maxAttempts+p.c.hedgeMax)
 	type running struct {
 		cancel context.CancelCauseFunc

@@ -67,25 +67,45 @@ type verdict struct {
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.RoundTripContext(req.Context(), req, time.Time{}, nil)
+}
+
+// RoundTripContext is RoundTrip with ctx in place of req.Context(): every
+// attempt is sent under a child of ctx. The ambassador's Stack calls it to
+// bound the request by its timeout without a request copy of its own (the
+// attempts are copies anyway). It is not part of the public API: the type
+// is unexported; it satisfies attempt.ContextRoundTripper. now, when not
+// zero, is the caller's fresh reading of the real clock; call, when not
+// nil, is call state the caller allocated for this request.
+func (t *transport) RoundTripContext(ctx context.Context, req *http.Request, now time.Time, call *attempt.HTTPCall) (*http.Response, error) {
 	p := t.p
-	ctx := req.Context()
-	rec, _ := attempt.FromContext(ctx)
-	if rec == nil {
-		rec = attempt.NewRecord()
-	}
+	adopt, _ := attempt.FromContext(ctx)
 	idem := classify.Idempotent(req)
 	src, body := replay.Prepare(req, p.c.maxBody)
 	defer src.Release()
-	p.budget.deposit()
+	now = p.deposit(now)
 	if p.c.hedgeDelay > 0 && idem {
-		return t.hedged(req, rec, src, body)
+		rec := adopt
+		if rec == nil {
+			rec = attempt.NewRecord()
+		}
+		return t.hedged(ctx, req, rec, src, body)
 	}
+	if call == nil {
+		call = attempt.NewHTTPCall(ctx, adopt)
+	} else {
+		call.Init(ctx, adopt)
+	}
+	rec := call.Record()
 
 	getBody := req.GetBody
 	var bo *backoff.ExponentialBackOff
 	for {
 		n := rec.Start()
-		actx, resp, err := t.try(ctx, req, rec, n, body, getBody)
+		if n > 1 && p.real {
+			now = time.Now()
+		}
+		actx, resp, err := t.try(ctx, call, req, rec, n, body, getBody, now)
 		v := p.judgeHTTP(ctx, actx, req, idem, resp, err)
 		if !v.retry {
 			p.count(ctx, v.out)
@@ -133,13 +153,23 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// try sends one attempt. With a per-try timeout the attempt gets its own
-// cancellable context and a timer that is stopped as soon as the response
-// headers arrive; the context is then cancelled only when the body is
-// closed, so the timer never cuts a body read.
-func (t *transport) try(ctx context.Context, req *http.Request, rec *attempt.Record, n int, body io.ReadCloser, getBody func() (io.ReadCloser, error)) (context.Context, *http.Response, error) {
-	actx, span := t.p.startSpan(attempt.WithAttempt(ctx, rec, n), n)
+// try sends one attempt: a shallow copy of req owned by the call (layers
+// below may rewrite its URL in place), under the attempt's context. With a
+// per-try timeout the attempt gets its own cancellable context and a timer
+// that is stopped as soon as the response headers arrive; the context is
+// then cancelled only when the body is closed, so the timer never cuts a
+// body read. With a tracer each attempt is a child span.
+func (t *transport) try(ctx context.Context, call *attempt.HTTPCall, req *http.Request, rec *attempt.Record, n int, body io.ReadCloser, getBody func() (io.ReadCloser, error), now time.Time) (context.Context, *http.Response, error) {
 	perTry := t.p.c.perTry
+	if perTry <= 0 && t.p.tracer == nil {
+		r2 := call.Request(req, n)
+		call.SetNow(now) // zero unless on the real clock
+		r2.Body, r2.GetBody = body, getBody
+		resp, err := t.next.RoundTrip(r2)
+		t.p.event(ctx, nil, n, rec, req, err)
+		return r2.Context(), resp, err
+	}
+	actx, span := t.p.startSpan(call.Attempt(n), n)
 	if perTry <= 0 {
 		r2 := req.WithContext(actx)
 		r2.Body, r2.GetBody = body, getBody
@@ -311,3 +341,5 @@ func (b *cancelRWC) Write(p []byte) (int, error) { return b.w.Write(p) }
 
 // errAttemptLost is the cancellation cause of a hedged attempt that lost.
 var errAttemptLost = errors.New("retry: another attempt won")
+
+var _ attempt.ContextRoundTripper = (*transport)(nil)

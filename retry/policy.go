@@ -110,6 +110,7 @@ type Policy struct {
 	logger  *slog.Logger
 	service string
 	tracer  trace.Tracer // nil: attempts are events on the caller's span
+	real    bool         // clock is the real clock: readings may be shared with the layers below
 
 	attempts metric.Int64Counter
 	addOpts  [numOutcomes][]metric.AddOption
@@ -134,7 +135,13 @@ func New(c Config, opts ...Option) (*Policy, error) {
 		o.meter = otel.GetMeterProvider()
 	}
 	p := &Policy{c: k, clock: o.clock, logger: o.logger, service: o.service}
-	p.budget = newBudget(k.budget, o.clock.Now)
+	_, p.real = o.clock.(realClock)
+	nanos := monoNanos
+	if !p.real {
+		clock := o.clock
+		nanos = func() int64 { return clock.Now().UnixNano() }
+	}
+	p.budget = newBudget(k.budget, nanos)
 	if o.tracer != nil {
 		p.tracer = o.tracer.Tracer("github.com/outbound-go/outbound/retry")
 	}

@@ -14,8 +14,14 @@ package attempt
 
 import (
 	"context"
+	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 )
 
 // Record is the state one logical request keeps across its attempts.
@@ -27,12 +33,8 @@ type Record struct {
 	buf   [4]string // backing store for the first few endpoints: no allocation
 }
 
-// NewRecord returns an empty record.
-func NewRecord() *Record {
-	r := &Record{}
-	r.tried = r.buf[:0]
-	return r
-}
+// NewRecord returns an empty record. The zero Record is ready to use too.
+func NewRecord() *Record { return &Record{} }
 
 // Start counts a new attempt and returns its number, starting at 1.
 func (r *Record) Start() int { return int(r.started.Add(1)) }
@@ -43,6 +45,9 @@ func (r *Record) Attempts() int { return int(r.started.Load()) }
 // AddTried records that an attempt was sent to endpoint.
 func (r *Record) AddTried(endpoint string) {
 	r.mu.Lock()
+	if r.tried == nil {
+		r.tried = r.buf[:0]
+	}
 	r.tried = append(r.tried, endpoint)
 	r.mu.Unlock()
 }
@@ -84,6 +89,19 @@ type attemptCtx struct {
 	context.Context
 	rec *Record
 	n   int
+
+	// owned is the attempt's own shallow copy of the request, made by the
+	// layer that keeps the record, with a URL of its own: a layer below may
+	// rewrite it in place instead of copying it again (see Owned).
+	owned *http.Request
+	// trailer, when set, is filled with the attempt's gRPC trailer by a
+	// grpc.Trailer call option that the layer keeping the record passes
+	// down (see Trailer).
+	trailer *metadata.MD
+	// now, when not zero, is a reading of the real clock taken by the layer
+	// keeping the record just before it sent the attempt, for layers below
+	// that would read it again (see Now).
+	now time.Time
 }
 
 func (c *attemptCtx) Value(key any) any {
@@ -113,4 +131,169 @@ func FromContext(ctx context.Context) (*Record, int) {
 		return c.rec, c.n
 	}
 	return nil, 0
+}
+
+// Call is what the retry layer needs for one logical request, in one
+// allocation: the record (unless one was adopted from the caller's context)
+// and the context of the first attempt.
+type Call struct {
+	rec   Record
+	first attemptCtx
+	used  bool
+	last  *attemptCtx // the context of the current attempt
+}
+
+// init prepares c for a logical request under parent. adopt, when non-nil,
+// is a record found in parent that the call uses instead of its own.
+func (c *Call) init(parent context.Context, adopt *Record) {
+	r := adopt
+	if r == nil {
+		r = &c.rec
+	}
+	c.first = attemptCtx{Context: parent, rec: r}
+}
+
+// Record returns the call's record.
+func (c *Call) Record() *Record { return c.first.rec }
+
+// Attempt returns the context of attempt n, a child of the call's parent.
+// The first context it hands out is the preallocated one; later attempts
+// allocate their own.
+func (c *Call) Attempt(n int) context.Context {
+	return c.attempt(n)
+}
+
+// SetNow records a reading of the real clock, taken just before the
+// current attempt is sent, on the context the last Attempt or Request
+// returned: layers below use it instead of reading the clock again (Now).
+// Only a layer that runs on the real clock may set it.
+func (c *Call) SetNow(t time.Time) { c.last.now = t }
+
+func (c *Call) attempt(n int) *attemptCtx {
+	if !c.used {
+		c.used = true
+		c.first.n = n
+		c.last = &c.first
+		return &c.first
+	}
+	c.last = &attemptCtx{Context: c.first.Context, rec: c.first.rec, n: n}
+	return c.last
+}
+
+// HTTPCall is a Call with room for the URL of the attempts' request copies.
+type HTTPCall struct {
+	Call
+	url url.URL
+}
+
+// NewHTTPCall returns the call state of one logical HTTP request under
+// parent; adopt as for Call.
+func NewHTTPCall(parent context.Context, adopt *Record) *HTTPCall {
+	c := &HTTPCall{}
+	c.init(parent, adopt)
+	return c
+}
+
+// Init prepares a zero HTTPCall that the caller allocated (inside an object
+// of its own, to save an allocation) as NewHTTPCall would.
+func (c *HTTPCall) Init(parent context.Context, adopt *Record) { c.init(parent, adopt) }
+
+// Request returns attempt n's shallow copy of req, whose context is the
+// attempt's (carrying the record and n) and whose URL is a copy the call
+// owns. Layers below may rewrite that copy in place (Owned reports it).
+// Attempts must be sequential: the next call of Request reuses the URL.
+func (c *HTTPCall) Request(req *http.Request, n int) *http.Request {
+	a := c.attempt(n)
+	r := req.WithContext(a)
+	if req.URL != nil {
+		c.url = *req.URL
+		r.URL = &c.url
+	}
+	a.owned = r
+	return r
+}
+
+// Owned reports whether req is the request copy that the layer keeping the
+// attempt record made for the current attempt, with a URL of its own: a
+// layer below may then change req's URL and Host in place instead of
+// copying it, as nothing else holds it.
+func Owned(req *http.Request) bool {
+	c, ok := req.Context().Value(ctxKey{}).(*attemptCtx)
+	return ok && c.owned == req && req.URL != nil
+}
+
+// GRPCCall is a Call with room for the trailer of the attempts and the
+// call options that capture it.
+type GRPCCall struct {
+	Call
+	trailer metadata.MD
+	opts    [4]grpc.CallOption
+}
+
+// NewGRPCCall returns the call state of one logical gRPC call under parent;
+// adopt as for Call.
+func NewGRPCCall(parent context.Context, adopt *Record) *GRPCCall {
+	c := &GRPCCall{}
+	c.init(parent, adopt)
+	return c
+}
+
+// CallOptions returns opts plus a grpc.Trailer option that fills the
+// call's trailer (see Trailer), without allocating when opts is short.
+func (c *GRPCCall) CallOptions(opts []grpc.CallOption) []grpc.CallOption {
+	t := grpc.Trailer(&c.trailer)
+	if len(opts) < len(c.opts) {
+		out := append(c.opts[:0], opts...)
+		return append(out, t)
+	}
+	return append(opts[:len(opts):len(opts)], t)
+}
+
+// Attempt returns the context of attempt n (see Call.Attempt). It carries
+// the call's trailer, which is reset here: layers below read it with
+// Trailer once their invoker returned.
+func (c *GRPCCall) Attempt(n int) context.Context {
+	a := c.attempt(n)
+	c.trailer = nil
+	a.trailer = &c.trailer
+	return a
+}
+
+// Trailer returns the trailer of the last attempt, nil when there is none.
+func (c *GRPCCall) Trailer() metadata.MD { return c.trailer }
+
+// Now returns the real-clock reading the layer keeping the record took just
+// before it sent this attempt (see Call.SetNow), or false.
+func Now(ctx context.Context) (time.Time, bool) {
+	if c, ok := ctx.Value(ctxKey{}).(*attemptCtx); ok && !c.now.IsZero() {
+		return c.now, true
+	}
+	return time.Time{}, false
+}
+
+// Trailer returns where the current attempt's gRPC trailer is captured,
+// when a layer above (retry) passes a grpc.Trailer option for it down with
+// the call options; nil otherwise. It is valid once the invoker returned.
+func Trailer(ctx context.Context) *metadata.MD {
+	if c, ok := ctx.Value(ctxKey{}).(*attemptCtx); ok {
+		return c.trailer
+	}
+	return nil
+}
+
+// ContextRoundTripper is a RoundTripper that can send req under ctx in
+// place of req.Context() without a request copy of its own; the retry
+// layer's RoundTripper is one (every attempt is a copy anyway). A caller
+// that only needs to change the context (the ambassador's Stack adding its
+// timeout) uses it to save a copy.
+//
+// now, when not zero, is a reading of the real clock the caller has just
+// taken: a layer on the real clock uses it instead of reading the clock
+// again (a clock read is costly on some virtual machines).
+//
+// call, when not nil, is a zero HTTPCall the caller allocated for this
+// request (it must not be used for anything else, nor after the response
+// body is closed); the callee uses it instead of allocating its own.
+type ContextRoundTripper interface {
+	RoundTripContext(ctx context.Context, req *http.Request, now time.Time, call *HTTPCall) (*http.Response, error)
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package ambassador_test
+
+const raceEnabled = false
