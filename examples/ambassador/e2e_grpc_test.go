@@ -150,6 +150,7 @@ services:
 	start := time.Now()
 	err := cc.Invoke(ctx, "/test.Test/Do", &healthpb.HealthCheckRequest{Service: "sleep"}, new(healthpb.HealthCheckResponse))
 	elapsed := time.Since(start)
+	t.Logf("100ms grpc-timeout against a 10s upstream ended after %s", elapsed)
 	assert.Equal(t, codes.DeadlineExceeded, status.Code(err), "%v", err)
 	// Bounds far below the upstream's 10s, with room for a loaded machine
 	// (the former 300ms/700ms were within reach of scheduling delays).
