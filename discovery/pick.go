@@ -167,10 +167,15 @@ func choose(kind balancerKind, snap *snapshot, ctr *atomic.Uint64, rec *attempt.
 func chooseRR(snap *snapshot, ctr *atomic.Uint64, rec *attempt.Record) int {
 	ms, sched := snap.members, snap.schedule
 	l := uint64(len(sched))
-	start := ctr.Add(1) - 1
+	var start uint64
 	fallback := -1
 	for k := uint64(0); k < rrTries && k < l; k++ {
-		i := int(sched[(start+k)%l])
+		// Each probe takes the next slot of the shared rotation (not the
+		// next slot after this request's own): a skipped endpoint's slots
+		// are then spread over the others in turn instead of all going to
+		// its neighbour in the schedule.
+		start = ctr.Add(1) - 1
+		i := int(sched[start%l])
 		switch state(&ms[i], rec) {
 		case stFresh:
 			return i

@@ -510,3 +510,20 @@ func TestPicksRunDuringUpdates(t *testing.T) {
 		})
 	}
 }
+
+// An ejected endpoint's share is spread over the ready ones, not handed to
+// its neighbour in the rotation: with a, b (ejected), c of equal weight, a
+// and c get about half each.
+func TestRoundRobinSpreadsAnEjectedEndpointsShare(t *testing.T) {
+	s := newService(t, discovery.Static("10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"), discovery.Config{},
+		discovery.WithHealth(discovery.HealthFunc(func(ep string) bool { return ep != "10.0.0.2:80" })))
+	counts := map[string]int{}
+	for range 3000 {
+		ep, err := s.Pick(context.Background())
+		require.NoError(t, err)
+		counts[ep]++
+	}
+	assert.Zero(t, counts["10.0.0.2:80"])
+	assert.InDelta(t, 1500, counts["10.0.0.1:80"], 150, "%v", counts)
+	assert.InDelta(t, 1500, counts["10.0.0.3:80"], 150, "%v", counts)
+}
