@@ -117,7 +117,12 @@ func RunDemo(ctx context.Context, w io.Writer, opts ...ServerOption) error {
 		fmt.Fprintf(w, " (%d retries)", extra)
 	}
 	fmt.Fprintf(w, ": %d to the flaky one, %d to the slow one\n", flakyHits.Load(), slowHits.Load())
-	fmt.Fprintf(w, "breaker trips: %d\n", trips.Load())
+	fmt.Fprintf(w, "breaker trips: %d", trips.Load())
+	if trips.Load() == 0 && flakyHits.Load() < slowHits.Load() {
+		// Say why, so a zero does not read as a breaker that does nothing.
+		fmt.Fprint(w, " (ewma moved traffic off the flaky upstream before 3 failures in a row could trip it)")
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "burst done in %s\n\n", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(w, "the ambassador keeps serving; try:\n  curl -i %s/hello\n  curl -s http://%s/status\n(Ctrl-C to stop)\n", proxy, srv.AdminAddr())
 
