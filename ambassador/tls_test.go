@@ -1,7 +1,6 @@
 package ambassador_test
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -19,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -139,24 +137,6 @@ func (p *pki) server(h2 bool) *httptest.Server {
 	return srv
 }
 
-// logBuffer collects log output from the stack's goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // getNewConn sends a GET on a fresh connection, so it sees the current
 // certificates.
 func getNewConn(t *testing.T, rt http.RoundTripper, rawURL string) (string, error) {
@@ -231,7 +211,7 @@ func TestTLSMissingFileFailsAtStart(t *testing.T) {
 func TestTLSCertificateRotation(t *testing.T) {
 	p := newPKI(t)
 	srv := p.server(false)
-	logs := &logBuffer{}
+	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	s := newStack(t, ambassador.ServiceConfig{Name: "users", TLS: p.clientTLS("client-1"),
 		Discovery: discovery.Config{Static: []string{hostOf(t, srv.URL)}}}, ambassador.WithLogger(logger))

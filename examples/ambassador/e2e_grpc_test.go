@@ -93,8 +93,9 @@ func grpcClient(t *testing.T, addr string) *grpc.ClientConn {
 	return cc
 }
 
-func TestGRPCUnaryStreamingAndTrailers(t *testing.T) {
-	up, hs, _ := grpcUpstream(t)
+// h2cAmbassador starts the ambassador with one listener for a service
+// "grpc" at upstream up over h2c, and returns the listener's address.
+func h2cAmbassador(t *testing.T, up string) string {
 	admin, lis := freeAddr(t), freeAddr(t)
 	runAmbassador(t, admin, fmt.Sprintf(`
 admin: {address: %s}
@@ -104,7 +105,12 @@ services:
     discovery: {static: [%s]}
     protocol: h2c
 `, admin, lis, up))
-	cc := grpcClient(t, lis)
+	return lis
+}
+
+func TestGRPCUnaryStreamingAndTrailers(t *testing.T) {
+	up, hs, _ := grpcUpstream(t)
+	cc := grpcClient(t, h2cAmbassador(t, up))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	hc := healthpb.NewHealthClient(cc)
@@ -135,16 +141,7 @@ services:
 
 func TestGRPCDeadlineBoundsUpstream(t *testing.T) {
 	up, _, ts := grpcUpstream(t)
-	admin, lis := freeAddr(t), freeAddr(t)
-	runAmbassador(t, admin, fmt.Sprintf(`
-admin: {address: %s}
-listeners: [{address: %s, service: grpc}]
-services:
-  grpc:
-    discovery: {static: [%s]}
-    protocol: h2c
-`, admin, lis, up))
-	cc := grpcClient(t, lis)
+	cc := grpcClient(t, h2cAmbassador(t, up))
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()

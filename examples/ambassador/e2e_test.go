@@ -184,6 +184,28 @@ func get(t *testing.T, c *http.Client, u string) (*http.Response, string) {
 	return resp, string(b)
 }
 
+// textUpstream is a loopback upstream that answers every request with body;
+// it is closed when the test ends.
+func textUpstream(t *testing.T, body string) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// answers reports whether a GET of u succeeds with status 200 and body want:
+// the condition of the require.Eventually loops that wait for a reload.
+func answers(c *http.Client, u, want string) bool {
+	resp, err := c.Get(u)
+	if err != nil {
+		return false
+	}
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode == http.StatusOK && string(b) == want
+}
+
 func hostOf(u string) string {
 	pu, err := url.Parse(u)
 	if err != nil {
@@ -786,10 +808,7 @@ func TestSIGHUPReloadKeepsInFlight(t *testing.T) {
 		_, _ = io.WriteString(w, "one")
 	}))
 	defer one.Close()
-	two := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "two")
-	}))
-	defer two.Close()
+	two := textUpstream(t, "two")
 	admin, lis := freeAddr(t), freeAddr(t)
 	base := fmt.Sprintf(`
 admin: {address: %s}
@@ -835,15 +854,7 @@ services:
 		fmt.Sprintf("  two:\n    discovery: {static: [%s]}", hostOf(two.URL)))
 	require.NoError(t, os.WriteFile(p.path, []byte(next), 0o600))
 	p.signal(t, syscall.SIGHUP)
-	require.Eventually(t, func() bool {
-		resp, err := c.Get("http://" + lis + "/b/x")
-		if err != nil {
-			return false
-		}
-		b, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK && string(b) == "two"
-	}, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return answers(c, "http://"+lis+"/b/x", "two") }, 5*time.Second, 10*time.Millisecond)
 	resp, body = get(t, c, "http://"+lis+"/a/x")
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "one", body, "the changed service serves new requests")
@@ -860,13 +871,7 @@ services:
 }
 
 func TestWatchReloadsOnFileChange(t *testing.T) {
-	one, two := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "one")
-	})), httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "two")
-	}))
-	defer one.Close()
-	defer two.Close()
+	one, two := textUpstream(t, "one"), textUpstream(t, "two")
 	admin, lis := freeAddr(t), freeAddr(t)
 	cfg := `
 admin: {address: %s}
@@ -882,15 +887,7 @@ services:
 	tmp := p.path + ".new"
 	require.NoError(t, os.WriteFile(tmp, []byte(fmt.Sprintf(cfg, admin, lis, hostOf(two.URL))), 0o600))
 	require.NoError(t, os.Rename(tmp, p.path))
-	require.Eventually(t, func() bool {
-		resp, err := c.Get("http://" + lis + "/")
-		if err != nil {
-			return false
-		}
-		b, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		return string(b) == "two"
-	}, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return answers(c, "http://"+lis+"/", "two") }, 5*time.Second, 10*time.Millisecond)
 }
 
 func TestExpectContinue(t *testing.T) {
@@ -924,13 +921,7 @@ services:
 // Kubernetes mounts a ConfigMap as config.yaml -> ..data/config.yaml and
 // updates it by swapping the ..data symlink; -watch must see that too.
 func TestWatchFollowsSymlinkSwap(t *testing.T) {
-	one, two := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "one")
-	})), httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "two")
-	}))
-	defer one.Close()
-	defer two.Close()
+	one, two := textUpstream(t, "one"), textUpstream(t, "two")
 	admin, lis := freeAddr(t), freeAddr(t)
 	cfg := `
 admin: {address: %s}
@@ -951,26 +942,10 @@ services:
 	p := startProc(t, "-config", path, "-watch")
 	p.admin = "http://" + admin
 	c := newClient(t)
-	require.Eventually(t, func() bool {
-		resp, err := c.Get("http://" + lis + "/")
-		if err != nil {
-			return false
-		}
-		b, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		return string(b) == "one"
-	}, 15*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return answers(c, "http://"+lis+"/", "one") }, 15*time.Second, 20*time.Millisecond)
 
 	version("v2", hostOf(two.URL))
 	require.NoError(t, os.Symlink("v2", filepath.Join(dir, "..data_tmp")))
 	require.NoError(t, os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
-	require.Eventually(t, func() bool {
-		resp, err := c.Get("http://" + lis + "/")
-		if err != nil {
-			return false
-		}
-		b, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		return string(b) == "two"
-	}, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return answers(c, "http://"+lis+"/", "two") }, 5*time.Second, 10*time.Millisecond)
 }
