@@ -506,3 +506,33 @@ func TestStackingDiscoveryRepicksAfterBreakerRefusal(t *testing.T) {
 	assert.Equal(t, 1, refusals, "one of two round-robin picks lands on the open endpoint")
 	assert.EqualValues(t, 1, a.hits.Load())
 }
+
+// The time a request waits for a rate-limit token is not the endpoint's
+// latency: discovery measures from the moment the attempt is sent, after
+// the wait, so a fast endpoint does not look slow to the ewma balancer
+// because the limiter held its requests back.
+func TestStackingRateLimitWaitIsNotEndpointLatency(t *testing.T) {
+	up := newCountingUpstream(t, http.StatusOK)
+	const wait = 300 * time.Millisecond
+	s := newTransport(t, ambassador.ServiceConfig{
+		Name:      "users",
+		Discovery: discovery.Config{Static: []string{up.host(t)}, Balancer: "ewma"},
+		Retry:     slowRetry(),
+		// One token, the next one after 300 ms: the second request waits.
+		RateLimit: &ratelimit.Config{RPS: 1 / wait.Seconds(), Burst: 1, MaxWait: 10 * time.Second},
+		Breaker:   &breaker.Config{},
+	})
+	for range 2 {
+		code, err := send(t, s, http.MethodGet, "http://users/", nil, "")
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, code)
+	}
+	require.EqualValues(t, 2, up.hits.Load())
+
+	eps := s.Discovery().Endpoints()
+	require.Len(t, eps, 1)
+	require.Positive(t, eps[0].EWMA, "the endpoint answered")
+	// Peak EWMA takes a slower sample at once: a wait counted as latency
+	// would show as ≥ 300 ms here. A loopback answer takes well under it.
+	assert.Less(t, eps[0].EWMA, wait/2, "the token wait is not counted as endpoint latency")
+}

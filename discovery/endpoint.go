@@ -1,10 +1,13 @@
 package discovery
 
 import (
+	"context"
 	"math"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/outbound-go/outbound/internal/attempt"
 )
 
 // Peak-EWMA tuning. The cost of an endpoint is its peak-sensitive,
@@ -41,6 +44,19 @@ var monoStart = time.Now()
 // monoNow returns monotonic nanoseconds, never 0.
 func monoNow() int64 { return int64(time.Since(monoStart)) + 1 }
 
+// sentAt returns monoNow for an attempt about to be sent under ctx: the
+// real-clock reading the layer keeping the attempt record took just before
+// sending it (see attempt.Now), when there is one, else a fresh reading. A
+// clock read costs up to a few hundred nanoseconds on some virtual machines.
+func sentAt(ctx context.Context) int64 {
+	if t, ok := attempt.Now(ctx); ok {
+		if d := int64(t.Sub(monoStart)); d >= 0 {
+			return d + 1
+		}
+	}
+	return monoNow()
+}
+
 // endpoint is the live state of one address. It outlives snapshots: an
 // address that stays in the set keeps its object, so its load and latency
 // history survive endpoint-set updates. Every field is safe for concurrent use.
@@ -73,13 +89,9 @@ func (e *endpoint) ready() bool {
 	return true
 }
 
-// observe records one response latency; failed responses count as at least
-// failurePenalty and raise the recent-failure count.
-func (e *endpoint) observe(rtt time.Duration, failed bool) {
-	e.observeAt(monoNow(), rtt, failed)
-}
-
-// observeAt is observe with the current monoNow already read.
+// observeAt records one response latency, rtt, observed at now (monoNow);
+// failed responses count as at least failurePenalty and raise the
+// recent-failure count.
 func (e *endpoint) observeAt(now int64, rtt time.Duration, failed bool) {
 	if failed && rtt < failurePenalty {
 		rtt = failurePenalty

@@ -218,12 +218,18 @@ func (p *grpcPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		rec.AddTried(ep.addr)
 	}
 	ep.inflight.Add(1)
-	start := time.Now()
+	var start int64
+	if info.Ctx != nil {
+		start = sentAt(info.Ctx)
+	} else {
+		start = monoNow()
+	}
 	return balancer.PickResult{SubConn: p.scs[i], Done: func(di balancer.DoneInfo) {
-		rtt := time.Since(start)
+		end := monoNow()
+		rtt := time.Duration(end - start)
 		ep.inflight.Add(-1)
 		if di.Err == nil {
-			ep.observe(rtt, false)
+			ep.observeAt(end, rtt, false)
 			return
 		}
 		if errors.Is(di.Err, context.Canceled) {
@@ -233,9 +239,9 @@ func (p *grpcPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		case codes.Canceled:
 		case codes.Unavailable, codes.ResourceExhausted, codes.Internal, codes.Unknown,
 			codes.DataLoss, codes.DeadlineExceeded:
-			ep.observe(rtt, true)
+			ep.observeAt(end, rtt, true)
 		default: // an application answer: the endpoint worked
-			ep.observe(rtt, false)
+			ep.observeAt(end, rtt, false)
 		}
 	}}, nil
 }

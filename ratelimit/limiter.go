@@ -186,6 +186,11 @@ func (l *Limiter) acquire(ctx context.Context, b *bucket, key string, now time.T
 		l.decisions.Add(ctx, 1, l.rejectOpts...)
 		return fmt.Errorf("ratelimit: waiting %v for a token for %q: %w", w, key, err)
 	}
+	if l.realClock {
+		// Layers below take the attempt's clock reading for the moment
+		// it was sent: after the wait, not before.
+		attempt.Refresh(ctx, time.Now())
+	}
 	l.decisions.Add(ctx, 1, l.waitedOpts...)
 	l.waitHist.Record(ctx, w.Seconds(), l.waitOpts...)
 	return nil

@@ -105,7 +105,9 @@ type attemptCtx struct {
 }
 
 func (c *attemptCtx) Value(key any) any {
-	if key == (ctxKey{}) {
+	// A type assertion compares type words only; key == ctxKey{} would
+	// call the runtime's interface equality on every lookup.
+	if _, ok := key.(ctxKey); ok {
 		return c
 	}
 	return c.Context.Value(key)
@@ -269,6 +271,17 @@ func Now(ctx context.Context) (time.Time, bool) {
 		return c.now, true
 	}
 	return time.Time{}, false
+}
+
+// Refresh replaces the real-clock reading that ctx's attempt carries (see
+// Now) with t, a fresh one: a layer that waited before passing the attempt
+// on (the rate limiter) calls it so that layers below do not take the
+// reading from before the wait for the moment the attempt was sent. It does
+// nothing when ctx carries no reading.
+func Refresh(ctx context.Context, t time.Time) {
+	if c, ok := ctx.Value(ctxKey{}).(*attemptCtx); ok && !c.now.IsZero() {
+		c.now = t
+	}
 }
 
 // Trailer returns where the current attempt's gRPC trailer is captured,

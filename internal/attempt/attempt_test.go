@@ -2,10 +2,14 @@ package attempt_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/outbound-go/outbound/internal/attempt"
@@ -47,4 +51,33 @@ func TestRecordConcurrent(t *testing.T) {
 	wg.Wait()
 	assert.Equal(t, 8, r.Attempts())
 	assert.Equal(t, 8, r.TriedCount())
+}
+
+// The clock reading set by the layer keeping the record reaches layers
+// below through the attempt context; Refresh replaces it (a layer that
+// waited), and neither Now nor Refresh invents a reading where none was set.
+func TestNowAndRefresh(t *testing.T) {
+	req := httptest.NewRequest(http.MethodGet, "http://users/", nil)
+
+	_, ok := attempt.Now(req.Context())
+	assert.False(t, ok, "no record, no reading")
+	attempt.Refresh(req.Context(), time.Now()) // no attempt context: nothing to do
+
+	call := attempt.NewHTTPCall(context.Background(), nil)
+	r := call.Request(req, 1)
+	attempt.Refresh(r.Context(), time.Now())
+	_, ok = attempt.Now(r.Context())
+	assert.False(t, ok, "Refresh does not set a reading the sender did not take")
+
+	sent := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	call.SetNow(sent)
+	got, ok := attempt.Now(r.Context())
+	require.True(t, ok)
+	assert.True(t, got.Equal(sent))
+
+	later := sent.Add(300 * time.Millisecond)
+	attempt.Refresh(r.Context(), later)
+	got, ok = attempt.Now(r.Context())
+	require.True(t, ok)
+	assert.True(t, got.Equal(later), "the refreshed reading replaces the first")
 }
