@@ -17,6 +17,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"golang.org/x/time/rate"
 
+	"github.com/outbound-go/outbound/ambassador"
 	"github.com/outbound-go/outbound/breaker"
 	"github.com/outbound-go/outbound/discovery"
 	"github.com/outbound-go/outbound/ratelimit"
@@ -98,6 +99,21 @@ func contenders() []contender {
 			fatalIf(tb, err)
 			tb.Cleanup(func() { _ = br.Close() })
 			return stack{rt: br.RoundTripper(e.base), url: hostURL(e)}
+		}},
+		// The same three policies as failsafe-go and naive below (retry,
+		// rate limiter, breaker; no discovery, no service timeout), composed
+		// with ambassador.Chain: the like-for-like comparison with them.
+		{name: "outbound-rrb", retries: true, build: func(tb testing.TB, e env) stack {
+			p, err := retry.New(retryConfig())
+			fatalIf(tb, err)
+			l, err := ratelimit.New(ratelimit.Config{RPS: 1e9})
+			fatalIf(tb, err)
+			tb.Cleanup(func() { _ = l.Close() })
+			br, err := breaker.New(breaker.Config{})
+			fatalIf(tb, err)
+			tb.Cleanup(func() { _ = br.Close() })
+			rt := ambassador.Chain(e.base, p.RoundTripper, l.RoundTripper, br.RoundTripper)
+			return stack{rt: rt, url: hostURL(e)}
 		}},
 		{name: "outbound-full", retries: true, build: func(tb testing.TB, e env) stack {
 			return stack{rt: outboundFull(tb, e), url: serviceURL}
