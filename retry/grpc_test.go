@@ -278,3 +278,42 @@ func TestBidiStreamPassesThrough(t *testing.T) {
 	assert.EqualValues(t, 1, srv.calls.Load())
 	assert.Empty(t, m.outcomes(t))
 }
+
+// blockingClock's Sleep waits for the caller's context, and says when a
+// sleep has begun: the caller can end its context while the policy waits
+// between attempts.
+type blockingClock struct{ sleeping chan struct{} }
+
+func (blockingClock) Now() time.Time { return time.Now() }
+
+func (c blockingClock) Sleep(ctx context.Context, _ time.Duration) error {
+	c.sleeping <- struct{}{}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A caller that gives up while the policy waits to retry gets gRPC's status
+// for its own cancellation (and errors.Is still finds context.Canceled),
+// not the UNAVAILABLE of the attempt before, and no further attempt is sent.
+func TestUnaryCallerCancelDuringBackoff(t *testing.T) {
+	srv := &testServer{failFor: 1 << 30, fail: unavailable}
+	clk := blockingClock{sleeping: make(chan struct{}, 1)}
+	p, err := retry.New(retry.Config{MaxAttempts: 5}, retry.WithClock(clk))
+	require.NoError(t, err)
+	client := startGRPC(t, srv, p)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := client.UnaryCall(ctx, &testgrpc.SimpleRequest{})
+		done <- err
+	}()
+	<-clk.sleeping // the first attempt failed; the policy waits to retry
+	cancel()
+	err = <-done
+	require.Error(t, err)
+	assert.Equal(t, codes.Canceled, status.Code(err))
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.EqualValues(t, 1, srv.calls.Load(), "no attempt after the caller gave up")
+}
