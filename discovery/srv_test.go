@@ -258,3 +258,24 @@ func TestSRVWeightsThroughService(t *testing.T) {
 		})
 	}
 }
+
+// Two SRV targets that resolve to the same address and port are one
+// endpoint whose weight is the sum of theirs (it gets both records' share
+// of the traffic), with the first record's metadata.
+func TestSRVTargetsOnOneAddressMerge(t *testing.T) {
+	d := startDNS(t)
+	d.Set(t, srvName, dns.TypeSRV,
+		srvName+". 5 IN SRV 10 3 8080 a.users.test.",
+		srvName+". 5 IN SRV 10 1 8080 b.users.test.",
+		srvName+". 5 IN SRV 10 2 8081 b.users.test.")
+	d.Set(t, "a.users.test", dns.TypeA, "a.users.test. 5 IN A 10.0.0.1")
+	d.Set(t, "b.users.test", dns.TypeA, "b.users.test. 5 IN A 10.0.0.1")
+	src, err := discovery.SRV(srvName, d.Addr, refresh)
+	require.NoError(t, err)
+	w := watch(t, src)
+
+	assert.Equal(t, []discovery.Endpoint{
+		{Address: "10.0.0.1:8080", Weight: 4, Metadata: map[string]string{"srv_target": "a.users.test", "priority": "10"}},
+		{Address: "10.0.0.1:8081", Weight: 2, Metadata: map[string]string{"srv_target": "b.users.test", "priority": "10"}},
+	}, w.nextSet(t))
+}
