@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# The ambassador's gRPC hop, side by side with nginx and haproxy.
+#
+# Starts, all on 127.0.0.1 and in the background with every PID recorded:
+#   direct      benchmarks/proxy/grpcbackend (grpc health service)
+#   ambassador  ./examples/ambassador, service protocol h2c, retry + breaker on
+#   nginx       grpc_pass to an upstream with keepalive 64, 2 workers
+#   haproxy     h2 on both sides, http-reuse always, 2 threads
+# then runs benchmarks/proxy/grpcload (unary Health/Check over one h2c
+# ClientConn, as an application would dial a localhost ambassador) against
+# each, interleaved over ROUNDS rounds, with 1 and 32 calls in flight, and
+# prints calls/s, p50 and p99 (median over rounds) with the ratio to
+# direct, and the CPU time the serving process used per call.
+#
+# Environment: DURATION (seconds per run, default 5), ROUNDS (default 3),
+# NO_INSTALL=1 (never apt-get). Installs nginx and haproxy from Debian when
+# missing. Bounded: about 2*targets*ROUNDS*(DURATION+1) s plus start-up.
+set -euo pipefail
+
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-3}
+here=$(cd "$(dirname "$0")" && pwd)
+bench_mod=$(cd "$here/.." && pwd)
+repo=$(cd "$bench_mod/.." && pwd)
+export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
+tmp=$(mktemp -d /tmp/outbound-grpc-bench.XXXXXX)
+# shellcheck source=lib.sh
+source "$here/lib.sh"
+
+need nginx haproxy
+
+(cd "$bench_mod" && go build -o "$tmp/grpcbackend" ./proxy/grpcbackend && go build -o "$tmp/grpcload" ./proxy/grpcload)
+backend_port=$(free_port)
+"$tmp/grpcbackend" -addr "127.0.0.1:$backend_port" >"$tmp/backend.log" 2>&1 &
+pids+=($!)
+wait_port "$backend_port" grpcbackend "$!"
+
+targets=(direct)
+declare -A port tpid
+port[direct]=$backend_port
+tpid[direct]=${pids[0]}
+
+# start NAME PORT CMD...: runs CMD in the background and adds NAME as a
+# target once PORT listens.
+start() {
+	local name=$1 p=$2
+	shift 2
+	"$@" >"$tmp/$name.log" 2>&1 &
+	pids+=($!)
+	if wait_port "$p" "$name" "$!"; then
+		targets+=("$name"); port[$name]=$p; tpid[$name]=${pids[-1]}
+	else
+		log "$name: SKIPPED"; head -20 "$tmp/$name.log" >&2 || true
+	fi
+}
+
+# --- ambassador ----------------------------------------------------------------
+amb_port=$(free_port)
+if (cd "$repo" && go build -o "$tmp/ambassador" ./examples/ambassador) >"$tmp/ambassador-build.log" 2>&1; then
+	cat >"$tmp/ambassador.yaml" <<EOF
+admin: {address: 127.0.0.1:$(free_port)}
+listeners: [{address: 127.0.0.1:$amb_port, service: backend}]
+services:
+  backend:
+    discovery: {static: [127.0.0.1:$backend_port]}
+    protocol: h2c
+    retry: {}
+    breaker: {}
+EOF
+	start ambassador "$amb_port" "$tmp/ambassador" -config "$tmp/ambassador.yaml"
+else
+	log "ambassador: SKIPPED, 'go build ./examples/ambassador' failed:"
+	head -5 "$tmp/ambassador-build.log" | sed 's/^/    /' >&2
+fi
+
+# --- nginx ---------------------------------------------------------------------
+nginx_port=$(free_port)
+mkdir -p "$tmp/nginx"
+cat >"$tmp/nginx/nginx.conf" <<EOF
+worker_processes 2;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/nginx/body;
+    proxy_temp_path $tmp/nginx/proxy;
+    fastcgi_temp_path $tmp/nginx/fastcgi;
+    uwsgi_temp_path $tmp/nginx/uwsgi;
+    scgi_temp_path $tmp/nginx/scgi;
+    upstream grpcbackend {
+        server 127.0.0.1:$backend_port;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$nginx_port http2;
+        location / { grpc_pass grpc://grpcbackend; }
+    }
+}
+EOF
+start nginx "$nginx_port" nginx -g 'daemon off;' -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf"
+
+# --- haproxy -------------------------------------------------------------------
+haproxy_port=$(free_port)
+cat >"$tmp/haproxy.cfg" <<EOF
+global
+    nbthread 2
+    maxconn 4096
+defaults
+    mode http
+    http-reuse always
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend fe
+    bind 127.0.0.1:$haproxy_port proto h2
+    default_backend be
+backend be
+    server s1 127.0.0.1:$backend_port proto h2
+EOF
+start haproxy "$haproxy_port" haproxy -db -f "$tmp/haproxy.cfg"
+
+# --- load ----------------------------------------------------------------------
+results=$tmp/results.txt
+: >"$results"
+
+# run_load TARGET CONC SECONDS ROUND (ROUND empty: warm-up, not recorded)
+run_load() {
+	local out c0 c1 n cpu
+	c0=$(cpu_ticks "${tpid[$1]}")
+	if ! out=$("$tmp/grpcload" -addr "127.0.0.1:${port[$1]}" -c "$2" -d "${3}s" -warmup 300ms 2>&1); then
+		log "grpcload failed against $1: $out"; return 1
+	fi
+	c1=$(cpu_ticks "${tpid[$1]}")
+	n=$(sed -n 's/.*calls=\([0-9]*\).*/\1/p' <<<"$out")
+	cpu=$(awk -v a="$c0" -v b="$c1" -v n="${n:-0}" -v hz="$hz" 'BEGIN {if (n > 0) printf "%.1f", (b - a) * 1e6 / hz / n; else print 0}')
+	# c<conc> target round rps p50 p99 errors cpu
+	[ -n "$4" ] && awk -v c="c$2" -v t="$1" -v r="$4" -v cpu="$cpu" '{
+		for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+		print c, t, r, v["rps"], v["p50_us"], v["p99_us"], v["errors"], cpu }' <<<"$out" >>"$results"
+	return 0
+}
+
+concs=(1 32)
+log "targets: ${targets[*]}; $ROUNDS rounds x ${#concs[@]} configs x ${DURATION}s"
+for t in "${targets[@]}"; do run_load "$t" 32 1 ""; done
+for r in $(seq "$ROUNDS"); do
+	for c in "${concs[@]}"; do
+		for t in "${targets[@]}"; do run_load "$t" "$c" "$DURATION" "$r"; done
+	done
+	log "round $r done"
+done
+
+# --- table -------------------------------------------------------------------
+col() { awk -v c="$1" -v t="$2" -v k="$3" '$1 == c && $2 == t {print $k}' "$results" | median; }
+
+printf '\n%s\n' "grpcload ${DURATION}s x $ROUNDS rounds (interleaved), median per cell; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+printf '%-6s %-11s %12s %8s %10s %10s %10s %10s %8s %s\n' calls target "calls/s" "x direct" "p50 us" "+p50 us" "p99 us" "+p99 us" "errors" "cpu us/call"
+for c in "${concs[@]}"; do
+	cc=c$c
+	d_rps=$(col "$cc" direct 4); d_p50=$(col "$cc" direct 5); d_p99=$(col "$cc" direct 6)
+	for t in "${targets[@]}"; do
+		rps=$(col "$cc" "$t" 4); p50=$(col "$cc" "$t" 5); p99=$(col "$cc" "$t" 6); cpu=$(col "$cc" "$t" 8)
+		bad=$(awk -v c="$cc" -v t="$t" '$1 == c && $2 == t {s += $7} END {print s + 0}' "$results")
+		awk -v c="$c" -v t="$t" -v rps="$rps" -v drps="$d_rps" -v p50="$p50" -v dp50="$d_p50" \
+			-v p99="$p99" -v dp99="$d_p99" -v bad="$bad" -v cpu="$cpu" 'BEGIN {
+			printf "%-6s %-11s %12.0f %7.2fx %10.0f %10.0f %10.0f %10.0f %8s %10.1f\n",
+				c, t, rps, rps / drps, p50, p50 - dp50, p99, p99 - dp99, bad, cpu }'
+	done
+done
