@@ -38,7 +38,7 @@ func durationPoints(t *testing.T, r *sdkmetric.ManualReader) []metricdata.Histog
 func attrMap(s attribute.Set) map[string]string {
 	out := map[string]string{}
 	for _, kv := range s.ToSlice() {
-		out[string(kv.Key)] = kv.Value.Emit()
+		out[string(kv.Key)] = kv.Value.String()
 	}
 	return out
 }

@@ -30,15 +30,27 @@ import (
 // registered as that transport's "http" protocol).
 //
 // Idle connections are kept per endpoint up to baseMaxIdleConnsPerHost and
-// closed after baseIdleConnTimeout, found stale by a sweep timer (no
-// goroutine per connection) or when taken from the pool.
+// closed after baseIdleConnTimeout (to a third more), found stale by a sweep
+// timer (no goroutine per connection) or when taken from the pool. Their
+// age is counted in sweep ticks, not read from the clock: a request costs
+// no clock reading for the pool. close (called when the owning Stack
+// closes) closes the idle connections and every one released afterwards.
 type h1Direct struct {
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
-	mu    sync.Mutex
-	idle  map[string][]*h1Conn // by host:port, most recent last
-	sweep *time.Timer          // armed while idle connections exist
+	mu     sync.Mutex
+	idle   map[string][]*h1Conn // by host:port, most recent last
+	sweep  *time.Timer          // armed while idle connections exist
+	tick   uint64               // sweeps so far: the idle clock
+	closed bool
 }
+
+// Idle connections are swept every h1SweepEvery; one idle for h1IdleTicks
+// sweeps has been idle for at least baseIdleConnTimeout.
+const (
+	h1SweepEvery = baseIdleConnTimeout / 3
+	h1IdleTicks  = 4
+)
 
 type h1Conn struct {
 	c      net.Conn
@@ -46,7 +58,7 @@ type h1Conn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	addr   string
-	idleAt time.Time
+	idleAt uint64 // h1Direct.tick when it was pooled
 }
 
 const h1BufSize = 4 << 10
@@ -283,30 +295,29 @@ func (t *h1Direct) release(pc *h1Conn, closeConn bool, stop func() bool) {
 		_ = pc.c.Close()
 		return
 	}
-	pc.idleAt = time.Now()
 	t.mu.Lock()
 	list := t.idle[pc.addr]
-	if len(list) >= baseMaxIdleConnsPerHost {
+	if t.closed || len(list) >= baseMaxIdleConnsPerHost {
 		t.mu.Unlock()
 		_ = pc.c.Close()
 		return
 	}
+	pc.idleAt = t.tick
 	t.idle[pc.addr] = append(list, pc)
 	if t.sweep == nil {
-		t.sweep = time.AfterFunc(baseIdleConnTimeout/3, t.sweepIdle)
+		t.sweep = time.AfterFunc(h1SweepEvery, t.sweepIdle)
 	}
 	t.mu.Unlock()
 }
 
 // get takes the most recent idle connection to addr or dials one.
 func (t *h1Direct) get(ctx context.Context, addr string) (*h1Conn, bool, error) {
-	now := time.Now()
 	t.mu.Lock()
 	for list := t.idle[addr]; len(list) > 0; list = t.idle[addr] {
 		pc := list[len(list)-1]
 		list[len(list)-1] = nil
 		t.idle[addr] = list[:len(list)-1]
-		if now.Sub(pc.idleAt) < baseIdleConnTimeout {
+		if t.tick-pc.idleAt < h1IdleTicks {
 			t.mu.Unlock()
 			return pc, true, nil
 		}
@@ -321,16 +332,19 @@ func (t *h1Direct) get(ctx context.Context, addr string) (*h1Conn, bool, error) 
 	return &h1Conn{c: c, lim: lim, br: bufio.NewReaderSize(lim, h1BufSize), bw: bufio.NewWriterSize(c, h1BufSize), addr: addr}, false, nil
 }
 
-// sweepIdle closes connections idle for longer than baseIdleConnTimeout and
-// re-arms itself while any remain.
+// sweepIdle advances the idle clock, closes connections idle for
+// h1IdleTicks sweeps and re-arms itself while any remain.
 func (t *h1Direct) sweepIdle() {
-	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.sweep == nil {
+		return // closed meanwhile
+	}
+	t.tick++
 	for addr, list := range t.idle {
 		keep := list[:0]
 		for _, pc := range list {
-			if now.Sub(pc.idleAt) >= baseIdleConnTimeout {
+			if t.tick-pc.idleAt >= h1IdleTicks {
 				_ = pc.c.Close()
 				continue
 			}
@@ -344,8 +358,34 @@ func (t *h1Direct) sweepIdle() {
 		}
 	}
 	if len(t.idle) > 0 {
-		t.sweep.Reset(baseIdleConnTimeout / 3)
+		t.sweep.Reset(h1SweepEvery)
 	} else {
 		t.sweep = nil
 	}
+}
+
+// CloseIdleConnections closes the pooled connections now.
+func (t *h1Direct) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = make(map[string][]*h1Conn)
+	if t.sweep != nil {
+		t.sweep.Stop()
+		t.sweep = nil
+	}
+	t.mu.Unlock()
+	for _, list := range idle {
+		for _, pc := range list {
+			_ = pc.c.Close()
+		}
+	}
+}
+
+// close closes the pooled connections and, from now on, every connection
+// a finished request releases.
+func (t *h1Direct) close() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.CloseIdleConnections()
 }

@@ -380,7 +380,7 @@ func (s *Stack) Close() error {
 			errs = append(errs, s.tls.Close())
 		}
 		if s.owned != nil {
-			s.owned.CloseIdleConnections()
+			closeBaseTransport(s.owned)
 		}
 		s.closeErr = errors.Join(errs...)
 	})
