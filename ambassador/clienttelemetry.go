@@ -1,6 +1,7 @@
 package ambassador
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -40,7 +41,7 @@ type clientTelemetry struct {
 	prop     propagation.TextMapPropagator
 
 	mu   sync.Mutex // serializes writers of sets
-	sets atomic.Pointer[map[attrKey]metric.RecordOption]
+	sets atomic.Pointer[map[attrKey][]metric.RecordOption]
 }
 
 // attrKey identifies one attribute set of the duration histogram.
@@ -76,7 +77,7 @@ func newClientTelemetry(next http.RoundTripper, mp metric.MeterProvider, tp trac
 		otel.Handle(err)
 	}
 	t.duration = d
-	empty := map[attrKey]metric.RecordOption{}
+	empty := map[attrKey][]metric.RecordOption{}
 	t.sets.Store(&empty)
 	return t
 }
@@ -88,11 +89,14 @@ func (t *clientTelemetry) RoundTrip(req *http.Request) (*http.Response, error) {
 	if tracer == nil {
 		if sp := trace.SpanFromContext(ctx); sp.SpanContext().IsValid() {
 			tracer = sp.TracerProvider().Tracer(instrumentationName)
-		} else {
+		} else if !globalTracerUnset() {
 			tracer = t.global
 		}
 	}
-	ctx, span := tracer.Start(ctx, spanName(req.Method), clientSpanKind)
+	span := noSpan
+	if tracer != nil {
+		ctx, span = tracer.Start(ctx, spanName(req.Method), clientSpanOpts...)
+	}
 	recording := span.IsRecording()
 	if recording {
 		span.SetAttributes(requestSpanAttrs(req)...)
@@ -124,7 +128,7 @@ func (t *clientTelemetry) RoundTrip(req *http.Request) (*http.Response, error) {
 	if proto == "" {
 		proto = req.Proto
 	}
-	t.duration.Inst().Record(ctx, float64(time.Since(start))/float64(time.Second), t.attrs(req, proto, status, err))
+	t.duration.Inst().Record(ctx, float64(time.Since(start))/float64(time.Second), t.attrs(req, proto, status, err)...)
 
 	if !recording {
 		span.End()
@@ -161,9 +165,9 @@ func (t *clientTelemetry) CloseIdleConnections() {
 	}
 }
 
-// attrs returns the measurement option of one attempt, from the cache when
+// attrs returns the measurement options of one attempt, from the cache when
 // the attribute set was seen before.
-func (t *clientTelemetry) attrs(req *http.Request, proto string, status int, err error) metric.RecordOption {
+func (t *clientTelemetry) attrs(req *http.Request, proto string, status int, err error) []metric.RecordOption {
 	k := attrKey{method: standardMethod(req.Method), scheme: "http", proto: proto, status: status}
 	if req.URL != nil {
 		if req.URL.Scheme != "" {
@@ -184,14 +188,14 @@ func (t *clientTelemetry) attrs(req *http.Request, proto string, status int, err
 	if o, ok := sets[k]; ok {
 		return o
 	}
-	o := metric.WithAttributeSet(k.set())
+	o := []metric.RecordOption{metric.WithAttributeSet(k.set())}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	cur := *t.sets.Load()
 	if len(cur) >= maxAttrSets {
 		return o
 	}
-	next := make(map[attrKey]metric.RecordOption, len(cur)+1)
+	next := make(map[attrKey][]metric.RecordOption, len(cur)+1)
 	for ck, co := range cur {
 		next[ck] = co
 	}
@@ -331,7 +335,39 @@ func errorType(err error) string {
 	return t.PkgPath() + "." + t.Name()
 }
 
-var clientSpanKind = trace.WithSpanKind(trace.SpanKindClient)
+// clientSpanOpts are the start options of every span, in a slice made once
+// (a variadic argument through an interface call would be allocated each time).
+var clientSpanOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+
+// noSpan stands for the span of an attempt nobody traces.
+var noSpan = trace.SpanFromContext(context.Background())
+
+// globalTracerUnset reports whether the global tracer provider is still
+// OpenTelemetry's placeholder, which no SetTracerProvider has replaced: its
+// spans are neither recorded nor carry a trace, so an attempt whose context
+// has no span of its own need not start one. The answer is kept for the
+// provider it was found for; a SetTracerProvider changes the provider and
+// so is noticed at the next attempt.
+func globalTracerUnset() bool {
+	tp := otel.GetTracerProvider()
+	ty := reflect.TypeOf(tp)
+	if ty == nil || !ty.Comparable() {
+		return false
+	}
+	if g := lastGlobal.Load(); g != nil && g.tp == tp {
+		return g.unset
+	}
+	unset := ty.Kind() == reflect.Pointer && ty.Elem().PkgPath() == "go.opentelemetry.io/otel/internal/global"
+	lastGlobal.Store(&globalTP{tp: tp, unset: unset})
+	return unset
+}
+
+type globalTP struct {
+	tp    trace.TracerProvider
+	unset bool
+}
+
+var lastGlobal atomic.Pointer[globalTP]
 
 // carrierPool recycles headerCarriers: handed to a propagator through an
 // interface, one would escape to the heap on every attempt.

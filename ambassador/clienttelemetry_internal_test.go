@@ -11,12 +11,14 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // durationPoints collects the http.client.request.duration data points.
@@ -187,4 +189,28 @@ func TestSplitHostPort(t *testing.T) {
 		assert.Equal(t, want.host, h, in)
 		assert.Equal(t, want.port, p, in)
 	}
+}
+
+// Without an explicit provider the attempt's span comes from the global
+// one: nothing (not even a span start) while no SetTracerProvider replaced
+// OpenTelemetry's placeholder, recorded spans once one did.
+func TestClientTelemetryFollowsTheGlobalTracerProvider(t *testing.T) {
+	rt := rtFunc(func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
+	})
+	ct := newClientTelemetry(rt, nil, nil)
+	require.True(t, globalTracerUnset(), "no test in this package sets the global tracer provider before this one")
+	_, err := ct.RoundTrip(httptest.NewRequest(http.MethodGet, "http://users/x", nil))
+	require.NoError(t, err)
+
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	otel.SetTracerProvider(tp)
+	defer otel.SetTracerProvider(noop.NewTracerProvider())
+	assert.False(t, globalTracerUnset())
+	_, err = ct.RoundTrip(httptest.NewRequest(http.MethodGet, "http://users/x", nil))
+	require.NoError(t, err)
+	require.Len(t, spans.Ended(), 1)
+	assert.Equal(t, "HTTP GET", spans.Ended()[0].Name())
 }

@@ -59,6 +59,9 @@ type h1Conn struct {
 	bw     *bufio.Writer
 	addr   string
 	idleAt uint64 // h1Direct.tick when it was pooled
+	// abort fails the blocking I/O of the request in progress; made once
+	// per connection, not per request.
+	abort func()
 }
 
 const h1BufSize = 4 << 10
@@ -161,7 +164,7 @@ func (e *retryableErr) Unwrap() error { return e.err }
 
 func (t *h1Direct) send(ctx context.Context, pc *h1Conn, req *http.Request) (*http.Response, error) {
 	// A cancelled or expired context aborts the blocking I/O.
-	stop := context.AfterFunc(ctx, func() { _ = pc.c.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, pc.abort)
 	if err := writeRequest(pc.bw, req); err != nil {
 		stop()
 		return nil, &retryableErr{err}
@@ -329,7 +332,9 @@ func (t *h1Direct) get(ctx context.Context, addr string) (*h1Conn, bool, error) 
 		return nil, false, err
 	}
 	lim := &headerLimit{r: c, n: -1}
-	return &h1Conn{c: c, lim: lim, br: bufio.NewReaderSize(lim, h1BufSize), bw: bufio.NewWriterSize(c, h1BufSize), addr: addr}, false, nil
+	pc := &h1Conn{c: c, lim: lim, br: bufio.NewReaderSize(lim, h1BufSize), bw: bufio.NewWriterSize(c, h1BufSize), addr: addr}
+	pc.abort = func() { _ = c.SetDeadline(time.Unix(1, 0)) }
+	return pc, false, nil
 }
 
 // sweepIdle advances the idle clock, closes connections idle for
