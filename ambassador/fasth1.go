@@ -180,6 +180,21 @@ func (t *h1Direct) send(ctx context.Context, pc *h1Conn, req *http.Request) (*ht
 			stop()
 			return nil, &retryableErr{err}
 		}
+		if req.Method == http.MethodGet || req.Method == "" {
+			// The whole head is usually in the buffer after the first read.
+			buf, _ := pc.br.Peek(pc.br.Buffered())
+			if resp, n, ok := parsePlainHead(buf, req); ok {
+				pc.lim.n = -1
+				_, _ = pc.br.Discard(n)
+				if resp.ContentLength == 0 {
+					resp.Body = http.NoBody
+					t.release(pc, false, stop)
+					return resp, nil
+				}
+				resp.Body = &h1Body{ctx: ctx, t: t, pc: pc, stop: stop, remain: resp.ContentLength}
+				return resp, nil
+			}
+		}
 		resp, err := http.ReadResponse(pc.br, req)
 		pc.lim.n = -1
 		if err != nil {
@@ -246,16 +261,19 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 }
 
 // h1Body returns the connection to the pool once the body was read to its
-// end; closed before that, the connection is closed.
+// end; closed before that, the connection is closed. It reads net/http's
+// body (rc), or for a head parsePlainHead read, remain bytes from the
+// connection itself.
 type h1Body struct {
-	ctx   context.Context
-	rc    io.ReadCloser
-	t     *h1Direct
-	pc    *h1Conn
-	close bool
-	stop  func() bool
-	done  bool
-	mu    sync.Mutex
+	ctx    context.Context
+	rc     io.ReadCloser
+	remain int64 // without rc: the bytes of the body not read yet
+	t      *h1Direct
+	pc     *h1Conn
+	close  bool
+	stop   func() bool
+	done   bool
+	mu     sync.Mutex
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
@@ -264,7 +282,15 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	if b.done {
 		return 0, io.EOF
 	}
-	n, err := b.rc.Read(p)
+	var (
+		n   int
+		err error
+	)
+	if b.rc != nil {
+		n, err = b.rc.Read(p)
+	} else {
+		n, err = b.readLength(p)
+	}
 	if err == io.EOF {
 		b.done = true
 		b.t.release(b.pc, b.close, b.stop)
@@ -276,6 +302,24 @@ func (b *h1Body) Read(p []byte) (int, error) {
 			// The deadline we set on the connection is the context's doing.
 			err = fmt.Errorf("outbound: reading the response body: %w: %w", context.Cause(b.ctx), err)
 		}
+	}
+	return n, err
+}
+
+// readLength reads up to remain bytes; the last ones come with io.EOF, and
+// a connection that ends before is io.ErrUnexpectedEOF, as net/http's body
+// of a known length reports it.
+func (b *h1Body) readLength(p []byte) (int, error) {
+	if int64(len(p)) > b.remain {
+		p = p[:b.remain]
+	}
+	n, err := b.pc.br.Read(p)
+	b.remain -= int64(n)
+	if b.remain == 0 {
+		return n, io.EOF
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
 	}
 	return n, err
 }
