@@ -30,15 +30,27 @@ import (
 // registered as that transport's "http" protocol).
 //
 // Idle connections are kept per endpoint up to baseMaxIdleConnsPerHost and
-// closed after baseIdleConnTimeout, found stale by a sweep timer (no
-// goroutine per connection) or when taken from the pool.
+// closed after baseIdleConnTimeout (to a third more), found stale by a sweep
+// timer (no goroutine per connection) or when taken from the pool. Their
+// age is counted in sweep ticks, not read from the clock: a request costs
+// no clock reading for the pool. close (called when the owning Stack
+// closes) closes the idle connections and every one released afterwards.
 type h1Direct struct {
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
-	mu    sync.Mutex
-	idle  map[string][]*h1Conn // by host:port, most recent last
-	sweep *time.Timer          // armed while idle connections exist
+	mu     sync.Mutex
+	idle   map[string][]*h1Conn // by host:port, most recent last
+	sweep  *time.Timer          // armed while idle connections exist
+	tick   uint64               // sweeps so far: the idle clock
+	closed bool
 }
+
+// Idle connections are swept every h1SweepEvery; one idle for h1IdleTicks
+// sweeps has been idle for at least baseIdleConnTimeout.
+const (
+	h1SweepEvery = baseIdleConnTimeout / 3
+	h1IdleTicks  = 4
+)
 
 type h1Conn struct {
 	c      net.Conn
@@ -46,7 +58,10 @@ type h1Conn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	addr   string
-	idleAt time.Time
+	idleAt uint64 // h1Direct.tick when it was pooled
+	// abort fails the blocking I/O of the request in progress; made once
+	// per connection, not per request.
+	abort func()
 }
 
 const h1BufSize = 4 << 10
@@ -149,7 +164,7 @@ func (e *retryableErr) Unwrap() error { return e.err }
 
 func (t *h1Direct) send(ctx context.Context, pc *h1Conn, req *http.Request) (*http.Response, error) {
 	// A cancelled or expired context aborts the blocking I/O.
-	stop := context.AfterFunc(ctx, func() { _ = pc.c.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, pc.abort)
 	if err := writeRequest(pc.bw, req); err != nil {
 		stop()
 		return nil, &retryableErr{err}
@@ -164,6 +179,21 @@ func (t *h1Direct) send(ctx context.Context, pc *h1Conn, req *http.Request) (*ht
 			pc.lim.n = -1
 			stop()
 			return nil, &retryableErr{err}
+		}
+		if req.Method == http.MethodGet || req.Method == "" {
+			// The whole head is usually in the buffer after the first read.
+			buf, _ := pc.br.Peek(pc.br.Buffered())
+			if resp, n, ok := parsePlainHead(buf, req); ok {
+				pc.lim.n = -1
+				_, _ = pc.br.Discard(n)
+				if resp.ContentLength == 0 {
+					resp.Body = http.NoBody
+					t.release(pc, false, stop)
+					return resp, nil
+				}
+				resp.Body = &h1Body{ctx: ctx, t: t, pc: pc, stop: stop, remain: resp.ContentLength}
+				return resp, nil
+			}
 		}
 		resp, err := http.ReadResponse(pc.br, req)
 		pc.lim.n = -1
@@ -231,16 +261,19 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 }
 
 // h1Body returns the connection to the pool once the body was read to its
-// end; closed before that, the connection is closed.
+// end; closed before that, the connection is closed. It reads net/http's
+// body (rc), or for a head parsePlainHead read, remain bytes from the
+// connection itself.
 type h1Body struct {
-	ctx   context.Context
-	rc    io.ReadCloser
-	t     *h1Direct
-	pc    *h1Conn
-	close bool
-	stop  func() bool
-	done  bool
-	mu    sync.Mutex
+	ctx    context.Context
+	rc     io.ReadCloser
+	remain int64 // without rc: the bytes of the body not read yet
+	t      *h1Direct
+	pc     *h1Conn
+	close  bool
+	stop   func() bool
+	done   bool
+	mu     sync.Mutex
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
@@ -249,7 +282,15 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	if b.done {
 		return 0, io.EOF
 	}
-	n, err := b.rc.Read(p)
+	var (
+		n   int
+		err error
+	)
+	if b.rc != nil {
+		n, err = b.rc.Read(p)
+	} else {
+		n, err = b.readLength(p)
+	}
 	if err == io.EOF {
 		b.done = true
 		b.t.release(b.pc, b.close, b.stop)
@@ -261,6 +302,24 @@ func (b *h1Body) Read(p []byte) (int, error) {
 			// The deadline we set on the connection is the context's doing.
 			err = fmt.Errorf("outbound: reading the response body: %w: %w", context.Cause(b.ctx), err)
 		}
+	}
+	return n, err
+}
+
+// readLength reads up to remain bytes; the last ones come with io.EOF, and
+// a connection that ends before is io.ErrUnexpectedEOF, as net/http's body
+// of a known length reports it.
+func (b *h1Body) readLength(p []byte) (int, error) {
+	if int64(len(p)) > b.remain {
+		p = p[:b.remain]
+	}
+	n, err := b.pc.br.Read(p)
+	b.remain -= int64(n)
+	if b.remain == 0 {
+		return n, io.EOF
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
 	}
 	return n, err
 }
@@ -283,30 +342,29 @@ func (t *h1Direct) release(pc *h1Conn, closeConn bool, stop func() bool) {
 		_ = pc.c.Close()
 		return
 	}
-	pc.idleAt = time.Now()
 	t.mu.Lock()
 	list := t.idle[pc.addr]
-	if len(list) >= baseMaxIdleConnsPerHost {
+	if t.closed || len(list) >= baseMaxIdleConnsPerHost {
 		t.mu.Unlock()
 		_ = pc.c.Close()
 		return
 	}
+	pc.idleAt = t.tick
 	t.idle[pc.addr] = append(list, pc)
 	if t.sweep == nil {
-		t.sweep = time.AfterFunc(baseIdleConnTimeout/3, t.sweepIdle)
+		t.sweep = time.AfterFunc(h1SweepEvery, t.sweepIdle)
 	}
 	t.mu.Unlock()
 }
 
 // get takes the most recent idle connection to addr or dials one.
 func (t *h1Direct) get(ctx context.Context, addr string) (*h1Conn, bool, error) {
-	now := time.Now()
 	t.mu.Lock()
 	for list := t.idle[addr]; len(list) > 0; list = t.idle[addr] {
 		pc := list[len(list)-1]
 		list[len(list)-1] = nil
 		t.idle[addr] = list[:len(list)-1]
-		if now.Sub(pc.idleAt) < baseIdleConnTimeout {
+		if t.tick-pc.idleAt < h1IdleTicks {
 			t.mu.Unlock()
 			return pc, true, nil
 		}
@@ -318,19 +376,24 @@ func (t *h1Direct) get(ctx context.Context, addr string) (*h1Conn, bool, error) 
 		return nil, false, err
 	}
 	lim := &headerLimit{r: c, n: -1}
-	return &h1Conn{c: c, lim: lim, br: bufio.NewReaderSize(lim, h1BufSize), bw: bufio.NewWriterSize(c, h1BufSize), addr: addr}, false, nil
+	pc := &h1Conn{c: c, lim: lim, br: bufio.NewReaderSize(lim, h1BufSize), bw: bufio.NewWriterSize(c, h1BufSize), addr: addr}
+	pc.abort = func() { _ = c.SetDeadline(time.Unix(1, 0)) }
+	return pc, false, nil
 }
 
-// sweepIdle closes connections idle for longer than baseIdleConnTimeout and
-// re-arms itself while any remain.
+// sweepIdle advances the idle clock, closes connections idle for
+// h1IdleTicks sweeps and re-arms itself while any remain.
 func (t *h1Direct) sweepIdle() {
-	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.sweep == nil {
+		return // closed meanwhile
+	}
+	t.tick++
 	for addr, list := range t.idle {
 		keep := list[:0]
 		for _, pc := range list {
-			if now.Sub(pc.idleAt) >= baseIdleConnTimeout {
+			if t.tick-pc.idleAt >= h1IdleTicks {
 				_ = pc.c.Close()
 				continue
 			}
@@ -344,8 +407,34 @@ func (t *h1Direct) sweepIdle() {
 		}
 	}
 	if len(t.idle) > 0 {
-		t.sweep.Reset(baseIdleConnTimeout / 3)
+		t.sweep.Reset(h1SweepEvery)
 	} else {
 		t.sweep = nil
 	}
+}
+
+// CloseIdleConnections closes the pooled connections now.
+func (t *h1Direct) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = make(map[string][]*h1Conn)
+	if t.sweep != nil {
+		t.sweep.Stop()
+		t.sweep = nil
+	}
+	t.mu.Unlock()
+	for _, list := range idle {
+		for _, pc := range list {
+			_ = pc.c.Close()
+		}
+	}
+}
+
+// close closes the pooled connections and, from now on, every connection
+// a finished request releases.
+func (t *h1Direct) close() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.CloseIdleConnections()
 }

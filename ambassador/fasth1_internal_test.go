@@ -12,9 +12,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/outbound-go/outbound/discovery"
 )
 
 // h1Server is a loopback server that counts the connections it accepted.
@@ -288,4 +291,91 @@ func TestH1DirectBoundsTheResponseHead(t *testing.T) {
 	_, err = tr.RoundTrip(req)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, errHeaderTooLarge)
+}
+
+// closedConns counts the server-side connections that reached StateClosed.
+func closedConns(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var closed atomic.Int32
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			closed.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, &closed
+}
+
+func TestH1DirectIdleClockCountsSweeps(t *testing.T) {
+	srv, _ := h1Server(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
+	tr := h1Transport(t)
+	d := lastDirect
+	get(t, tr, http.MethodGet, srv.URL)
+	require.Equal(t, 1, pooled(d))
+	for range h1IdleTicks - 1 {
+		d.sweepIdle()
+	}
+	assert.Equal(t, 1, pooled(d), "idle for fewer sweeps than h1IdleTicks: kept")
+	_, body := get(t, tr, http.MethodGet, srv.URL) // reused, pooled again at the current tick
+	assert.Equal(t, "ok", body)
+	for range h1IdleTicks - 1 {
+		d.sweepIdle()
+	}
+	assert.Equal(t, 1, pooled(d), "its idle time starts again when it is pooled again")
+	d.sweepIdle()
+	assert.Equal(t, 0, pooled(d), "idle for h1IdleTicks sweeps: closed")
+	d.mu.Lock()
+	assert.Nil(t, d.sweep, "no idle connection left: the sweep is not re-armed")
+	d.mu.Unlock()
+}
+
+// A Stack's Close closes the direct path's idle connections at once (not
+// after the idle timeout), and a connection whose request finishes after
+// Close is closed instead of pooled.
+func TestStackCloseClosesDirectConnections(t *testing.T) {
+	release := make(chan struct{})
+	srv, closed := closedConns(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			<-release
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	s, err := NewStack(ServiceConfig{Name: "users", Discovery: discovery.Config{Static: []string{srv.Listener.Addr().String()}}})
+	require.NoError(t, err)
+	hd, ok := directs.Load(s.owned)
+	require.True(t, ok, "the default base transport has a direct path")
+	d := hd.(*h1Direct)
+
+	_, body := get(t, s, http.MethodGet, "http://users/fast")
+	require.Equal(t, "ok", body)
+	require.Equal(t, 1, pooled(d))
+
+	req, err := http.NewRequest(http.MethodGet, "http://users/slow", nil)
+	require.NoError(t, err)
+	resp, err := s.RoundTrip(req) // takes the pooled connection and holds it
+	require.NoError(t, err)
+	require.Equal(t, 0, pooled(d))
+
+	// A second connection, pooled, for Close to find.
+	_, body = get(t, s, http.MethodGet, "http://users/fast")
+	require.Equal(t, "ok", body)
+	require.Equal(t, 1, pooled(d))
+
+	require.NoError(t, s.Close())
+	assert.Equal(t, 0, pooled(d))
+	require.Eventually(t, func() bool { return closed.Load() == 1 }, 5*time.Second, time.Millisecond, "the idle connection is closed by Close")
+	_, ok = directs.Load(s.owned)
+	assert.False(t, ok, "Close forgets the transport")
+
+	close(release)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Equal(t, "ok", string(b))
+	require.NoError(t, resp.Body.Close())
+	assert.Equal(t, 0, pooled(d), "released after Close: not pooled")
+	require.Eventually(t, func() bool { return closed.Load() == 2 }, 5*time.Second, time.Millisecond, "and closed")
 }

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -120,13 +119,14 @@ type options struct {
 func WithBase(rt http.RoundTripper) Option { return func(o *options) { o.base = rt } }
 
 // WithMeterProvider sets the meter provider of every policy in the stack
-// (the global one by default). Given explicitly, it also turns on otelhttp
-// client metrics (http.client.request.duration) per attempt.
+// (the global one by default). Given explicitly, it also turns on the
+// client metric http.client.request.duration (OpenTelemetry HTTP semantic
+// conventions), one measurement per attempt.
 func WithMeterProvider(mp metric.MeterProvider) Option { return func(o *options) { o.mp = mp } }
 
-// WithTracerProvider turns on an otelhttp client span per attempt, created
-// with tp, which also propagates the trace context to the upstream with the
-// global propagator.
+// WithTracerProvider turns on a client span per attempt ("HTTP GET"),
+// created with tp when it is sampled; the trace context goes to the upstream
+// with the global propagator.
 func WithTracerProvider(tp trace.TracerProvider) Option { return func(o *options) { o.tp = tp } }
 
 // WithLogger sets the logger of the stack and its policies (slog.Default()
@@ -221,14 +221,7 @@ func NewStack(c ServiceConfig, opts ...Option) (*Stack, error) {
 
 	below := s.base
 	if o.mp != nil || o.tp != nil {
-		var ho []otelhttp.Option
-		if o.mp != nil {
-			ho = append(ho, otelhttp.WithMeterProvider(o.mp))
-		}
-		if o.tp != nil {
-			ho = append(ho, otelhttp.WithTracerProvider(o.tp))
-		}
-		below = otelhttp.NewTransport(below, ho...)
+		below = newClientTelemetry(below, o.mp, o.tp)
 	}
 	if c.usesTLS() {
 		below = httpsScheme{below}
@@ -387,7 +380,7 @@ func (s *Stack) Close() error {
 			errs = append(errs, s.tls.Close())
 		}
 		if s.owned != nil {
-			s.owned.CloseIdleConnections()
+			closeBaseTransport(s.owned)
 		}
 		s.closeErr = errors.Join(errs...)
 	})

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -53,7 +54,9 @@ func newBaseTransport(c ServiceConfig, ts *tlsSource) *http.Transport {
 	t.Protocols = &p
 	if useH1Direct(c, ts != nil) {
 		// Plain HTTP/1.1: simple requests take the direct path (fasth1.go).
-		t.RegisterProtocol("http", newH1Direct(d.DialContext))
+		hd := newH1Direct(d.DialContext)
+		t.RegisterProtocol("http", hd)
+		directs.Store(t, hd)
 	}
 	if ts != nil {
 		t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -61,6 +64,21 @@ func newBaseTransport(c ServiceConfig, ts *tlsSource) *http.Transport {
 		}
 	}
 	return t
+}
+
+// directs maps each transport newBaseTransport built with a direct path to
+// that path: http.Transport's CloseIdleConnections does not reach the idle
+// connections of a registered protocol, closeBaseTransport does.
+var directs sync.Map // *http.Transport → *h1Direct
+
+// closeBaseTransport closes the idle connections of t, a transport of
+// newBaseTransport that is no longer used, those of its direct path
+// included; connections in use close when their request is done.
+func closeBaseTransport(t *http.Transport) {
+	t.CloseIdleConnections()
+	if hd, ok := directs.LoadAndDelete(t); ok {
+		hd.(*h1Direct).close()
+	}
 }
 
 // useH1Direct reports whether the base transport of c takes simple requests

@@ -14,6 +14,7 @@
 # the neighbours' load, CPU per request much less.
 #
 # Environment: DURATION (wrk seconds per run, default 5), ROUNDS (default 3),
+# AMBASSADOR_GOMAXPROCS (GOMAXPROCS of the ambassador only; default: Go's),
 # NO_INSTALL=1 (never apt-get). Installs nginx, haproxy and wrk from Debian
 # when missing. Every process it started is stopped by PID on exit.
 # Bounded: about (2 + 2*targets*ROUNDS*DURATION) s plus start-up; < 5 min
@@ -110,7 +111,11 @@ services:
     retry: {}
     breaker: {}
 EOF
-	"$tmp/ambassador" -config "$tmp/ambassador.yaml" >"$tmp/ambassador.log" 2>&1 &
+	if [ -n "${AMBASSADOR_GOMAXPROCS:-}" ]; then
+		GOMAXPROCS=$AMBASSADOR_GOMAXPROCS "$tmp/ambassador" -config "$tmp/ambassador.yaml" >"$tmp/ambassador.log" 2>&1 &
+	else
+		"$tmp/ambassador" -config "$tmp/ambassador.yaml" >"$tmp/ambassador.log" 2>&1 &
+	fi
 	pids+=($!)
 	if wait_port "$amb_port" ambassador "$!"; then
 		targets+=(ambassador)
@@ -229,6 +234,7 @@ run_wrk() {
 	return 0
 }
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 log "targets: ${targets[*]}; $ROUNDS rounds x ${#confs[@]} configs x ${DURATION}s"
 for t in "${targets[@]}"; do run_wrk "$t" 2 32 1 ""; done # warm-up, not recorded
 for r in $(seq "$ROUNDS"); do
@@ -245,7 +251,7 @@ done
 median() { sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 col() { awk -v c="$1" -v t="$2" -v k="$3" '$1 == c && $2 == t {print $k}' "$results" | median; }
 
-printf '\n%s\n' "wrk ${DURATION}s x $ROUNDS rounds (interleaved), median per cell; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+printf '\n%s\n' "wrk ${DURATION}s x $ROUNDS rounds (interleaved), median per cell; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); ambassador GOMAXPROCS ${AMBASSADOR_GOMAXPROCS:-default}; load average $load_start before, $(cut -d' ' -f1-3 /proc/loadavg) after"
 printf '%-6s %-11s %12s %8s %10s %10s %10s %10s %8s %s\n' conns target "req/s" "x direct" "p50 us" "+p50 us" "p99 us" "+p99 us" "non-2xx" "cpu us/req"
 for c in "${confs[@]}"; do
 	set -- $c

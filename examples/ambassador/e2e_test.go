@@ -436,6 +436,8 @@ limits: {max_header_bytes: 1KiB}
 	resp, body2 = get(t, c, p.admin+"/metrics")
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, body2, "go_goroutines")
+	assert.Contains(t, body2, `http_client_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200"`,
+		"one client measurement per attempt, with the semantic-convention attributes")
 	resp, body2 = get(t, c, p.admin+"/status")
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	var st struct {
