@@ -379,3 +379,29 @@ func TestStackCloseClosesDirectConnections(t *testing.T) {
 	assert.Equal(t, 0, pooled(d), "released after Close: not pooled")
 	require.Eventually(t, func() bool { return closed.Load() == 2 }, 5*time.Second, time.Millisecond, "and closed")
 }
+
+// Stack.CloseIdleConnections (what http.Client.CloseIdleConnections calls)
+// reaches the direct path's pool too, and the stack stays usable.
+func TestStackCloseIdleConnectionsReachesDirectPath(t *testing.T) {
+	srv, closed := closedConns(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	})
+	s, err := NewStack(ServiceConfig{Name: "users", Discovery: discovery.Config{Static: []string{srv.Listener.Addr().String()}}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	hd, ok := directs.Load(s.owned)
+	require.True(t, ok, "the default base transport has a direct path")
+	d := hd.(*h1Direct)
+
+	_, body := get(t, s, http.MethodGet, "http://users/")
+	require.Equal(t, "ok", body)
+	require.Equal(t, 1, pooled(d))
+
+	(&http.Client{Transport: s}).CloseIdleConnections()
+	assert.Equal(t, 0, pooled(d))
+	require.Eventually(t, func() bool { return closed.Load() == 1 }, 5*time.Second, time.Millisecond, "the idle connection is closed")
+
+	_, body = get(t, s, http.MethodGet, "http://users/")
+	assert.Equal(t, "ok", body, "the stack still works on a new connection")
+	assert.Equal(t, 1, pooled(d))
+}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -119,14 +120,13 @@ type options struct {
 func WithBase(rt http.RoundTripper) Option { return func(o *options) { o.base = rt } }
 
 // WithMeterProvider sets the meter provider of every policy in the stack
-// (the global one by default). Given explicitly, it also turns on the
-// client metric http.client.request.duration (OpenTelemetry HTTP semantic
-// conventions), one measurement per attempt.
+// (the global one by default). Given explicitly, it also turns on otelhttp
+// client metrics (http.client.request.duration) per attempt.
 func WithMeterProvider(mp metric.MeterProvider) Option { return func(o *options) { o.mp = mp } }
 
-// WithTracerProvider turns on a client span per attempt ("HTTP GET"),
-// created with tp when it is sampled; the trace context goes to the upstream
-// with the global propagator.
+// WithTracerProvider turns on an otelhttp client span per attempt, created
+// with tp, which also propagates the trace context to the upstream with the
+// global propagator.
 func WithTracerProvider(tp trace.TracerProvider) Option { return func(o *options) { o.tp = tp } }
 
 // WithLogger sets the logger of the stack and its policies (slog.Default()
@@ -221,7 +221,14 @@ func NewStack(c ServiceConfig, opts ...Option) (*Stack, error) {
 
 	below := s.base
 	if o.mp != nil || o.tp != nil {
-		below = newClientTelemetry(below, o.mp, o.tp)
+		var ho []otelhttp.Option
+		if o.mp != nil {
+			ho = append(ho, otelhttp.WithMeterProvider(o.mp))
+		}
+		if o.tp != nil {
+			ho = append(ho, otelhttp.WithTracerProvider(o.tp))
+		}
+		below = otelhttp.NewTransport(below, ho...)
 	}
 	if c.usesTLS() {
 		below = httpsScheme{below}
@@ -356,6 +363,10 @@ func (s *Stack) RoundTrip(req *http.Request) (*http.Response, error) {
 // CloseIdleConnections closes the idle connections of the base transport
 // (http.Client.CloseIdleConnections calls it).
 func (s *Stack) CloseIdleConnections() {
+	if s.owned != nil {
+		closeIdleBase(s.owned)
+		return
+	}
 	if c, ok := s.base.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}

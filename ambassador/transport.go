@@ -74,6 +74,16 @@ var directs sync.Map // *http.Transport → *h1Direct
 // closeBaseTransport closes the idle connections of t, a transport of
 // newBaseTransport that is no longer used, those of its direct path
 // included; connections in use close when their request is done.
+// closeIdleBase closes the idle connections of a base transport built by
+// newBaseTransport, those of its direct HTTP/1.1 path included; the
+// transport stays usable.
+func closeIdleBase(t *http.Transport) {
+	t.CloseIdleConnections()
+	if hd, ok := directs.Load(t); ok {
+		hd.(*h1Direct).CloseIdleConnections()
+	}
+}
+
 func closeBaseTransport(t *http.Transport) {
 	t.CloseIdleConnections()
 	if hd, ok := directs.LoadAndDelete(t); ok {
