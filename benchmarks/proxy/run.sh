@@ -14,7 +14,7 @@
 # the neighbours' load, CPU per request much less.
 #
 # Environment: DURATION (wrk seconds per run, default 5), ROUNDS (default 3),
-# AMBASSADOR_GOMAXPROCS (GOMAXPROCS of the ambassador only; default: Go's),
+# AMBASSADOR_GOMAXPROCS (GOMAXPROCS of the ambassador only; default: the process default, 1),
 # NO_INSTALL=1 (never apt-get). Installs nginx, haproxy and wrk from Debian
 # when missing. Every process it started is stopped by PID on exit.
 # Bounded: about (2 + 2*targets*ROUNDS*DURATION) s plus start-up; < 5 min
@@ -251,7 +251,7 @@ done
 median() { sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 col() { awk -v c="$1" -v t="$2" -v k="$3" '$1 == c && $2 == t {print $k}' "$results" | median; }
 
-printf '\n%s\n' "wrk ${DURATION}s x $ROUNDS rounds (interleaved), median per cell; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); ambassador GOMAXPROCS ${AMBASSADOR_GOMAXPROCS:-default}; load average $load_start before, $(cut -d' ' -f1-3 /proc/loadavg) after"
+printf '\n%s\n' "wrk ${DURATION}s x $ROUNDS rounds (interleaved), median per cell; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); ambassador GOMAXPROCS ${AMBASSADOR_GOMAXPROCS:-1 (its default)}; load average $load_start before, $(cut -d' ' -f1-3 /proc/loadavg) after"
 printf '%-6s %-11s %12s %8s %10s %10s %10s %10s %8s %s\n' conns target "req/s" "x direct" "p50 us" "+p50 us" "p99 us" "+p99 us" "non-2xx" "cpu us/req"
 for c in "${confs[@]}"; do
 	set -- $c

@@ -85,7 +85,22 @@ type proc struct {
 
 func startProc(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startProcEnv(t, nil, args...)
+}
+
+// startProcEnv is startProc with env added to the test's environment, from
+// which GOGC and GOMAXPROCS are removed first when env is not nil.
+func startProcEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{cmd: exec.Command(binPath, args...), out: &syncBuf{}, done: make(chan struct{})}
+	if env != nil {
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "GOGC=") && !strings.HasPrefix(kv, "GOMAXPROCS=") {
+				p.cmd.Env = append(p.cmd.Env, kv)
+			}
+		}
+		p.cmd.Env = append(p.cmd.Env, env...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	require.NoError(t, p.cmd.Start())
 	go func() {
@@ -143,8 +158,14 @@ func writeConfig(t *testing.T, yaml string) string {
 // admin) and waits until /readyz answers 200.
 func runAmbassador(t *testing.T, admin, config string, extra ...string) *proc {
 	t.Helper()
+	return runAmbassadorEnv(t, nil, admin, config, extra...)
+}
+
+// runAmbassadorEnv is runAmbassador with the environment of startProcEnv.
+func runAmbassadorEnv(t *testing.T, env []string, admin, config string, extra ...string) *proc {
+	t.Helper()
 	path := writeConfig(t, config)
-	p := startProc(t, append([]string{"-config", path}, extra...)...)
+	p := startProcEnv(t, env, append([]string{"-config", path}, extra...)...)
 	p.admin, p.path = "http://"+admin, path
 	c := newClient(t)
 	require.Eventually(t, func() bool {
@@ -950,4 +971,33 @@ services:
 	require.NoError(t, os.Symlink("v2", filepath.Join(dir, "..data_tmp")))
 	require.NoError(t, os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
 	require.Eventually(t, func() bool { return answers(c, "http://"+lis+"/", "two") }, 5*time.Second, 10*time.Millisecond)
+}
+
+// The process runs with GOGC 400 and GOMAXPROCS 1 unless the environment
+// sets them (benchmarks/proxy measured both); /metrics shows what is in
+// force.
+func TestRuntimeDefaultsAndOverrides(t *testing.T) {
+	cases := []struct {
+		name          string
+		env           []string
+		gogc, maxproc string
+	}{
+		{"defaults", []string{}, "400", "1"},
+		{"environment wins", []string{"GOGC=100", "GOMAXPROCS=2"}, "100", "2"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			admin, lis := freeAddr(t), freeAddr(t)
+			p := runAmbassadorEnv(t, tc.env, admin, fmt.Sprintf(`
+admin: {address: %s}
+listeners: [{address: %s, service: users}]
+services:
+  users: {discovery: {static: [%s]}}
+`, admin, lis, freeAddr(t)))
+			resp, body := get(t, newClient(t), p.admin+"/metrics")
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			assert.Contains(t, body, "\ngo_gc_gogc_percent "+tc.gogc+"\n")
+			assert.Contains(t, body, "\ngo_sched_gomaxprocs_threads "+tc.maxproc+"\n")
+		})
+	}
 }
