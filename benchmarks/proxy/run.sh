@@ -29,60 +29,10 @@ repo=$(cd "$bench_mod/.." && pwd)
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 
 tmp=$(mktemp -d /tmp/outbound-proxy-bench.XXXXXX)
-pids=()
-cleanup() {
-	local pid
-	for pid in "${pids[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		# bounded wait, then force
-		for _ in $(seq 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 
-log() { printf '%s\n' "$*" >&2; }
-
-# --- tools -------------------------------------------------------------------
-missing=()
-for t in nginx haproxy wrk; do command -v "$t" >/dev/null || missing+=("$t"); done
-if [ ${#missing[@]} -gt 0 ]; then
-	if [ "${NO_INSTALL:-}" = 1 ]; then
-		log "missing: ${missing[*]} (NO_INSTALL=1)"; exit 1
-	fi
-	log "installing ${missing[*]} from Debian"
-	apt-get update -qq >/dev/null
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-
-# free_port prints a TCP port on 127.0.0.1 nobody listens on.
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 20000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"; return
-		fi
-	done
-}
-
-# wait_port PORT NAME PID: until PORT accepts connections (10 s at most).
-wait_port() {
-	for _ in $(seq 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-		kill -0 "$3" 2>/dev/null || { log "$2 exited before listening"; return 1; }
-		sleep 0.1
-	done
-	log "$2 did not listen on 127.0.0.1:$1 within 10 s"; return 1
-}
+need nginx haproxy wrk
 
 # --- backend -----------------------------------------------------------------
 (cd "$bench_mod" && go build -o "$tmp/backend" ./proxy/backend)
@@ -207,15 +157,6 @@ confs=("1 1" "2 32") # threads connections
 results=$tmp/results.txt
 : >"$results"
 
-# cpu_ticks PID: utime+stime of PID and its children, in clock ticks.
-cpu_ticks() {
-	local p s=0
-	for p in "$1" $(pgrep -P "$1" || true); do
-		s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
-	done
-	echo "$s"
-}
-hz=$(getconf CLK_TCK)
 
 # run_wrk TARGET THREADS CONNS SECONDS ROUND
 run_wrk() {
@@ -248,7 +189,6 @@ for r in $(seq "$ROUNDS"); do
 done
 
 # --- table -------------------------------------------------------------------
-median() { sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 col() { awk -v c="$1" -v t="$2" -v k="$3" '$1 == c && $2 == t {print $k}' "$results" | median; }
 
 printf '\n%s\n' "wrk ${DURATION}s x $ROUNDS rounds (interleaved), median per cell; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); ambassador GOMAXPROCS ${AMBASSADOR_GOMAXPROCS:-1 (its default)}; load average $load_start before, $(cut -d' ' -f1-3 /proc/loadavg) after"
