@@ -76,18 +76,9 @@ fi
 # --- nginx ---------------------------------------------------------------------
 nginx_port=$(free_port)
 mkdir -p "$tmp/nginx"
-cat >"$tmp/nginx/nginx.conf" <<EOF
-worker_processes 2;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $tmp/nginx/body;
-    proxy_temp_path $tmp/nginx/proxy;
-    fastcgi_temp_path $tmp/nginx/fastcgi;
-    uwsgi_temp_path $tmp/nginx/uwsgi;
-    scgi_temp_path $tmp/nginx/scgi;
+{
+	nginx_conf_head "$tmp/nginx"
+	cat <<EOF
     upstream grpcbackend {
         server 127.0.0.1:$backend_port;
         keepalive 64;
@@ -98,6 +89,7 @@ http {
     }
 }
 EOF
+} >"$tmp/nginx/nginx.conf"
 start nginx "$nginx_port" nginx -g 'daemon off;' -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf"
 
 # --- haproxy -------------------------------------------------------------------
@@ -152,19 +144,5 @@ for r in $(seq "$ROUNDS"); do
 done
 
 # --- table -------------------------------------------------------------------
-col() { awk -v c="$1" -v t="$2" -v k="$3" '$1 == c && $2 == t {print $k}' "$results" | median; }
-
 printf '\n%s\n' "grpcload ${DURATION}s x $ROUNDS rounds (interleaved), median per cell; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-printf '%-6s %-11s %12s %8s %10s %10s %10s %10s %8s %s\n' calls target "calls/s" "x direct" "p50 us" "+p50 us" "p99 us" "+p99 us" "errors" "cpu us/call"
-for c in "${concs[@]}"; do
-	cc=c$c
-	d_rps=$(col "$cc" direct 4); d_p50=$(col "$cc" direct 5); d_p99=$(col "$cc" direct 6)
-	for t in "${targets[@]}"; do
-		rps=$(col "$cc" "$t" 4); p50=$(col "$cc" "$t" 5); p99=$(col "$cc" "$t" 6); cpu=$(col "$cc" "$t" 8)
-		bad=$(awk -v c="$cc" -v t="$t" '$1 == c && $2 == t {s += $7} END {print s + 0}' "$results")
-		awk -v c="$c" -v t="$t" -v rps="$rps" -v drps="$d_rps" -v p50="$p50" -v dp50="$d_p50" \
-			-v p99="$p99" -v dp99="$d_p99" -v bad="$bad" -v cpu="$cpu" 'BEGIN {
-			printf "%-6s %-11s %12.0f %7.2fx %10.0f %10.0f %10.0f %10.0f %8s %10.1f\n",
-				c, t, rps, rps / drps, p50, p50 - dp50, p99, p99 - dp99, bad, cpu }'
-	done
-done
+print_table "$results" calls "calls/s" errors "cpu us/call" "${concs[@]}"

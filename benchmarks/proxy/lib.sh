@@ -70,3 +70,46 @@ hz=$(getconf CLK_TCK)
 
 # median: the median of the numbers on stdin, one per line.
 median() { sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+# nginx_conf_head DIR: the top of an nginx.conf that keeps every file under
+# DIR (pid, logs, temp paths), 2 workers, up to the opening of the http
+# block; the caller writes the upstream and server blocks and the closing
+# brace.
+nginx_conf_head() {
+	cat <<EOF
+worker_processes 2;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $1/body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
+EOF
+}
+
+# print_table RESULTS LOADLABEL RATE ERRORS CPU CONC...: the medians over
+# rounds of RESULTS, whose lines are "c<CONC> target round rate p50 p99
+# errors cpu", one row per target and CONC, with the ratio and the added
+# latency against the target "direct". The other words are column labels.
+print_table() {
+	local results=$1 first=$2 rate=$3 errs=$4 cpu_label=$5 c t cc d_rate d_p50 d_p99 v p50 p99 cpu bad
+	shift 5
+	col() { awk -v c="$1" -v t="$2" -v k="$3" '$1 == c && $2 == t {print $k}' "$results" | median; }
+	printf '%-6s %-11s %12s %8s %10s %10s %10s %10s %8s %s\n' "$first" target "$rate" "x direct" "p50 us" "+p50 us" "p99 us" "+p99 us" "$errs" "$cpu_label"
+	for c in "$@"; do
+		cc=c$c
+		d_rate=$(col "$cc" direct 4); d_p50=$(col "$cc" direct 5); d_p99=$(col "$cc" direct 6)
+		for t in "${targets[@]}"; do
+			v=$(col "$cc" "$t" 4); p50=$(col "$cc" "$t" 5); p99=$(col "$cc" "$t" 6); cpu=$(col "$cc" "$t" 8)
+			bad=$(awk -v c="$cc" -v t="$t" '$1 == c && $2 == t {s += $7} END {print s + 0}' "$results")
+			awk -v c="$c" -v t="$t" -v v="$v" -v d="$d_rate" -v p50="$p50" -v dp50="$d_p50" \
+				-v p99="$p99" -v dp99="$d_p99" -v bad="$bad" -v cpu="$cpu" 'BEGIN {
+				printf "%-6s %-11s %12.0f %7.2fx %10.0f %10.0f %10.0f %10.0f %8s %10.1f\n",
+					c, t, v, v / d, p50, p50 - dp50, p99, p99 - dp99, bad, cpu }'
+		done
+	done
+}

@@ -82,19 +82,9 @@ fi
 # --- nginx ---------------------------------------------------------------------
 nginx_port=$(free_port)
 mkdir -p "$tmp/nginx"
-cat >"$tmp/nginx/nginx.conf" <<EOF
-worker_processes 2;
-daemon off;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $tmp/nginx/body;
-    proxy_temp_path $tmp/nginx/proxy;
-    fastcgi_temp_path $tmp/nginx/fastcgi;
-    uwsgi_temp_path $tmp/nginx/uwsgi;
-    scgi_temp_path $tmp/nginx/scgi;
+{
+	nginx_conf_head "$tmp/nginx"
+	cat <<EOF
     upstream backend {
         server 127.0.0.1:$backend_port;
         keepalive 64;
@@ -109,7 +99,8 @@ http {
     }
 }
 EOF
-nginx -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" &
+} >"$tmp/nginx/nginx.conf"
+nginx -g "daemon off;" -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" &
 pids+=($!)
 if wait_port "$nginx_port" nginx "$!"; then
 	targets+=(nginx); port[nginx]=$nginx_port; tpid[nginx]=${pids[-1]}
@@ -189,20 +180,5 @@ for r in $(seq "$ROUNDS"); do
 done
 
 # --- table -------------------------------------------------------------------
-col() { awk -v c="$1" -v t="$2" -v k="$3" '$1 == c && $2 == t {print $k}' "$results" | median; }
-
 printf '\n%s\n' "wrk ${DURATION}s x $ROUNDS rounds (interleaved), median per cell; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); ambassador GOMAXPROCS ${AMBASSADOR_GOMAXPROCS:-1 (its default)}; load average $load_start before, $(cut -d' ' -f1-3 /proc/loadavg) after"
-printf '%-6s %-11s %12s %8s %10s %10s %10s %10s %8s %s\n' conns target "req/s" "x direct" "p50 us" "+p50 us" "p99 us" "+p99 us" "non-2xx" "cpu us/req"
-for c in "${confs[@]}"; do
-	set -- $c
-	cc=c$2
-	d_rps=$(col "$cc" direct 4); d_p50=$(col "$cc" direct 5); d_p99=$(col "$cc" direct 6)
-	for t in "${targets[@]}"; do
-		rps=$(col "$cc" "$t" 4); p50=$(col "$cc" "$t" 5); p99=$(col "$cc" "$t" 6); cpu=$(col "$cc" "$t" 8)
-		bad=$(awk -v c="$cc" -v t="$t" '$1 == c && $2 == t {s += $7} END {print s + 0}' "$results")
-		awk -v c="$2" -v t="$t" -v rps="$rps" -v drps="$d_rps" -v p50="$p50" -v dp50="$d_p50" \
-			-v p99="$p99" -v dp99="$d_p99" -v bad="$bad" -v cpu="$cpu" 'BEGIN {
-			printf "%-6s %-11s %12.0f %7.2fx %10.0f %10.0f %10.0f %10.0f %8s %10.1f\n",
-				c, t, rps, rps / drps, p50, p50 - dp50, p99, p99 - dp99, bad, cpu }'
-	done
-done
+print_table "$results" conns "req/s" non-2xx "cpu us/req" 1 32

@@ -17,7 +17,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"slices"
 	"sync"
@@ -27,6 +26,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/outbound-go/outbound/benchmarks/proxy/internal/loopback"
 )
 
 func main() {
@@ -42,12 +43,8 @@ func main() {
 }
 
 func run(addr string, conc int, dur, warm time.Duration) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("-addr %q: %w", addr, err)
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("-addr %q: must be a loopback IP address", addr)
+	if err := loopback.Check(addr); err != nil {
+		return err
 	}
 	if conc < 1 || conc > 4096 {
 		return fmt.Errorf("-c %d: want 1..4096", conc)

@@ -1,0 +1,32 @@
+package loopback_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/outbound-go/outbound/benchmarks/proxy/internal/loopback"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestCheck(t *testing.T) {
+	for _, ok := range []string{"127.0.0.1:8080", "[::1]:80", "127.1.2.3:0"} {
+		assert.NoError(t, loopback.Check(ok), ok)
+	}
+	for _, bad := range []string{"10.0.0.1:80", "localhost:80", "0.0.0.0:80", "127.0.0.1", ":80"} {
+		err := loopback.Check(bad)
+		require.Error(t, err, bad)
+		assert.Contains(t, err.Error(), bad, "the error names the address")
+	}
+}
+
+func TestListen(t *testing.T) {
+	ln, err := loopback.Listen("127.0.0.1:0")
+	require.NoError(t, err)
+	require.NoError(t, ln.Close())
+	_, err = loopback.Listen("0.0.0.0:0")
+	assert.Error(t, err)
+}
