@@ -25,8 +25,13 @@ type stackCall struct {
 	deadline time.Time
 
 	mu       sync.Mutex
-	armed    atomic.Pointer[armedCtx] // set once, under mu
-	canceled bool                     // cancel ran before arming
+	canceled bool // cancel ran before arming
+	// armedCtx and armedCancel are set once, under mu, before isArmed is
+	// stored: a reader that loads isArmed true sees them (no allocation of
+	// their own, unlike a pointer to a holder).
+	isArmed     atomic.Bool
+	armedCtx    context.Context
+	armedCancel context.CancelFunc
 
 	body     stackBody
 	bodyOnce sync.Once
@@ -36,18 +41,13 @@ type stackCall struct {
 	call attempt.HTTPCall
 }
 
-type armedCtx struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-}
-
 var _ context.Context = (*stackCall)(nil)
 
 func (c *stackCall) Deadline() (time.Time, bool) { return c.deadline, true }
 
 func (c *stackCall) Value(key any) any {
-	if a := c.armed.Load(); a != nil {
-		return a.ctx.Value(key)
+	if c.isArmed.Load() {
+		return c.armedCtx.Value(key)
 	}
 	return c.parent.Value(key)
 }
@@ -55,8 +55,8 @@ func (c *stackCall) Value(key any) any {
 func (c *stackCall) Done() <-chan struct{} { return c.arm().Done() }
 
 func (c *stackCall) Err() error {
-	if a := c.armed.Load(); a != nil {
-		return a.ctx.Err()
+	if c.isArmed.Load() {
+		return c.armedCtx.Err()
 	}
 	// Not armed: has it ended? Arm then, so that Err, Done and Cause agree
 	// from now on.
@@ -74,36 +74,37 @@ func (c *stackCall) Err() error {
 
 // arm creates the real context on first need.
 func (c *stackCall) arm() context.Context {
-	if a := c.armed.Load(); a != nil {
-		return a.ctx
+	if c.isArmed.Load() {
+		return c.armedCtx
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if a := c.armed.Load(); a != nil {
-		return a.ctx
+	if c.isArmed.Load() {
+		return c.armedCtx
 	}
-	var a armedCtx
 	if c.canceled {
-		a.ctx, a.cancel = context.WithCancel(c.parent)
-		a.cancel()
+		c.armedCtx, c.armedCancel = context.WithCancel(c.parent)
+		c.armedCancel()
 	} else {
-		a.ctx, a.cancel = context.WithDeadline(c.parent, c.deadline)
+		c.armedCtx, c.armedCancel = context.WithDeadline(c.parent, c.deadline)
 	}
-	c.armed.Store(&a)
-	return a.ctx
+	c.isArmed.Store(true)
+	return c.armedCtx
 }
 
 // cancel releases the context: a timer and a parent registration exist
 // only if it was armed.
 func (c *stackCall) cancel() {
 	c.mu.Lock()
-	a := c.armed.Load()
-	if a == nil {
+	var cancel context.CancelFunc
+	if c.isArmed.Load() {
+		cancel = c.armedCancel
+	} else {
 		c.canceled = true
 	}
 	c.mu.Unlock()
-	if a != nil {
-		a.cancel()
+	if cancel != nil {
+		cancel()
 	}
 }
 

@@ -31,7 +31,7 @@ func TestStackCallContext(t *testing.T) {
 		assert.True(t, ok)
 		assert.Equal(t, dl, got)
 		assert.NoError(t, c.Err())
-		assert.Nil(t, c.armed.Load(), "reading values and Err arms nothing")
+		assert.False(t, c.isArmed.Load(), "reading values and Err arms nothing")
 		c.cancel()
 		assert.ErrorIs(t, c.Err(), context.Canceled)
 		assert.ErrorIs(t, context.Cause(c), context.Canceled)
