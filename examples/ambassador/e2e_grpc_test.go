@@ -96,15 +96,7 @@ func grpcClient(t *testing.T, addr string) *grpc.ClientConn {
 // h2cAmbassador starts the ambassador with one listener for a service
 // "grpc" at upstream up over h2c, and returns the listener's address.
 func h2cAmbassador(t *testing.T, up string) string {
-	admin, lis := freeAddr(t), freeAddr(t)
-	runAmbassador(t, admin, fmt.Sprintf(`
-admin: {address: %s}
-listeners: [{address: %s, service: grpc}]
-services:
-  grpc:
-    discovery: {static: [%s]}
-    protocol: h2c
-`, admin, lis, up))
+	_, lis := serveOne(t, "grpc", up, `protocol: h2c`, "")
 	return lis
 }
 
@@ -161,16 +153,8 @@ func TestGRPCDeadlineBoundsUpstream(t *testing.T) {
 
 func TestGRPCTrailersOnlyUnavailableIsRetried(t *testing.T) {
 	up, _, ts := grpcUpstream(t)
-	admin, lis := freeAddr(t), freeAddr(t)
-	runAmbassador(t, admin, fmt.Sprintf(`
-admin: {address: %s}
-listeners: [{address: %s, service: grpc}]
-services:
-  grpc:
-    discovery: {static: [%s]}
-    protocol: h2c
-    retry: {base_delay: 1ms, max_delay: 5ms}
-`, admin, lis, up))
+	_, lis := serveOne(t, "grpc", up, `protocol: h2c
+retry: {base_delay: 1ms, max_delay: 5ms}`, "")
 	cc := grpcClient(t, lis)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -237,14 +221,7 @@ func TestWebSocketEcho(t *testing.T) {
 		}
 	}))
 	defer up.Close()
-	admin, lis := freeAddr(t), freeAddr(t)
-	runAmbassador(t, admin, fmt.Sprintf(`
-admin: {address: %s}
-listeners: [{address: %s, service: ws}]
-services:
-  ws:
-    discovery: {static: [%s]}
-`, admin, lis, hostOf(up.URL)))
+	_, lis := serveOne(t, "ws", hostOf(up.URL), "", "")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	hc := newClient(t)
@@ -265,16 +242,7 @@ services:
 // An idle HTTP/2 client connection must not hold up the drain.
 func TestSIGTERMWithIdleGRPCClient(t *testing.T) {
 	up, _, _ := grpcUpstream(t)
-	admin, lis := freeAddr(t), freeAddr(t)
-	p := runAmbassador(t, admin, fmt.Sprintf(`
-admin: {address: %s}
-listeners: [{address: %s, service: grpc}]
-services:
-  grpc:
-    discovery: {static: [%s]}
-    protocol: h2c
-limits: {drain_timeout: 20s}
-`, admin, lis, up))
+	p, lis := serveOne(t, "grpc", up, `protocol: h2c`, `limits: {drain_timeout: 20s}`)
 	cc := grpcClient(t, lis)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

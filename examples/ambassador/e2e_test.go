@@ -189,6 +189,31 @@ func runAmbassadorEnv(t *testing.T, env []string, admin, config string, extra ..
 	return p
 }
 
+// oneServiceConfig is a config with the admin listener at admin and one
+// listener at lis that sends everything to service name, whose one endpoint
+// is upstream (host:port). svc is more YAML for the service (unindented
+// lines; "" for none), top more top-level YAML.
+func oneServiceConfig(admin, lis, name, upstream, svc, top string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "admin: {address: %s}\nlisteners: [{address: %s, service: %s}]\nservices:\n  %s:\n    discovery: {static: [%s]}\n",
+		admin, lis, name, name, upstream)
+	for line := range strings.Lines(svc) {
+		b.WriteString("    " + strings.TrimSuffix(line, "\n") + "\n")
+	}
+	if top != "" {
+		b.WriteString(top + "\n")
+	}
+	return b.String()
+}
+
+// serveOne runs the ambassador with oneServiceConfig on free loopback
+// addresses and returns the process and the service listener's address.
+func serveOne(t *testing.T, name, upstream, svc, top string) (*proc, string) {
+	t.Helper()
+	admin, lis := freeAddr(t), freeAddr(t)
+	return runAmbassador(t, admin, oneServiceConfig(admin, lis, name, upstream, svc, top)), lis
+}
+
 func newClient(t *testing.T) *http.Client {
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
 	t.Cleanup(tr.CloseIdleConnections)
@@ -248,15 +273,7 @@ func TestRetriesHideFlakyUpstream(t *testing.T) {
 		_, _ = io.WriteString(w, "ok")
 	}))
 	defer up.Close()
-	admin, lis := freeAddr(t), freeAddr(t)
-	runAmbassador(t, admin, fmt.Sprintf(`
-admin: {address: %s}
-listeners: [{address: %s, service: flaky}]
-services:
-  flaky:
-    discovery: {static: [%s]}
-    retry: {max_attempts: 3, base_delay: 1ms, max_delay: 5ms, budget: {disabled: true}}
-`, admin, lis, hostOf(up.URL)))
+	_, lis := serveOne(t, "flaky", hostOf(up.URL), `retry: {max_attempts: 3, base_delay: 1ms, max_delay: 5ms, budget: {disabled: true}}`, "")
 	c := newClient(t)
 	for i := range 20 {
 		resp, body := get(t, c, "http://"+lis+"/x")
@@ -271,15 +288,7 @@ func TestRateLimitedAnswer(t *testing.T) {
 		_, _ = io.WriteString(w, "ok")
 	}))
 	defer up.Close()
-	admin, lis := freeAddr(t), freeAddr(t)
-	runAmbassador(t, admin, fmt.Sprintf(`
-admin: {address: %s}
-listeners: [{address: %s, service: slowly}]
-services:
-  slowly:
-    discovery: {static: [%s]}
-    ratelimit: {rps: 0.2, burst: 1, scope: global}
-`, admin, lis, hostOf(up.URL)))
+	_, lis := serveOne(t, "slowly", hostOf(up.URL), `ratelimit: {rps: 0.2, burst: 1, scope: global}`, "")
 	c := newClient(t)
 	resp, _ := get(t, c, "http://"+lis+"/")
 	require.Equal(t, http.StatusOK, resp.StatusCode)
@@ -299,15 +308,7 @@ func TestCircuitOpenAnswer(t *testing.T) {
 		http.Error(w, "broken", http.StatusInternalServerError)
 	}))
 	defer up.Close()
-	admin, lis := freeAddr(t), freeAddr(t)
-	runAmbassador(t, admin, fmt.Sprintf(`
-admin: {address: %s}
-listeners: [{address: %s, service: broken}]
-services:
-  broken:
-    discovery: {static: [%s]}
-    breaker: {consecutive_failures: 3, open_timeout: 1m}
-`, admin, lis, hostOf(up.URL)))
+	_, lis := serveOne(t, "broken", hostOf(up.URL), `breaker: {consecutive_failures: 3, open_timeout: 1m}`, "")
 	c := newClient(t)
 	for range 3 {
 		resp, _ := get(t, c, "http://"+lis+"/")
@@ -501,15 +502,7 @@ func TestOverloadedBulkhead(t *testing.T) {
 		_, _ = io.WriteString(w, "done")
 	}))
 	defer up.Close()
-	admin, lis := freeAddr(t), freeAddr(t)
-	runAmbassador(t, admin, fmt.Sprintf(`
-admin: {address: %s}
-listeners: [{address: %s, service: slow}]
-services:
-  slow:
-    discovery: {static: [%s]}
-    max_concurrent_requests: 5
-`, admin, lis, hostOf(up.URL)))
+	_, lis := serveOne(t, "slow", hostOf(up.URL), `max_concurrent_requests: 5`, "")
 	c := newClient(t)
 	type result struct {
 		code   int
@@ -642,14 +635,7 @@ func TestLargeBodiesStreamIntact(t *testing.T) {
 		_, _ = w.Write(payload)
 	}))
 	defer up.Close()
-	admin, lis := freeAddr(t), freeAddr(t)
-	runAmbassador(t, admin, fmt.Sprintf(`
-admin: {address: %s}
-listeners: [{address: %s, service: files}]
-services:
-  files:
-    discovery: {static: [%s]}
-`, admin, lis, hostOf(up.URL)))
+	_, lis := serveOne(t, "files", hostOf(up.URL), "", "")
 	c := newClient(t)
 
 	// Upload with an unknown length: streamed, chunked.
@@ -685,14 +671,7 @@ func TestServerSentEventsArriveBeforeUpstreamFinishes(t *testing.T) {
 		_, _ = io.WriteString(w, "data: last\n\n")
 	}))
 	defer up.Close()
-	admin, lis := freeAddr(t), freeAddr(t)
-	runAmbassador(t, admin, fmt.Sprintf(`
-admin: {address: %s}
-listeners: [{address: %s, service: events}]
-services:
-  events:
-    discovery: {static: [%s]}
-`, admin, lis, hostOf(up.URL)))
+	_, lis := serveOne(t, "events", hostOf(up.URL), "", "")
 	c := newClient(t)
 	resp, err := c.Get("http://" + lis + "/events")
 	require.NoError(t, err)
@@ -719,15 +698,7 @@ func TestSIGTERMDrainsInFlight(t *testing.T) {
 		_, _ = io.WriteString(w, "finished")
 	}))
 	defer up.Close()
-	admin, lis := freeAddr(t), freeAddr(t)
-	p := runAmbassador(t, admin, fmt.Sprintf(`
-admin: {address: %s}
-listeners: [{address: %s, service: slow}]
-services:
-  slow:
-    discovery: {static: [%s]}
-limits: {drain_timeout: 20s}
-`, admin, lis, hostOf(up.URL)))
+	p, lis := serveOne(t, "slow", hostOf(up.URL), "", `limits: {drain_timeout: 20s}`)
 	c := newClient(t)
 	codes := make(chan int, 20)
 	for range 20 {
@@ -919,13 +890,7 @@ func TestExpectContinue(t *testing.T) {
 		fmt.Fprintf(w, "%d", len(b))
 	}))
 	defer up.Close()
-	admin, lis := freeAddr(t), freeAddr(t)
-	runAmbassador(t, admin, fmt.Sprintf(`
-admin: {address: %s}
-listeners: [{address: %s, service: up}]
-services:
-  up: {discovery: {static: [%s]}}
-`, admin, lis, hostOf(up.URL)))
+	_, lis := serveOne(t, "up", hostOf(up.URL), "", "")
 	tr := &http.Transport{ExpectContinueTimeout: 5 * time.Second}
 	defer tr.CloseIdleConnections()
 	req, err := http.NewRequest(http.MethodPut, "http://"+lis+"/", strings.NewReader(strings.Repeat("x", 100000)))
@@ -987,13 +952,8 @@ func TestRuntimeDefaultsAndOverrides(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			admin, lis := freeAddr(t), freeAddr(t)
-			p := runAmbassadorEnv(t, tc.env, admin, fmt.Sprintf(`
-admin: {address: %s}
-listeners: [{address: %s, service: users}]
-services:
-  users: {discovery: {static: [%s]}}
-`, admin, lis, freeAddr(t)))
+			admin := freeAddr(t)
+			p := runAmbassadorEnv(t, tc.env, admin, oneServiceConfig(admin, freeAddr(t), "users", freeAddr(t), "", ""))
 			resp, body := get(t, newClient(t), p.admin+"/metrics")
 			require.Equal(t, http.StatusOK, resp.StatusCode)
 			assert.Contains(t, body, "\ngo_gc_gogc_percent "+tc.gogc+"\n")
