@@ -22,17 +22,28 @@ import (
 
 // h1Server is a loopback server that counts the connections it accepted.
 func h1Server(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int32) {
+	return countingServer(t, h, http.StateNew)
+}
+
+// closedConns counts the server-side connections that reached StateClosed.
+func closedConns(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int32) {
+	return countingServer(t, h, http.StateClosed)
+}
+
+// countingServer is a loopback server that counts its connections entering
+// state.
+func countingServer(t *testing.T, h http.HandlerFunc, state http.ConnState) (*httptest.Server, *atomic.Int32) {
 	t.Helper()
-	var conns atomic.Int32
+	var n atomic.Int32
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
+		if s == state {
+			n.Add(1)
 		}
 	}
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return srv, &conns
+	return srv, &n
 }
 
 // h1Transport is an http.Transport with h1Direct as its "http" protocol,
@@ -291,21 +302,6 @@ func TestH1DirectBoundsTheResponseHead(t *testing.T) {
 	_, err = tr.RoundTrip(req)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, errHeaderTooLarge)
-}
-
-// closedConns counts the server-side connections that reached StateClosed.
-func closedConns(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int32) {
-	t.Helper()
-	var closed atomic.Int32
-	srv := httptest.NewUnstartedServer(h)
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateClosed {
-			closed.Add(1)
-		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv, &closed
 }
 
 func TestH1DirectIdleClockCountsSweeps(t *testing.T) {
