@@ -342,9 +342,8 @@ func TestStackCloseClosesDirectConnections(t *testing.T) {
 	})
 	s, err := NewStack(ServiceConfig{Name: "users", Discovery: discovery.Config{Static: []string{srv.Listener.Addr().String()}}})
 	require.NoError(t, err)
-	hd, ok := directs.Load(s.owned)
-	require.True(t, ok, "the default base transport has a direct path")
-	d := hd.(*h1Direct)
+	d := s.owned.direct
+	require.NotNil(t, d, "the default base transport has a direct path")
 
 	_, body := get(t, s, http.MethodGet, "http://users/fast")
 	require.Equal(t, "ok", body)
@@ -364,8 +363,6 @@ func TestStackCloseClosesDirectConnections(t *testing.T) {
 	require.NoError(t, s.Close())
 	assert.Equal(t, 0, pooled(d))
 	require.Eventually(t, func() bool { return closed.Load() == 1 }, 5*time.Second, time.Millisecond, "the idle connection is closed by Close")
-	_, ok = directs.Load(s.owned)
-	assert.False(t, ok, "Close forgets the transport")
 
 	close(release)
 	b, err := io.ReadAll(resp.Body)
@@ -385,9 +382,8 @@ func TestStackCloseIdleConnectionsReachesDirectPath(t *testing.T) {
 	s, err := NewStack(ServiceConfig{Name: "users", Discovery: discovery.Config{Static: []string{srv.Listener.Addr().String()}}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
-	hd, ok := directs.Load(s.owned)
-	require.True(t, ok, "the default base transport has a direct path")
-	d := hd.(*h1Direct)
+	d := s.owned.direct
+	require.NotNil(t, d, "the default base transport has a direct path")
 
 	_, body := get(t, s, http.MethodGet, "http://users/")
 	require.Equal(t, "ok", body)

@@ -147,7 +147,7 @@ type Stack struct {
 	chain       http.RoundTripper
 	passthrough http.RoundTripper
 	base        http.RoundTripper
-	owned       *http.Transport
+	owned       *baseTransport
 	tls         *tlsSource
 
 	retry   *retry.Policy
@@ -363,10 +363,6 @@ func (s *Stack) RoundTrip(req *http.Request) (*http.Response, error) {
 // CloseIdleConnections closes the idle connections of the base transport
 // (http.Client.CloseIdleConnections calls it).
 func (s *Stack) CloseIdleConnections() {
-	if s.owned != nil {
-		closeIdleBase(s.owned)
-		return
-	}
 	if c, ok := s.base.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
@@ -391,7 +387,7 @@ func (s *Stack) Close() error {
 			errs = append(errs, s.tls.Close())
 		}
 		if s.owned != nil {
-			closeBaseTransport(s.owned)
+			s.owned.close()
 		}
 		s.closeErr = errors.Join(errs...)
 	})

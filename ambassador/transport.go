@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 )
 
@@ -26,7 +25,7 @@ const (
 // HTTP/1.1 (over TLS when ts is set), h2c (HTTP/2 with prior knowledge, no
 // TLS) or h2 (HTTP/2 over TLS by ALPN). It never uses an environment proxy
 // and never adds Accept-Encoding: the bytes arrive as the upstream sent them.
-func newBaseTransport(c ServiceConfig, ts *tlsSource) *http.Transport {
+func newBaseTransport(c ServiceConfig, ts *tlsSource) *baseTransport {
 	d := &net.Dialer{Timeout: baseDialTimeout, KeepAlive: baseKeepAlive}
 	t := &http.Transport{
 		DialContext:           d.DialContext,
@@ -52,42 +51,43 @@ func newBaseTransport(c ServiceConfig, ts *tlsSource) *http.Transport {
 		alpn = []string{"http/1.1"}
 	}
 	t.Protocols = &p
+	b := &baseTransport{Transport: t}
 	if useH1Direct(c, ts != nil) {
 		// Plain HTTP/1.1: simple requests take the direct path (fasth1.go).
-		hd := newH1Direct(d.DialContext)
-		t.RegisterProtocol("http", hd)
-		directs.Store(t, hd)
+		b.direct = newH1Direct(d.DialContext)
+		t.RegisterProtocol("http", b.direct)
 	}
 	if ts != nil {
 		t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return ts.dial(ctx, d, network, addr, alpn)
 		}
 	}
-	return t
+	return b
 }
 
-// directs maps each transport newBaseTransport built with a direct path to
-// that path: http.Transport's CloseIdleConnections does not reach the idle
-// connections of a registered protocol, closeBaseTransport does.
-var directs sync.Map // *http.Transport → *h1Direct
+// baseTransport is what newBaseTransport builds: net/http's Transport and,
+// when used, the direct HTTP/1.1 path registered on it, whose idle
+// connections the Transport's own CloseIdleConnections does not reach.
+type baseTransport struct {
+	*http.Transport
+	direct *h1Direct // nil without the direct path
+}
 
-// closeBaseTransport closes the idle connections of t, a transport of
-// newBaseTransport that is no longer used, those of its direct path
-// included; connections in use close when their request is done.
-// closeIdleBase closes the idle connections of a base transport built by
-// newBaseTransport, those of its direct HTTP/1.1 path included; the
+// CloseIdleConnections closes the idle connections of both paths; the
 // transport stays usable.
-func closeIdleBase(t *http.Transport) {
-	t.CloseIdleConnections()
-	if hd, ok := directs.Load(t); ok {
-		hd.(*h1Direct).CloseIdleConnections()
+func (b *baseTransport) CloseIdleConnections() {
+	b.Transport.CloseIdleConnections()
+	if b.direct != nil {
+		b.direct.CloseIdleConnections()
 	}
 }
 
-func closeBaseTransport(t *http.Transport) {
-	t.CloseIdleConnections()
-	if hd, ok := directs.LoadAndDelete(t); ok {
-		hd.(*h1Direct).close()
+// close closes the idle connections of a transport that is no longer used;
+// connections in use close when their request is done.
+func (b *baseTransport) close() {
+	b.Transport.CloseIdleConnections()
+	if b.direct != nil {
+		b.direct.close()
 	}
 }
 
