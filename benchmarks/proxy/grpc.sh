@@ -40,23 +40,9 @@ declare -A port tpid
 port[direct]=$backend_port
 tpid[direct]=${pids[0]}
 
-# start NAME PORT CMD...: runs CMD in the background and adds NAME as a
-# target once PORT listens.
-start() {
-	local name=$1 p=$2
-	shift 2
-	"$@" >"$tmp/$name.log" 2>&1 &
-	pids+=($!)
-	if wait_port "$p" "$name" "$!"; then
-		targets+=("$name"); port[$name]=$p; tpid[$name]=${pids[-1]}
-	else
-		log "$name: SKIPPED"; head -20 "$tmp/$name.log" >&2 || true
-	fi
-}
-
 # --- ambassador ----------------------------------------------------------------
 amb_port=$(free_port)
-if (cd "$repo" && go build -o "$tmp/ambassador" ./examples/ambassador) >"$tmp/ambassador-build.log" 2>&1; then
+if build_ambassador; then
 	cat >"$tmp/ambassador.yaml" <<EOF
 admin: {address: 127.0.0.1:$(free_port)}
 listeners: [{address: 127.0.0.1:$amb_port, service: backend}]
@@ -68,9 +54,6 @@ services:
     breaker: {}
 EOF
 	start ambassador "$amb_port" "$tmp/ambassador" -config "$tmp/ambassador.yaml"
-else
-	log "ambassador: SKIPPED, 'go build ./examples/ambassador' failed:"
-	head -5 "$tmp/ambassador-build.log" | sed 's/^/    /' >&2
 fi
 
 # --- nginx ---------------------------------------------------------------------

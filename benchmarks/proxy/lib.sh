@@ -113,3 +113,29 @@ print_table() {
 		done
 	done
 }
+
+# start NAME PORT CMD...: runs CMD in the background (output in
+# $tmp/NAME.log) and, once PORT listens, adds NAME to the script's targets
+# with its port and PID (the arrays targets, port and tpid).
+start() {
+	local name=$1 p=$2
+	shift 2
+	"$@" >"$tmp/$name.log" 2>&1 &
+	pids+=($!)
+	if wait_port "$p" "$name" "$!"; then
+		targets+=("$name"); port[$name]=$p; tpid[$name]=${pids[-1]}
+	else
+		log "$name: SKIPPED"; head -20 "$tmp/$name.log" >&2 || true
+	fi
+}
+
+# build_ambassador: builds ./examples/ambassador into $tmp/ambassador; on
+# failure it says so (the script then measures the others) and returns 1.
+build_ambassador() {
+	if (cd "$repo" && go build -o "$tmp/ambassador" ./examples/ambassador) >"$tmp/ambassador-build.log" 2>&1; then
+		return 0
+	fi
+	log "ambassador: SKIPPED, 'go build ./examples/ambassador' failed:"
+	head -5 "$tmp/ambassador-build.log" | sed 's/^/    /' >&2
+	return 1
+}

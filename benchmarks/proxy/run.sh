@@ -49,7 +49,7 @@ tpid[direct]=${pids[0]}
 # --- ambassador ----------------------------------------------------------------
 amb_port=$(free_port)
 amb_admin=$(free_port)
-if (cd "$repo" && go build -o "$tmp/ambassador" ./examples/ambassador) >"$tmp/ambassador-build.log" 2>&1; then
+if build_ambassador; then
 	cat >"$tmp/ambassador.yaml" <<EOF
 admin: {address: 127.0.0.1:$amb_admin}
 listeners:
@@ -61,22 +61,7 @@ services:
     retry: {}
     breaker: {}
 EOF
-	if [ -n "${AMBASSADOR_GOMAXPROCS:-}" ]; then
-		GOMAXPROCS=$AMBASSADOR_GOMAXPROCS "$tmp/ambassador" -config "$tmp/ambassador.yaml" >"$tmp/ambassador.log" 2>&1 &
-	else
-		"$tmp/ambassador" -config "$tmp/ambassador.yaml" >"$tmp/ambassador.log" 2>&1 &
-	fi
-	pids+=($!)
-	if wait_port "$amb_port" ambassador "$!"; then
-		targets+=(ambassador)
-		port[ambassador]=$amb_port
-		tpid[ambassador]=${pids[-1]}
-	else
-		log "ambassador: SKIPPED, it did not start:"; head -20 "$tmp/ambassador.log" >&2
-	fi
-else
-	log "ambassador: SKIPPED, 'go build ./examples/ambassador' failed:"
-	head -5 "$tmp/ambassador-build.log" | sed 's/^/    /' >&2
+	start ambassador "$amb_port" env ${AMBASSADOR_GOMAXPROCS:+GOMAXPROCS=$AMBASSADOR_GOMAXPROCS} "$tmp/ambassador" -config "$tmp/ambassador.yaml"
 fi
 
 # --- nginx ---------------------------------------------------------------------
@@ -100,13 +85,7 @@ mkdir -p "$tmp/nginx"
 }
 EOF
 } >"$tmp/nginx/nginx.conf"
-nginx -g "daemon off;" -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" &
-pids+=($!)
-if wait_port "$nginx_port" nginx "$!"; then
-	targets+=(nginx); port[nginx]=$nginx_port; tpid[nginx]=${pids[-1]}
-else
-	log "nginx: SKIPPED"; cat "$tmp/nginx/error.log" >&2 || true
-fi
+start nginx "$nginx_port" nginx -g "daemon off;" -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf"
 
 # --- haproxy -------------------------------------------------------------------
 haproxy_port=$(free_port)
@@ -127,13 +106,7 @@ frontend fe
 backend be
     server s1 127.0.0.1:$backend_port
 EOF
-haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 &
-pids+=($!)
-if wait_port "$haproxy_port" haproxy "$!"; then
-	targets+=(haproxy); port[haproxy]=$haproxy_port; tpid[haproxy]=${pids[-1]}
-else
-	log "haproxy: SKIPPED"; cat "$tmp/haproxy.log" >&2
-fi
+start haproxy "$haproxy_port" haproxy -db -f "$tmp/haproxy.cfg"
 
 # --- wrk -----------------------------------------------------------------------
 # to_us VALUE: wrk latency ("72.00us", "1.20ms", "1.00s") in microseconds.
