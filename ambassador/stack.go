@@ -147,7 +147,7 @@ type Stack struct {
 	chain       http.RoundTripper
 	passthrough http.RoundTripper
 	base        http.RoundTripper
-	owned       *baseTransport
+	owned       *http.Transport
 	tls         *tlsSource
 
 	retry   *retry.Policy
@@ -387,7 +387,7 @@ func (s *Stack) Close() error {
 			errs = append(errs, s.tls.Close())
 		}
 		if s.owned != nil {
-			s.owned.close()
+			s.owned.CloseIdleConnections()
 		}
 		s.closeErr = errors.Join(errs...)
 	})

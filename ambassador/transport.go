@@ -25,7 +25,7 @@ const (
 // HTTP/1.1 (over TLS when ts is set), h2c (HTTP/2 with prior knowledge, no
 // TLS) or h2 (HTTP/2 over TLS by ALPN). It never uses an environment proxy
 // and never adds Accept-Encoding: the bytes arrive as the upstream sent them.
-func newBaseTransport(c ServiceConfig, ts *tlsSource) *baseTransport {
+func newBaseTransport(c ServiceConfig, ts *tlsSource) *http.Transport {
 	d := &net.Dialer{Timeout: baseDialTimeout, KeepAlive: baseKeepAlive}
 	t := &http.Transport{
 		DialContext:           d.DialContext,
@@ -51,51 +51,12 @@ func newBaseTransport(c ServiceConfig, ts *tlsSource) *baseTransport {
 		alpn = []string{"http/1.1"}
 	}
 	t.Protocols = &p
-	b := &baseTransport{Transport: t}
-	if useH1Direct(c, ts != nil) {
-		// Plain HTTP/1.1: simple requests take the direct path (fasth1.go).
-		b.direct = newH1Direct(d.DialContext)
-		t.RegisterProtocol("http", b.direct)
-	}
 	if ts != nil {
 		t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return ts.dial(ctx, d, network, addr, alpn)
 		}
 	}
-	return b
-}
-
-// baseTransport is what newBaseTransport builds: net/http's Transport and,
-// when used, the direct HTTP/1.1 path registered on it, whose idle
-// connections the Transport's own CloseIdleConnections does not reach.
-type baseTransport struct {
-	*http.Transport
-	direct *h1Direct // nil without the direct path
-}
-
-// CloseIdleConnections closes the idle connections of both paths; the
-// transport stays usable.
-func (b *baseTransport) CloseIdleConnections() {
-	b.Transport.CloseIdleConnections()
-	if b.direct != nil {
-		b.direct.CloseIdleConnections()
-	}
-}
-
-// close closes the idle connections of a transport that is no longer used;
-// connections in use close when their request is done.
-func (b *baseTransport) close() {
-	b.Transport.CloseIdleConnections()
-	if b.direct != nil {
-		b.direct.close()
-	}
-}
-
-// useH1Direct reports whether the base transport of c takes simple requests
-// on h1Direct: plain HTTP/1.1 without TLS and without max_connections
-// (which net/http's Transport enforces).
-func useH1Direct(c ServiceConfig, tls bool) bool {
-	return !tls && (c.Protocol == "" || c.Protocol == ProtocolHTTP1) && c.MaxConnections == 0
+	return t
 }
 
 // dial connects to addr and performs the TLS handshake with the current
