@@ -12,7 +12,11 @@ import (
 
 // watchDebounce is how long a config file must stay quiet after an event
 // before -watch reloads it: events less than this apart are one reload.
-const watchDebounce = 100 * time.Millisecond
+// Events that never pause are still a reload every watchMaxDelay.
+const (
+	watchDebounce = 100 * time.Millisecond
+	watchMaxDelay = time.Second
+)
 
 // configWatcher reports changes of one config file, by name, for -watch.
 //
@@ -29,8 +33,9 @@ const watchDebounce = 100 * time.Millisecond
 // is seen; that set is worked out again after every change.
 //
 // Events less than the debounce interval apart are one change: a change is
-// sent on Changes once the file has been quiet for that long, and a change
-// not yet received is not sent twice. It reports that the file may have
+// sent on Changes once the file has been quiet for that long (or, if events
+// never pause, watchMaxDelay after the first), and a change not yet
+// received is not sent twice. It reports that the file may have
 // changed, not that its bytes differ: the receiver compares content (see
 // reloader). Close stops its goroutine and waits for it.
 type configWatcher struct {
@@ -102,6 +107,15 @@ func (w *configWatcher) loop() {
 	timer := time.NewTimer(w.debounce)
 	timer.Stop()
 	defer timer.Stop()
+	var burst bool         // an event came and no change was sent since
+	var deadline time.Time // when a change is sent even if events go on
+	schedule := func() {
+		now := time.Now()
+		if !burst {
+			burst, deadline = true, now.Add(watchMaxDelay)
+		}
+		timer.Reset(min(w.debounce, deadline.Sub(now)))
+	}
 	for {
 		select {
 		case <-w.stop:
@@ -111,7 +125,7 @@ func (w *configWatcher) loop() {
 				return
 			}
 			if w.names[filepath.Clean(ev.Name)] {
-				timer.Reset(w.debounce)
+				schedule()
 			}
 		case _, ok := <-w.errs:
 			if !ok {
@@ -120,8 +134,9 @@ func (w *configWatcher) loop() {
 			}
 			// Events may have been lost (the kernel queue overflowed):
 			// look at the file, whose content says whether it changed.
-			timer.Reset(w.debounce)
+			schedule()
 		case <-timer.C:
+			burst = false
 			w.rearm()
 			select {
 			case w.changes <- struct{}{}:
