@@ -147,7 +147,9 @@ func (w *configWatcher) loop() {
 }
 
 // rearm works out which directory entries lead to the file now and watches
-// the resolved file's directory when it is not the config's own.
+// the resolved file's directory when it is not the config's own (best
+// effort: if that directory cannot be watched, only the config's own
+// directory is, as for a plain file).
 func (w *configWatcher) rearm() {
 	w.names = chainEntries(w.dir, w.path)
 	target := ""
