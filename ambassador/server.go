@@ -103,8 +103,16 @@ func WithReady(f func()) ServerOption {
 // client gets a trailers-only gRPC status instead (UNAVAILABLE,
 // RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, UNIMPLEMENTED for no_route) with
 // the reason in its x-outbound-error metadata. A grpc-timeout header bounds
-// the upstream call. max_concurrent_requests refuses the excess of a
-// service at once with 503 overloaded.
+// the upstream call; once it has passed the answer is DEADLINE_EXCEEDED
+// (upstream_timeout), also when the upstream, which learnt the same
+// deadline, reset the stream first. max_concurrent_requests refuses the
+// excess of a service at once with 503 overloaded.
+//
+// HTTP/2 requests that RFC 9113 §8.2.2 calls malformed (a connection-specific
+// header field such as Connection or Transfer-Encoding, TE other than
+// "trailers") never reach a handler: net/http's HTTP/2 server answers them
+// 400 itself, so they are not proxied, carry no X-Outbound-Error and write
+// no access-log line.
 //
 // Each request writes one access-log line (route, service, endpoint,
 // status, attempts, duration, and the reason when the ambassador answered).
