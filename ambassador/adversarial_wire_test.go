@@ -458,15 +458,30 @@ func TestWireHopByHopHeadersStayOnTheirHop(t *testing.T) {
 }
 
 // h2cUpstream answers an offer to upgrade to h2c with 101 and bytes that
-// would be the upstream's HTTP/2 connection, and anything else with
-// "plain".
+// would be the upstream's HTTP/2 connection; an offer of websocket alone
+// with 101 websocket, after which it echoes the raw bytes it reads; and
+// anything else with "plain".
 func h2cUpstream(t *testing.T) *rawUpstream {
-	return scripted(t, func(_ int, req rawRequest) string {
-		if strings.Contains(strings.ToLower(strings.Join(req.Header["Upgrade"], ",")), "h2c") {
-			return "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n" +
-				"\x00\x00\x00\x04\x00\x00\x00\x00\x00 raw HTTP/2 past the ambassador"
+	return newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
+		for {
+			req, err := u.readRequest(br)
+			if err != nil {
+				return
+			}
+			up := strings.ToLower(strings.Join(req.Header["Upgrade"], ","))
+			switch {
+			case strings.Contains(up, "h2c"):
+				writeResponse(t, c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"+
+					"\x00\x00\x00\x04\x00\x00\x00\x00\x00 raw HTTP/2 past the ambassador")
+				return
+			case up == "websocket":
+				writeResponse(t, c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+				_, _ = io.Copy(c, br)
+				return
+			default:
+				writeResponse(t, c, ok("plain"))
+			}
 		}
-		return ok("plain")
 	})
 }
 
@@ -502,7 +517,16 @@ func TestWireH2CUpgradeIsNotForwarded(t *testing.T) {
 				// The client's connection is still HTTP/1.1.
 				r = roundTrip(t, c, br, "GET", getReq("/again"))
 				assert.Equal(t, "plain", string(r.Body))
+				return
 			}
+			// The WebSocket switch still works.
+			require.Equal(t, http.StatusSwitchingProtocols, r.Status)
+			assert.Equal(t, []string{"websocket"}, r.Header["Upgrade"])
+			rawSend(t, c, "ping")
+			b := make([]byte, 4)
+			_, err := io.ReadFull(br, b)
+			require.NoError(t, err)
+			assert.Equal(t, "ping", string(b))
 		})
 	}
 }
