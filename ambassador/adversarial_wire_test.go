@@ -317,6 +317,21 @@ func TestWireClientCLAndTENeverSmuggles(t *testing.T) {
 	}
 }
 
+// A chunked request without a Content-Length is proxied with its body,
+// and its client connection closes after the answer (the ambassador cannot
+// tell it from one that also had a Content-Length).
+func TestWireChunkedRequestEndsClientConnection(t *testing.T) {
+	up := scripted(t, func(_ int, req rawRequest) string { return ok("got:" + string(req.Body)) })
+	addr, _ := oneServiceAmbassador(t, []string{up.Addr()}, "", "")
+	c, br := rawDial(t, addr)
+	r := roundTrip(t, c, br, "POST", "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+	assert.Equal(t, 200, r.Status)
+	assert.Equal(t, "got:hello", string(r.Body))
+	assert.Equal(t, []string{"close"}, r.Header["Connection"])
+	requireClosed(t, br)
+	assert.Equal(t, []string{"POST /up"}, paths(up))
+}
+
 // Two different Content-Lengths: from the client a 400 and nothing
 // upstream; from the upstream a 502, and the client's connection stays in
 // step.
