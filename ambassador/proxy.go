@@ -88,6 +88,7 @@ func (s *Server) newServiceEntry(name string, c ServiceConfig) (*serviceEntry, e
 			u.User = nil
 			u.Opaque = ""
 			pr.Out.Host = ""
+			dropH2CUpgrade(pr.Out.Header)
 		},
 		Transport: stack,
 		// 0, not -1: ReverseProxy already flushes every write of
@@ -272,6 +273,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
+	closeAfterChunkedRequest(lw, r)
 	if r.Method == http.MethodConnect {
 		s.refuse(lw, r, http.StatusMethodNotAllowed, ReasonBadRequest, 0)
 		return

@@ -98,7 +98,15 @@ func WithReady(f func()) ServerOption {
 // so the service's discovery layer picks the endpoint of each attempt.
 // Bodies stream both ways, hop-by-hop headers are dropped, trailers and
 // upgrades (WebSocket) pass through, and an upstream's own X-Outbound-Error
-// header is removed. When the stack fails, the answer is made here, with
+// header is removed. An offer to upgrade to h2c is never forwarded: the
+// h2c token leaves the Upgrade header and HTTP2-Settings is removed, so the
+// request reaches the upstream as a plain request (or with its other
+// offers, such as websocket) and no upstream can turn the client's
+// connection into an HTTP/2 connection past the routes and policies. An
+// HTTP/1.x client connection is closed after answering a request with a
+// Transfer-Encoding body (RFC 9112 §6.1), so a request framed one way by
+// Content-Length and another by Transfer-Encoding cannot carry a second,
+// smuggled request. When the stack fails, the answer is made here, with
 // X-Outbound-Error naming the reason (see the Reason constants); a gRPC
 // client gets a trailers-only gRPC status instead (UNAVAILABLE,
 // RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, UNIMPLEMENTED for no_route) with
