@@ -195,6 +195,7 @@ func (c *Config) check(lines map[string]int, ps *[]Problem) {
 			ck.add(sp+".name", "%q differs from the service's key %q", s.Name, name)
 		}
 		s.check(ck, sp, name)
+		s.checkFiles(ck, sp)
 	}
 
 	checkNonNegative(ck, "limits.read_header_timeout", int64(c.Limits.ReadHeaderTimeout))
