@@ -195,12 +195,11 @@ func (c *Config) check(lines map[string]int, ps *[]Problem) {
 			ck.add(sp+".name", "%q differs from the service's key %q", s.Name, name)
 		}
 		s.check(ck, sp, name)
-		s.checkFiles(ck, sp)
 	}
 
-	checkNonNegative(ck, "limits.read_header_timeout", int64(c.Limits.ReadHeaderTimeout))
-	checkNonNegative(ck, "limits.drain_timeout", int64(c.Limits.DrainTimeout))
-	checkNonNegative(ck, "limits.max_header_bytes", int64(c.Limits.MaxHeaderBytes))
+	checkRange(ck, "limits.read_header_timeout", int64(c.Limits.ReadHeaderTimeout), int64(MaxLimitsTimeout), MaxLimitsTimeout.String())
+	checkRange(ck, "limits.drain_timeout", int64(c.Limits.DrainTimeout), int64(MaxLimitsTimeout), MaxLimitsTimeout.String())
+	checkRange(ck, "limits.max_header_bytes", int64(c.Limits.MaxHeaderBytes), int64(MaxHeaderBytesLimit), "16MiB")
 }
 
 func (c *Config) checkRef(ck checker, path, name string) {
@@ -232,8 +231,8 @@ func (c *Config) checkRoute(ck checker, rp string, r RouteConfig) {
 		} else {
 			c.checkRef(ck, kp+".service", leg.Service)
 		}
-		if leg.Weight < 0 {
-			ck.add(kp+".weight", "must be ≥ 0, got %d", leg.Weight)
+		if leg.Weight < 0 || leg.Weight > MaxSplitWeight {
+			ck.add(kp+".weight", "must be an integer between 0 and %d, got %d", MaxSplitWeight, leg.Weight)
 		} else {
 			total += leg.Weight
 		}
@@ -317,9 +316,9 @@ func (s ServiceConfig) check(ck checker, sp, name string) {
 		ck.add(tp, "protocol h2c is cleartext HTTP/2; use protocol h2 with tls")
 	}
 
-	checkNonNegative(ck, join(sp, "timeout"), int64(s.Timeout))
-	checkNonNegative(ck, join(sp, "max_connections"), int64(s.MaxConnections))
-	checkNonNegative(ck, join(sp, "max_concurrent_requests"), int64(s.MaxConcurrentRequests))
+	checkRange(ck, join(sp, "timeout"), int64(s.Timeout), int64(MaxServiceTimeout), MaxServiceTimeout.String())
+	checkRange(ck, join(sp, "max_connections"), int64(s.MaxConnections), MaxConnectionsLimit, "1000000")
+	checkRange(ck, join(sp, "max_concurrent_requests"), int64(s.MaxConcurrentRequests), MaxConnectionsLimit, "1000000")
 
 	if s.Retry != nil {
 		ck.policy(join(sp, "retry"), "retry", s.Retry.Validate(), nil)

@@ -1,10 +1,28 @@
 package ambassador
 
 import (
+	"sort"
 	"strings"
 
 	"github.com/outbound-go/outbound/discovery"
 )
+
+// checkFiles reads the files every service names (see LoadConfig), after
+// check: a key check already found at fault is not read.
+func (c *Config) checkFiles(lines map[string]int, ps *[]Problem) {
+	ck := checker{lines: lines, ps: ps, bad: map[string]bool{}}
+	for _, p := range *ps {
+		ck.bad[p.Path] = true
+	}
+	names := make([]string, 0, len(c.Services))
+	for name := range c.Services {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		c.Services[name].checkFiles(ck, joinKey("services", name))
+	}
+}
 
 // checkFiles reads the files service s names as start-up will, so that
 // -check (and LoadConfig) refuses what NewServer would: the TLS files are
