@@ -83,19 +83,23 @@ type RouteConfig struct {
 type SplitConfig struct {
 	// Service receives this leg's share.
 	Service string `yaml:"service"`
-	// Weight is the relative share, ≥ 0; weight 0 sends nothing. At least one
-	// leg of a split must have a positive weight.
+	// Weight is the relative share, an integer in [0, 10000]
+	// (MaxSplitWeight); weight 0 sends nothing. At least one leg of a split
+	// must have a positive weight.
 	Weight int `yaml:"weight"`
 }
 
 // LimitsConfig holds the process-wide limits on incoming requests. Zero
 // values mean the defaults shown.
 type LimitsConfig struct {
-	// MaxHeaderBytes bounds the request header size; 0 means 64KiB.
+	// MaxHeaderBytes bounds the request header size; 0 means 64KiB; at
+	// most 16MiB (MaxHeaderBytesLimit).
 	MaxHeaderBytes Size `yaml:"max_header_bytes"`
-	// ReadHeaderTimeout bounds the time to read request headers; 0 means 10s.
+	// ReadHeaderTimeout bounds the time to read request headers; 0 means
+	// 10s; at most 1h (MaxLimitsTimeout).
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
-	// DrainTimeout bounds how long shutdown waits for in-flight requests; 0 means 30s.
+	// DrainTimeout bounds how long shutdown waits for in-flight requests;
+	// 0 means 30s; at most 1h.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
 

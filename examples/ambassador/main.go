@@ -32,6 +32,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/outbound-go/outbound/ambassador"
+	"github.com/outbound-go/outbound/internal/boundedfile"
 )
 
 // usageError marks bad flags or config: exit code 2.
@@ -162,11 +163,11 @@ func run(ctx context.Context, configPath string, check bool, logFormat string, w
 	// reload re-reads the file and swaps it in; with onlyIfChanged it skips
 	// a file whose bytes are those last loaded (directory events are noisy).
 	var loaded [sha256.Size]byte
-	if data, err := os.ReadFile(configPath); err == nil {
+	if data, err := boundedfile.Read(configPath, ambassador.MaxConfigFileSize); err == nil {
 		loaded = sha256.Sum256(data)
 	}
 	reload := func(why string, onlyIfChanged bool) {
-		data, err := os.ReadFile(configPath)
+		data, err := boundedfile.Read(configPath, ambassador.MaxConfigFileSize)
 		if err == nil && onlyIfChanged && sha256.Sum256(data) == loaded {
 			return
 		}
