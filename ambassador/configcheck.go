@@ -223,7 +223,7 @@ func (c *Config) checkRoute(ck checker, rp string, r RouteConfig) {
 	case r.Service != "":
 		c.checkRef(ck, rp+".service", r.Service)
 	}
-	total := 0
+	total, tooLarge := 0, false
 	for k, leg := range r.Split {
 		kp := rp + ".split[" + strconv.Itoa(k) + "]"
 		if leg.Service == "" {
@@ -233,11 +233,12 @@ func (c *Config) checkRoute(ck checker, rp string, r RouteConfig) {
 		}
 		if leg.Weight < 0 || leg.Weight > MaxSplitWeight {
 			ck.add(kp+".weight", "must be an integer between 0 and %d, got %d", MaxSplitWeight, leg.Weight)
+			tooLarge = tooLarge || leg.Weight > 0
 		} else {
 			total += leg.Weight
 		}
 	}
-	if len(r.Split) > 0 && total == 0 {
+	if len(r.Split) > 0 && total == 0 && !tooLarge {
 		ck.add(rp+".split", "weights are all zero; at least one must be positive")
 	}
 }
