@@ -58,7 +58,8 @@
 // HTTP/1.1 (http1, the default), HTTP/2 with prior knowledge over cleartext
 // (h2c) or HTTP/2 over TLS by ALPN (h2); max_connections caps connections
 // per endpoint. tls (or protocol h2) originates TLS: the CA file, the client
-// certificate and key for mTLS, the server name. The files are re-read when
+// certificate and key for mTLS, the server name. The files are PEM, regular
+// files of at most 1 MiB each (MaxTLSFileSize). They are re-read when
 // they change on disk; a bad new file is logged and the previous
 // certificates keep serving.
 //
@@ -83,6 +84,21 @@
 //	listeners[1].routes[0].service: no service "pay" (line 31)
 //
 // Relative file paths in the config are relative to the file's directory.
+// LoadConfig also reads the files the config names, as start-up will, so a
+// file that start-up would refuse is a problem at its key:
+//
+//	services.users.tls.ca_file: /dev/zero is a device: not a regular file (line 9)
+//
+// Only regular files (or symbolic links to one) are read, never a FIFO or a
+// device, and each is bounded: 1 MiB per TLS file (MaxTLSFileSize), 16 MiB
+// per endpoint file and for the config itself (MaxConfigFileSize).
+//
+// Every number has a bound, named in its error and in the field's doc:
+// split weights are integers in [0, 10000] with one positive
+// (MaxSplitWeight); retry.max_attempts is at most 10, ratelimit.rps at
+// least 0.001; durations, counts and sizes are capped where a larger value
+// would overflow a later computation or mean nothing (see the Max*
+// constants here and in the policy packages).
 //
 // # Concurrency
 //

@@ -32,6 +32,12 @@
 // without GetBody buffered up to 1MiB; a budget of 0.2 retries per request
 // plus 10 per second over a 10s window; no hedging.
 //
+// Validate bounds every value, so that no config turns one request into
+// thousands of attempts or overflows a computation: max_attempts 1 to 10
+// (MaxMaxAttempts), hedge.max_extra at most 10, every duration at most 1h
+// (MaxDuration), budget.ttl 0 or at least 10ms, budget.min_per_second at
+// most 1e6, max_body_buffer at most 256MiB.
+//
 // Idempotent requests (GET, HEAD, OPTIONS, TRACE, PUT, DELETE, or any
 // request with an Idempotency-Key header) are retried under every
 // configured condition. Others (POST, PATCH, ...) only when the request

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/outbound-go/outbound/ambassador"
+	"github.com/outbound-go/outbound/internal/boundedfile"
 )
 
 // reloader re-reads the config file and swaps it into the server, on SIGHUP
@@ -49,7 +50,7 @@ func newReloader(path string, srv *ambassador.Server, logger *slog.Logger, mp me
 		success: metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "success"))),
 		failure: metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "failure"))),
 	}
-	if data, err := os.ReadFile(path); err == nil {
+	if data, err := boundedfile.Read(path, ambassador.MaxConfigFileSize); err == nil {
 		r.tried = sha256.Sum256(data)
 	}
 	return r, nil
@@ -86,7 +87,7 @@ func (r *reloader) serve(ctx context.Context, watch bool) error {
 
 // reload loads the file and applies it; trigger names the cause in the log.
 func (r *reloader) reload(ctx context.Context, trigger string, ifChanged bool) {
-	data, err := os.ReadFile(r.path)
+	data, err := boundedfile.Read(r.path, ambassador.MaxConfigFileSize)
 	if err == nil {
 		sum := sha256.Sum256(data)
 		if ifChanged && sum == r.tried {
