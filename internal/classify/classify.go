@@ -73,6 +73,14 @@ func (k Kind) String() string {
 	return "unknown"
 }
 
+// ErrResendLimit is the error of a request that the base transport sent,
+// re-sent once on another idle connection after the first failed, and was
+// stopped before a third send (the ambassador's Stack bounds net/http's
+// hidden re-sends through its idle pool). The last connection failed after
+// the request was sent, so it is a Reset. It wraps nothing: in particular
+// not context.Canceled, so it is never taken for the caller going away.
+var ErrResendLimit = errors.New("connection lost after the transport's one re-send on an idle connection; not sent again")
+
 // ErrPerTryTimeout is the cancellation cause the retry layer gives an
 // attempt context whose per-try timeout fired.
 var ErrPerTryTimeout = errors.New("outbound: per-try timeout")
@@ -149,6 +157,7 @@ func h2GoAwayClosedText(err error) bool {
 
 func isReset(err error) bool {
 	return h2GoAwayClosedText(err) ||
+		errors.Is(err, ErrResendLimit) ||
 		errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, syscall.ECONNABORTED) ||
