@@ -25,6 +25,8 @@ package classify
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -44,8 +46,8 @@ type Kind uint8
 const (
 	// Other is an error of no known class: it is not retried.
 	Other Kind = iota
-	// ConnectFailure: the connection could not be made (dial, DNS); the
-	// request never left.
+	// ConnectFailure: the connection could not be made (dial, DNS, a
+	// failed or unverified TLS handshake); the request never left.
 	ConnectFailure
 	// RefusedStream: HTTP/2 REFUSED_STREAM or a GOAWAY for a stream the
 	// server never processed; the request was not acted upon.
@@ -124,7 +126,26 @@ func isConnectFailure(err error) bool {
 	if errors.As(err, &dns) {
 		return true
 	}
-	return errors.Is(err, syscall.ECONNREFUSED)
+	return errors.Is(err, syscall.ECONNREFUSED) || TLSHandshakeFailure(err)
+}
+
+// TLSHandshakeFailure reports whether err is a TLS handshake that failed:
+// the peer's certificate did not verify (wrong CA, wrong name, expired),
+// the peer answered with a TLS alert (it refused our certificate, say), or
+// it did not speak TLS at all. The request was not sent, or reached only
+// the peer's TLS layer, which refused the connection before any
+// application saw it. It looks at exported types only
+// (tls.CertificateVerificationError, the x509 errors, tls.AlertError,
+// tls.RecordHeaderError).
+func TLSHandshakeFailure(err error) bool {
+	var cve *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var badName x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var alert tls.AlertError
+	var record tls.RecordHeaderError
+	return errors.As(err, &cve) || errors.As(err, &unknownCA) || errors.As(err, &badName) ||
+		errors.As(err, &invalid) || errors.As(err, &alert) || errors.As(err, &record)
 }
 
 func isRefusedStream(err error) bool {
