@@ -78,7 +78,8 @@
 // the ambassador answers 502 upstream_reset. The HTTP/2 transports re-send
 // only streams the server refused or never processed; the same bound stops
 // them at the third connection they take (a connection shared by other
-// streams is not closed, so one last stream may open and is reset at once).
+// streams is not closed, so one last stream may open and is reset at
+// once), and there the error is a refused stream, retried for every method.
 //
 // A TLS handshake that fails (the endpoint's certificate does not verify
 // against ca_file or server_name, the endpoint refuses the client

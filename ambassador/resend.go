@@ -27,8 +27,11 @@ import (
 // not happen.
 //
 // To the retry policy and the breaker the error is a reset (retry_on
-// reset; an upstream failure); errors.Is(err, context.Canceled) does not
-// hold for it. The ambassador answers it with 502 upstream_reset.
+// reset; an upstream failure), or over HTTP/2, whose transports re-send
+// only streams the server refused or never processed, a refused stream
+// (retry_on refused-stream, for every method); errors.Is(err,
+// context.Canceled) does not hold for it. The ambassador answers it with
+// 502 upstream_reset.
 var ErrResendLimit = kinds.ErrResendLimit
 
 // maxConnsPerSend is how many connections one RoundTrip of the base
@@ -77,6 +80,7 @@ type resendCall struct {
 	conns         atomic.Int32
 	stopped       atomic.Bool
 	h2            bool
+	stoppedH2     atomic.Bool // the connection the RoundTrip was stopped at is HTTP/2
 
 	mu       sync.Mutex
 	released bool // release ran before arming
@@ -109,6 +113,9 @@ func (g *resendGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 			drainClose(resp)
 		}
 		c.release()
+		if c.stoppedH2.Load() {
+			return nil, fmt.Errorf("ambassador: %s %s: %w: %w", req.Method, req.URL.Host, ErrResendLimit, kinds.ErrResendUnprocessed)
+		}
 		return nil, fmt.Errorf("ambassador: %s %s: %w", req.Method, req.URL.Host, ErrResendLimit)
 	}
 	if err != nil {
@@ -200,10 +207,14 @@ func (c *resendCall) gotConn(info httptrace.GotConnInfo) {
 // stop cancels the RoundTrip with the guard's own cause and keeps the
 // request off conn.
 func (c *resendCall) stop(conn net.Conn) {
+	h2 := c.h2 || (conn != nil && negotiatedH2(conn))
+	if h2 {
+		c.stoppedH2.Store(true)
+	}
 	c.stopped.Store(true)
 	c.arm()
 	c.armedCancel(errStopResends)
-	if !c.h2 && conn != nil && !negotiatedH2(conn) {
+	if !h2 && conn != nil {
 		// net/http writes the request to this HTTP/1 connection whether
 		// or not the context is done by then: closing it first means not
 		// a byte of the request is sent on it.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/net/http2"
 
 	"github.com/outbound-go/outbound/ambassador"
 	"github.com/outbound-go/outbound/discovery"
@@ -173,4 +174,77 @@ func withGotConnCounter(ctx context.Context, n *atomic.Int64) context.Context {
 	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		GotConn: func(httptrace.GotConnInfo) { n.Add(1) },
 	})
+}
+
+// refuseAllH2C is an h2c upstream that answers every stream with
+// RST_STREAM REFUSED_STREAM and counts the streams it was offered.
+func refuseAllH2C(t *testing.T, streams *atomic.Int64) string {
+	t.Helper()
+	up := newRawUpstream(t, func(_ *rawUpstream, c net.Conn, br *bufio.Reader) {
+		preface := make([]byte, len(http2.ClientPreface))
+		if _, err := io.ReadFull(br, preface); err != nil {
+			return
+		}
+		fr := http2.NewFramer(c, br)
+		if fr.WriteSettings() != nil {
+			return
+		}
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() && fr.WriteSettingsAck() != nil {
+					return
+				}
+			case *http2.HeadersFrame:
+				streams.Add(1)
+				if fr.WriteRSTStream(f.StreamID, http2.ErrCodeRefusedStream) != nil {
+					return
+				}
+			}
+		}
+	})
+	return up.Addr()
+}
+
+// HTTP/2 (h2c): the transport's own loop re-sends a refused stream at once,
+// then after 1s, 2s, 4s, ... up to 7 times. The guard stops it at the third
+// connection it takes (one more stream may open as the cancellation races
+// it), about 1s in, instead of at the service timeout.
+func TestResendBoundedH2C(t *testing.T) {
+	var streams atomic.Int64
+	addr := refuseAllH2C(t, &streams)
+	s := newTransport(t, ambassador.ServiceConfig{Name: "users", Protocol: ambassador.ProtocolH2C,
+		Timeout: 4 * time.Second, Discovery: discovery.Config{Static: []string{addr}}}, quietLogs)
+	start := time.Now()
+	_, err := send(t, s, http.MethodGet, "http://users/once", nil, "")
+	elapsed := time.Since(start)
+	require.Error(t, err)
+	t.Logf("streams: %d in %v, error: %v", streams.Load(), elapsed, err)
+	assert.ErrorIs(t, err, ambassador.ErrResendLimit)
+	assert.NotErrorIs(t, err, context.Canceled)
+	assert.LessOrEqual(t, streams.Load(), int64(3), "streams offered for one GET")
+	assert.Less(t, elapsed, 3*time.Second)
+}
+
+// Over HTTP/2 the stopped request's streams were refused, never processed:
+// retry sends even a POST again (one transport re-send per attempt).
+func TestResendBoundedH2CPOSTRetried(t *testing.T) {
+	var streams atomic.Int64
+	addr := refuseAllH2C(t, &streams)
+	metrics := newStackMetrics(t)
+	s := newTransport(t, ambassador.ServiceConfig{Name: "users", Protocol: ambassador.ProtocolH2C,
+		Timeout: 5 * time.Second, Discovery: discovery.Config{Static: []string{addr}},
+		Retry: &retry.Config{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}},
+		quietLogs, ambassador.WithMeterProvider(metrics.mp))
+	_, err := send(t, s, http.MethodPost, "http://users/orders", nil, "order-42")
+	require.Error(t, err)
+	assert.ErrorIs(t, err, ambassador.ErrResendLimit)
+	out := metrics.retryOutcomes(t)
+	assert.Equal(t, int64(1), out[retry.OutcomeRetried], "outcomes %v", out)
+	assert.Equal(t, int64(1), out[retry.OutcomeExhausted], "outcomes %v", out)
+	assert.LessOrEqual(t, streams.Load(), int64(2*3), "streams offered")
 }

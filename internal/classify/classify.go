@@ -76,12 +76,18 @@ func (k Kind) String() string {
 }
 
 // ErrResendLimit is the error of a request that the base transport sent,
-// re-sent once on another idle connection after the first failed, and was
+// re-sent once on another connection after the first failed, and was
 // stopped before a third send (the ambassador's Stack bounds net/http's
-// hidden re-sends through its idle pool). The last connection failed after
-// the request was sent, so it is a Reset. It wraps nothing: in particular
-// not context.Canceled, so it is never taken for the caller going away.
-var ErrResendLimit = errors.New("connection lost after the transport's one re-send on an idle connection; not sent again")
+// hidden re-sends through its idle pool). Over HTTP/1 the last connection
+// failed after the request was sent, so it is a Reset. It wraps nothing:
+// in particular not context.Canceled, so it is never taken for the caller
+// going away.
+var ErrResendLimit = errors.New("transport re-send limit: the request failed on two connections and is not sent on a third")
+
+// ErrResendUnprocessed goes with ErrResendLimit when the transport was
+// HTTP/2: its transports re-send only streams the server refused or never
+// processed (REFUSED_STREAM, GOAWAY), so that error is a RefusedStream.
+var ErrResendUnprocessed = errors.New("HTTP/2 streams refused or not processed")
 
 // ErrPerTryTimeout is the cancellation cause the retry layer gives an
 // attempt context whose per-try timeout fired.
@@ -151,6 +157,9 @@ func TLSHandshakeFailure(err error) bool {
 func isRefusedStream(err error) bool {
 	var se http2.StreamError
 	if errors.As(err, &se) && se.Code == http2.ErrCodeRefusedStream {
+		return true
+	}
+	if errors.Is(err, ErrResendUnprocessed) {
 		return true
 	}
 	return h2UnprocessedText(err)

@@ -55,6 +55,7 @@ func TestError(t *testing.T) {
 		{"TLS alert from the peer", wrap(&net.OpError{Op: "remote error", Err: tls.AlertError(116)}), classify.ConnectFailure},
 		{"not TLS", wrap(tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}), classify.ConnectFailure},
 		{"transport re-send limit", fmt.Errorf("ambassador: %w", classify.ErrResendLimit), classify.Reset},
+		{"transport re-send limit, HTTP/2", fmt.Errorf("ambassador: %w: %w", classify.ErrResendLimit, classify.ErrResendUnprocessed), classify.RefusedStream},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
