@@ -63,6 +63,32 @@
 // they change on disk; a bad new file is logged and the previous
 // certificates keep serving.
 //
+// # Every send counts
+//
+// net/http's Transport re-sends a replayable request (idempotent, with no
+// body or a GetBody) that fails on a reused connection, on the next pooled
+// one, for as long as the pool lasts: a request that an upstream reads and
+// drops would reach it once per idle connection. The Stack wraps its base
+// transport, WithBase ones included, so that one RoundTrip of the base
+// takes at most two connections (the send and one transport re-send);
+// going for a third stops it, before a byte is written there, with an
+// error matching ErrResendLimit. Retry treats that error as a reset
+// (retry_on reset, idempotent requests), and every attempt it makes may
+// again use one transport re-send: with max_attempts 3 a request reaches a
+// failing upstream at most 6 times. The breaker counts it as a failure;
+// the ambassador answers 502 upstream_reset. The HTTP/2 transports re-send
+// only streams the server refused or never processed; the same bound stops
+// them at the third connection they take (a connection shared by other
+// streams is not closed, so one last stream may open and is reset at
+// once), and there the error is a refused stream, retried for every method.
+//
+// A TLS handshake that fails (the endpoint's certificate does not verify
+// against ca_file or server_name, the endpoint refuses the client
+// certificate, it does not speak TLS) is a connect failure: the request
+// was never sent, so it is retried on another endpoint like a refused
+// connection, for every method, and the ambassador answers 502
+// upstream_connect_failure.
+//
 // # gRPC
 //
 // DialOptions gives a grpc client the same policies as interceptors, the

@@ -385,7 +385,7 @@ func isDialError(err error) bool {
 	if errors.As(err, &oe) && oe.Op == "dial" {
 		return true
 	}
-	return errors.Is(err, syscall.ECONNREFUSED)
+	return errors.Is(err, syscall.ECONNREFUSED) || tlsHandshakeFailed(err)
 }
 
 // refuse writes a locally made answer: an HTTP status with HeaderError, or

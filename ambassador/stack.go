@@ -223,7 +223,7 @@ func NewStack(c ServiceConfig, opts ...Option) (*Stack, error) {
 		s.passthrough = http.DefaultTransport
 	}
 
-	below := s.base
+	below := guardResends(s.base, s.owned != nil && (c.Protocol == ProtocolH2 || c.Protocol == ProtocolH2C))
 	if o.mp != nil || o.tp != nil {
 		var ho []otelhttp.Option
 		if o.mp != nil {

@@ -5,7 +5,8 @@
 //
 // # What it protects against
 //
-// Transient failures: a connection that could not be made, an HTTP/2
+// Transient failures: a connection that could not be made (a failed or
+// unverified TLS handshake included), an HTTP/2
 // stream the server refused, a connection reset before the response, a
 // 502/503/504 from a gateway, a gRPC UNAVAILABLE, a slow attempt cut by a
 // per-try timeout. It also hedges: with hedge.delay set, a slow idempotent
