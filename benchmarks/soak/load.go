@@ -143,29 +143,38 @@ func classify(err error) int {
 }
 
 // clients are the three ways the soak's traffic reaches the ambassador.
+// Each worker has a keep-alive transport of its own, so the number of
+// client connections stays at about one per worker and listener instead of
+// following the peaks of a shared pool (which the goroutine and fd counts
+// of the ambassador would follow too).
 type clients struct {
-	keepAlive *http.Client // HTTP/1.1, pooled connections
-	fresh     *http.Client // HTTP/1.1, a new connection per request
-	h2c       *http.Client // HTTP/2 with prior knowledge: one multiplexed connection
+	keepAlive []*http.Client // HTTP/1.1 keep-alive, one per worker
+	fresh     *http.Client   // HTTP/1.1, a new connection per request
+	h2c       *http.Client   // HTTP/2 with prior knowledge: one multiplexed connection
 }
 
 func newClients(workers int) *clients {
 	h1 := func(keepAlive bool) *http.Client {
 		return &http.Client{Transport: &http.Transport{
-			DialContext:         dialLoopback,
-			MaxIdleConnsPerHost: workers,
-			DisableKeepAlives:   !keepAlive,
-			IdleConnTimeout:     time.Minute,
+			DialContext:       dialLoopback,
+			DisableKeepAlives: !keepAlive,
+			IdleConnTimeout:   time.Minute,
 		}}
 	}
 	protos := new(http.Protocols)
 	protos.SetUnencryptedHTTP2(true)
 	h2c := &http.Transport{DialContext: dialLoopback, Protocols: protos}
-	return &clients{keepAlive: h1(true), fresh: h1(false), h2c: &http.Client{Transport: h2c}}
+	c := &clients{fresh: h1(false), h2c: &http.Client{Transport: h2c}}
+	for range workers {
+		c.keepAlive = append(c.keepAlive, h1(true))
+	}
+	return c
 }
 
 func (c *clients) closeIdle() {
-	c.keepAlive.CloseIdleConnections()
+	for _, ka := range c.keepAlive {
+		ka.CloseIdleConnections()
+	}
 	c.fresh.CloseIdleConnections()
 	c.h2c.CloseIdleConnections()
 }
@@ -200,7 +209,7 @@ func (l *load) run(ctx context.Context, workers int) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(i), 0x50a4))
 			for l.limiter.Wait(ctx) == nil {
-				l.one(rng)
+				l.one(i, rng)
 			}
 		}()
 	}
@@ -210,8 +219,8 @@ func (l *load) run(ctx context.Context, workers int) {
 // one sends one request of a random kind and records its outcome. It is
 // not bound to the run's context: a request started before the end
 // finishes, within l.timeout.
-func (l *load) one(rng *rand.Rand) {
-	c, host := l.pick(rng)
+func (l *load) one(worker int, rng *rand.Rand) {
+	c, host := l.pick(worker, rng)
 	method, body := http.MethodGet, []byte(nil)
 	if rng.IntN(10) < 3 {
 		method, body = http.MethodPost, l.bodies[rng.IntN(len(l.bodies))]
@@ -239,14 +248,14 @@ func (l *load) one(rng *rand.Rand) {
 
 // pick chooses the client (keep-alive 50 %, new connection 20 %, h2c 30 %)
 // and the listener (the one-service listener for a tenth of requests).
-func (l *load) pick(rng *rand.Rand) (*http.Client, string) {
+func (l *load) pick(worker int, rng *rand.Rand) (*http.Client, string) {
 	host := l.amb.routes
 	if rng.IntN(10) == 0 {
 		host = l.amb.single
 	}
 	switch n := rng.IntN(10); {
 	case n < 5:
-		return l.clients.keepAlive, host
+		return l.clients.keepAlive[worker], host
 	case n < 7:
 		return l.clients.fresh, host
 	default:

@@ -141,20 +141,27 @@ func soak(o options, out io.Writer, amb *ambassador, admin *http.Client, ups *up
 	l := &load{
 		amb:     amb.addrs,
 		clients: newClients(o.workers),
-		limiter: rate.NewLimiter(rate.Limit(o.rps), o.workers),
+		limiter: rate.NewLimiter(rate.Limit(o.rps), 1),
 		timeout: o.timeout,
 		bodies:  requestBodies(),
 	}
 	defer l.clients.closeIdle()
 	ctx, stopLoad := context.WithCancel(context.Background())
 	defer stopLoad()
+	sm := &sampler{admin: admin, amb: amb, counts: &l.counts}
+	first, err := sm.take() // before the traffic
+	if err != nil {
+		return err
+	}
+	printHeader(out)
+	printRow(out, first, first)
 	loadDone := make(chan struct{})
-	start := time.Now()
+	sm.start = time.Now()
 	go func() {
 		defer close(loadDone)
 		l.run(ctx, o.workers)
 	}()
-	samples, err := sampleLoop(o, out, amb, admin, ups, &l.counts, start)
+	samples, err := sm.loop(o, out, ups, first)
 	stopLoad() // no new requests; SIGTERM while the last ones finish
 	took, stopErr := amb.stop()
 	<-loadDone
@@ -179,7 +186,7 @@ func judge(o options, out io.Writer, samples []sample, final snapshot, took time
 	}
 	last := samples[len(samples)-1]
 	fmt.Fprintf(out, "growth from the sample at 20%% of the run to the last (allowed: max(%.0f%%, slack)):\n", 100*maxGrowth)
-	pass := verdict(out, base, last)
+	pass := verdict(out, o.workers, base, last)
 	if final.ok() == 0 {
 		fmt.Fprintln(out, "  no request got a 2xx answer: the soak measured nothing")
 		pass = false
@@ -198,35 +205,44 @@ func judge(o options, out io.Writer, samples []sample, final snapshot, took time
 	return nil
 }
 
-// sampleLoop takes a sample before the traffic and at every scheduled
-// time (each interval, 20 % of the run, its end), printing each; it stops
-// early when the ambassador exits or an upstream fails.
-func sampleLoop(o options, out io.Writer, amb *ambassador, admin *http.Client, ups *upstreams, c *counts, start time.Time) ([]sample, error) {
-	take := func() (sample, error) {
-		s, err := takeSample(context.Background(), admin, amb.addrs.admin, amb.pid())
-		s.elapsed = time.Since(start)
-		s.reqs = c.snapshot()
-		return s, err
+// sampler samples the ambassador process during the traffic.
+type sampler struct {
+	admin  *http.Client
+	amb    *ambassador
+	counts *counts
+	start  time.Time // of the traffic
+}
+
+// take samples the process now (a burst of readings, see takeSample),
+// with the requests counted at its start.
+func (sm *sampler) take() (sample, error) {
+	var elapsed time.Duration
+	if !sm.start.IsZero() {
+		elapsed = time.Since(sm.start)
 	}
-	first, err := take()
-	if err != nil {
-		return nil, err
-	}
-	printHeader(out)
-	printRow(out, first, first)
+	reqs := sm.counts.snapshot()
+	s, err := takeSample(context.Background(), sm.admin, sm.amb.addrs.admin, sm.amb.pid())
+	s.elapsed, s.reqs = elapsed, reqs
+	return s, err
+}
+
+// loop takes a sample at every scheduled time (each interval, 20 % of the
+// run, its end), printing each after first; it stops early when the
+// ambassador exits or an upstream fails.
+func (sm *sampler) loop(o options, out io.Writer, ups *upstreams, first sample) ([]sample, error) {
 	samples := []sample{first}
 	for _, at := range schedule(o.duration, o.interval, 0.2) {
-		t := time.NewTimer(time.Until(start.Add(at)))
+		t := time.NewTimer(time.Until(sm.start.Add(at)))
 		select {
-		case <-amb.done:
+		case <-sm.amb.done:
 			t.Stop()
-			return samples, fmt.Errorf("ambassador exited during the soak (%v):\n%s", amb.err, amb.log)
+			return samples, fmt.Errorf("ambassador exited during the soak (%v):\n%s", sm.amb.err, sm.amb.log)
 		case <-t.C:
 		}
 		if err := ups.err(); err != nil {
 			return samples, err
 		}
-		s, err := take()
+		s, err := sm.take()
 		if err != nil {
 			return samples, err
 		}

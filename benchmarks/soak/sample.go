@@ -21,18 +21,41 @@ type sample struct {
 	rssKiB     int64 // VmRSS of /proc/PID/status
 }
 
+// A sample is the smallest of sampleReads readings sampleSpacing apart
+// (RSS: the last): a request in flight holds a few goroutines and sockets
+// for a moment, a leak holds them for good, and the minimum of a short
+// burst sees the second without most of the first.
+const (
+	sampleReads   = 5
+	sampleSpacing = 200 * time.Millisecond
+)
+
 // takeSample reads the process's goroutines, open fds and RSS.
 func takeSample(ctx context.Context, c *http.Client, admin string, pid int) (sample, error) {
 	var s sample
-	var err error
-	if s.goroutines, err = scrapeGoroutines(ctx, c, "http://"+admin+"/metrics"); err != nil {
-		return s, err
-	}
-	if s.fds, err = countFDs(pid); err != nil {
-		return s, err
-	}
-	if s.rssKiB, err = readRSS(pid); err != nil {
-		return s, err
+	tick := time.NewTicker(sampleSpacing)
+	defer tick.Stop()
+	for i := range sampleReads {
+		if i > 0 {
+			<-tick.C
+		}
+		g, err := scrapeGoroutines(ctx, c, "http://"+admin+"/metrics")
+		if err != nil {
+			return s, err
+		}
+		fds, err := countFDs(pid)
+		if err != nil {
+			return s, err
+		}
+		if s.rssKiB, err = readRSS(pid); err != nil {
+			return s, err
+		}
+		if i == 0 || g < s.goroutines {
+			s.goroutines = g
+		}
+		if i == 0 || fds < s.fds {
+			s.fds = fds
+		}
 	}
 	return s, nil
 }
@@ -145,20 +168,26 @@ type metric struct {
 // last sample.
 const maxGrowth = 0.10
 
-// metrics are the verdict's resources. The slack keeps small numbers from
-// failing on noise: in-flight requests (each a few goroutines and one or
-// two sockets) come and go between samples.
-var metrics = []metric{
-	{"goroutines", "", func(s sample) float64 { return float64(s.goroutines) }, 25},
-	{"fds", "", func(s sample) float64 { return float64(s.fds) }, 20},
-	{"rss", " MiB", func(s sample) float64 { return float64(s.rssKiB) / 1024 }, 4},
+// verdictMetrics are the verdict's resources with their slack for a run
+// of the given number of workers. The slack keeps small numbers from
+// failing on noise: each worker's request in flight holds a few goroutines
+// and a socket or two for a moment, and the ambassador's upstream pools
+// follow the peaks of concurrency (idle connections live 90 s there). So
+// goroutines may grow by 16 + workers, fds by 8 + workers/2 (40 and 20 at
+// the default 24 workers), RSS by 4 MiB, or by 10 % where that is more.
+func verdictMetrics(workers int) []metric {
+	return []metric{
+		{"goroutines", "", func(s sample) float64 { return float64(s.goroutines) }, float64(16 + workers)},
+		{"fds", "", func(s sample) float64 { return float64(s.fds) }, float64(8 + workers/2)},
+		{"rss", " MiB", func(s sample) float64 { return float64(s.rssKiB) / 1024 }, 4},
+	}
 }
 
 // verdict compares the last sample with base and writes one line per
 // metric; it returns false when any grew by more than its allowance.
-func verdict(w io.Writer, base, last sample) bool {
+func verdict(w io.Writer, workers int, base, last sample) bool {
 	ok := true
-	for _, m := range metrics {
+	for _, m := range verdictMetrics(workers) {
 		b, l := m.value(base), m.value(last)
 		allowed := max(b*maxGrowth, m.slack)
 		pct := 0.0

@@ -63,8 +63,9 @@ func TestVerdict(t *testing.T) {
 	}{
 		{"flat", s(100, 60, 40), s(100, 60, 40), true},
 		{"shrank", s(100, 60, 40), s(80, 50, 30), true},
-		{"within the slack", s(20, 10, 20), s(45, 30, 24), true},
-		{"goroutines past the slack", s(20, 10, 20), s(46, 10, 20), false},
+		{"within the slack", s(20, 10, 20), s(60, 30, 24), true},
+		{"goroutines past the slack", s(20, 10, 20), s(61, 10, 20), false},
+		{"fds past the slack", s(20, 10, 20), s(20, 31, 20), false},
 		{"within 10% of a large number", s(1000, 500, 200), s(1100, 550, 220), true},
 		{"goroutines past 10%", s(1000, 500, 200), s(1101, 500, 200), false},
 		{"fds past 10%", s(1000, 500, 200), s(1000, 551, 200), false},
@@ -72,7 +73,7 @@ func TestVerdict(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out strings.Builder
-			assert.Equal(t, tc.pass, verdict(&out, tc.base, tc.last), out.String())
+			assert.Equal(t, tc.pass, verdict(&out, 24, tc.base, tc.last), out.String())
 			assert.Equal(t, 3, strings.Count(out.String(), "\n"), "one line per metric")
 		})
 	}
