@@ -133,15 +133,20 @@ func startAmbassador(bin, dir string, u *upstreams) (*ambassador, error) {
 	if err := os.WriteFile(cfg, []byte(soakConfig(a, u)), 0o600); err != nil {
 		return nil, err
 	}
-	amb := &ambassador{addrs: a, log: &tailBuffer{max: 64 << 10}, done: make(chan struct{})}
-	amb.cmd = exec.Command(bin, "-config", cfg)
-	amb.cmd.Stdout = amb.log
-	amb.cmd.Stderr = amb.log
-	if err := amb.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	return startProcess(exec.Command(bin, "-config", cfg), a)
+}
+
+// startProcess starts cmd with its output kept in a bounded tail and a
+// goroutine that waits for its exit.
+func startProcess(cmd *exec.Cmd, a addrs) (*ambassador, error) {
+	amb := &ambassador{cmd: cmd, addrs: a, log: &tailBuffer{max: 64 << 10}, done: make(chan struct{})}
+	cmd.Stdout = amb.log
+	cmd.Stderr = amb.log
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", cmd.Path, err)
 	}
 	go func() {
-		amb.err = amb.cmd.Wait()
+		amb.err = cmd.Wait()
 		close(amb.done)
 	}()
 	return amb, nil
@@ -194,14 +199,13 @@ func get(ctx context.Context, c *http.Client, url string) error {
 }
 
 // stop sends SIGTERM and waits for the exit: it must come with status 0
-// within drainTimeout+exitGrace; past that the process is killed and stop
-// says so. It returns how long the exit took.
-func (a *ambassador) stop() (time.Duration, error) {
+// within bound (the soak passes drainTimeout+exitGrace); past that the
+// process is killed and stop says so. It returns how long the exit took.
+func (a *ambassador) stop(bound time.Duration) (time.Duration, error) {
 	start := time.Now()
 	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return 0, fmt.Errorf("SIGTERM: %w", err)
 	}
-	bound := drainTimeout + exitGrace
 	t := time.NewTimer(bound)
 	defer t.Stop()
 	select {
@@ -209,7 +213,7 @@ func (a *ambassador) stop() (time.Duration, error) {
 	case <-t.C:
 		_ = a.cmd.Process.Kill()
 		<-a.done
-		return time.Since(start), fmt.Errorf("ambassador still running %s after SIGTERM (drain_timeout %s): killed", bound, drainTimeout)
+		return time.Since(start), fmt.Errorf("ambassador still running %s after SIGTERM: killed", bound)
 	}
 	took := time.Since(start)
 	if a.err != nil {

@@ -163,7 +163,7 @@ func soak(o options, out io.Writer, amb *ambassador, admin *http.Client, ups *up
 	}()
 	samples, err := sm.loop(o, out, ups, first)
 	stopLoad() // no new requests; SIGTERM while the last ones finish
-	took, stopErr := amb.stop()
+	took, stopErr := amb.stop(drainTimeout + exitGrace)
 	<-loadDone
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -242,4 +243,32 @@ func TestClassifyH2StreamReset(t *testing.T) {
 	resp.Body.Close()
 	require.Error(t, err)
 	assert.Equal(t, errKindNames[errH2], errKindNames[classify(err)], err.Error())
+}
+
+// TestStop checks the exit check on stand-in processes: status 0 after
+// SIGTERM passes, another status fails, and a process that ignores SIGTERM
+// is killed at the bound and fails.
+func TestStop(t *testing.T) {
+	start := func(t *testing.T, onTerm string) *ambassador {
+		// The loop's sleeps are short so that no child outlives a kill by much.
+		script := `trap '` + onTerm + `' TERM; echo ready; while :; do sleep 0.05; done`
+		p, err := startProcess(exec.Command("sh", "-c", script), addrs{})
+		require.NoError(t, err)
+		t.Cleanup(p.kill)
+		require.Eventually(t, func() bool { return strings.Contains(p.log.String(), "ready") }, 5*time.Second, 10*time.Millisecond)
+		return p
+	}
+	t.Run("exit 0", func(t *testing.T) {
+		_, err := start(t, "exit 0").stop(5 * time.Second)
+		assert.NoError(t, err)
+	})
+	t.Run("exit 3", func(t *testing.T) {
+		_, err := start(t, "exit 3").stop(5 * time.Second)
+		assert.ErrorContains(t, err, "exit status 3")
+	})
+	t.Run("ignores SIGTERM", func(t *testing.T) {
+		took, err := start(t, "").stop(300 * time.Millisecond)
+		assert.ErrorContains(t, err, "still running")
+		assert.GreaterOrEqual(t, took, 300*time.Millisecond)
+	})
 }
