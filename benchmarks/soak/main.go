@@ -21,16 +21,19 @@
 //
 // Every -interval it samples the ambassador process: goroutines (go_goroutines
 // from the admin /metrics), open fds (/proc/PID/fd) and RSS (VmRSS of
-// /proc/PID/status), and prints a row: elapsed, requests so far, req/s in
-// the interval, 2xx so far, goroutines, fds, RSS, and the non-2xx answers
-// and failures so far by status code and kind. The baseline is the sample
-// at 20 % of the duration (the end of the second minute of the default
-// run), the last sample is taken at the end while traffic still runs; the
+// /proc/PID/status), each the minimum of 5 readings 200 ms apart (RSS: the
+// last), and prints a row: elapsed, requests so far, req/s in the
+// interval, 2xx so far, goroutines, fds, RSS, and the non-2xx answers and
+// failures so far by status code and kind. The baseline is the sample at
+// 20 % of the duration (the end of the second minute of the default run),
+// the last sample is taken at the end while traffic still runs; the
 // verdict fails when any of the three grew between them by more than
-// max(10 %, a small absolute slack): 25 goroutines, 20 fds, 4 MiB of RSS,
-// since in-flight requests (a few goroutines and sockets each) come and go
-// between samples. Then the ambassador gets SIGTERM and must exit with
-// status 0 within its drain_timeout (5 s) plus 5 s.
+// max(10 %, a small absolute slack): 16 + workers goroutines, 8 + workers/2
+// fds (40 and 20 at the default 24 workers), 4 MiB of RSS, since requests
+// in flight (a few goroutines and sockets each) and the ambassador's
+// upstream pools come and go between samples. Then the ambassador gets
+// SIGTERM and must exit with status 0 within its drain_timeout (5 s) plus
+// 5 s.
 //
 // Exit status: 0 all well, 1 growth, an unclean exit or a failure of the
 // soak itself, 2 bad flags. Everything binds 127.0.0.1 only.
