@@ -47,8 +47,10 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -105,6 +107,10 @@ func (o options) validate() error {
 var errGrowth = errors.New("soak failed")
 
 func run(o options, out io.Writer) error {
+	// SIGINT or SIGTERM ends the soak early; the deferred clean-up below
+	// still stops the ambassador and removes the scratch directory.
+	sigCtx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
 	dir, err := os.MkdirTemp("", "outbound-soak-")
 	if err != nil {
 		return err
@@ -136,11 +142,11 @@ func run(o options, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "soak: ambassador pid %d, listeners %s %s, admin %s; %s of traffic, %d workers, <= %.0f req/s; load average %s\n",
 		amb.pid(), amb.addrs.routes, amb.addrs.single, amb.addrs.admin, o.duration, o.workers, o.rps, loadavg())
-	return soak(o, out, amb, admin, ups)
+	return soak(sigCtx, o, out, amb, admin, ups)
 }
 
 // soak runs the traffic, samples, stops the ambassador and judges.
-func soak(o options, out io.Writer, amb *ambassador, admin *http.Client, ups *upstreams) error {
+func soak(sigCtx context.Context, o options, out io.Writer, amb *ambassador, admin *http.Client, ups *upstreams) error {
 	l := &load{
 		amb:     amb.addrs,
 		clients: newClients(o.workers),
@@ -164,7 +170,7 @@ func soak(o options, out io.Writer, amb *ambassador, admin *http.Client, ups *up
 		defer close(loadDone)
 		l.run(ctx, o.workers)
 	}()
-	samples, err := sm.loop(o, out, ups, first)
+	samples, err := sm.loop(sigCtx, o, out, ups, first)
 	stopLoad() // no new requests; SIGTERM while the last ones finish
 	took, stopErr := amb.stop(drainTimeout + exitGrace)
 	<-loadDone
@@ -231,12 +237,15 @@ func (sm *sampler) take() (sample, error) {
 
 // loop takes a sample at every scheduled time (each interval, 20 % of the
 // run, its end), printing each after first; it stops early when the
-// ambassador exits or an upstream fails.
-func (sm *sampler) loop(o options, out io.Writer, ups *upstreams, first sample) ([]sample, error) {
+// ambassador exits, an upstream fails or ctx ends (a signal).
+func (sm *sampler) loop(ctx context.Context, o options, out io.Writer, ups *upstreams, first sample) ([]sample, error) {
 	samples := []sample{first}
 	for _, at := range schedule(o.duration, o.interval, 0.2) {
 		t := time.NewTimer(time.Until(sm.start.Add(at)))
 		select {
+		case <-ctx.Done():
+			t.Stop()
+			return samples, errors.New("interrupted: no verdict")
 		case <-sm.amb.done:
 			t.Stop()
 			return samples, fmt.Errorf("ambassador exited during the soak (%v):\n%s", sm.amb.err, sm.amb.log)
