@@ -19,7 +19,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/outbound-go/outbound/benchmarks/proxy/internal/loopback"
+	"github.com/outbound-go/outbound/benchmarks/internal/loopback"
 )
 
 func main() {

@@ -27,7 +27,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/outbound-go/outbound/benchmarks/proxy/internal/loopback"
+	"github.com/outbound-go/outbound/benchmarks/internal/loopback"
 )
 
 func main() {

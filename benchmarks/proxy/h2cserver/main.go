@@ -24,7 +24,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/outbound-go/outbound/benchmarks/proxy/internal/loopback"
+	"github.com/outbound-go/outbound/benchmarks/internal/loopback"
 )
 
 // body is the 100 bytes every response carries.

@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/outbound-go/outbound/benchmarks/proxy/internal/loopback"
+	"github.com/outbound-go/outbound/benchmarks/internal/loopback"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

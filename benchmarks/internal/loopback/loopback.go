@@ -1,5 +1,5 @@
-// Package loopback keeps the proxy benchmark's programs on 127.0.0.1: they
-// accept only loopback addresses, so no run ever reaches past the machine.
+// Package loopback keeps the benchmark programs (proxy/, soak/) on 127.0.0.1:
+// they accept only loopback addresses, so no run ever reaches past the machine.
 package loopback
 
 import (
