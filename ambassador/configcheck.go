@@ -200,6 +200,7 @@ func (c *Config) check(lines map[string]int, ps *[]Problem) {
 	checkNonNegative(ck, "limits.read_header_timeout", int64(c.Limits.ReadHeaderTimeout))
 	checkNonNegative(ck, "limits.drain_timeout", int64(c.Limits.DrainTimeout))
 	checkNonNegative(ck, "limits.max_header_bytes", int64(c.Limits.MaxHeaderBytes))
+	checkLimits(ck, c.Limits)
 }
 
 func (c *Config) checkRef(ck checker, path, name string) {

@@ -346,16 +346,19 @@ func (s *Server) Run(ctx context.Context) error {
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)
 	errLog := slog.NewLogLogger(s.opts.logger.Handler(), slog.LevelDebug)
+	conns := s.clientConnLimiter(lim)
 	servers := make([]*http.Server, len(lns))
 	for i := range lns {
 		srv := &http.Server{
 			Protocols:         protos,
 			MaxHeaderBytes:    int(lim.MaxHeaderBytes),
 			ReadHeaderTimeout: lim.ReadHeaderTimeout,
-			IdleTimeout:       2 * time.Minute,
+			IdleTimeout:       lim.IdleTimeoutOrDefault(),
 			ErrorLog:          errLog,
 		}
 		if i < len(s.addrs) {
+			lns[i] = conns.listener(lns[i])
+			srv.ConnState = conns.connState
 			srv.Handler = &listenerHandler{s: s, idx: i}
 			s.boundAddrs = append(s.boundAddrs, lns[i].Addr())
 		} else {
