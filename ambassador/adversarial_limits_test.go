@@ -26,9 +26,11 @@ import (
 // headers (1xx responses, trailers).
 
 // limUpstream answers every request on a connection with 200 "ok"; a
-// request for /block waits for a value on release first.
+// request for /block waits for a value on release first (or the end of
+// the test).
 func limUpstream(t *testing.T, release <-chan struct{}) *rawUpstream {
-	return newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
+	stop := make(chan struct{})
+	up := newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
 		for {
 			req, err := u.readRequest(br)
 			if err != nil {
@@ -37,13 +39,15 @@ func limUpstream(t *testing.T, release <-chan struct{}) *rawUpstream {
 			if req.Target == "/block" {
 				select {
 				case <-release:
-				case <-time.After(4 * wireTimeout):
+				case <-stop:
 					return
 				}
 			}
 			writeResponse(t, c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
 	})
+	t.Cleanup(func() { close(stop) }) // runs before the upstream's own cleanup waits
+	return up
 }
 
 // limGet sends a keep-alive GET for path on c and reads the answer.

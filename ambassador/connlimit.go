@@ -280,3 +280,14 @@ func (s *Server) clientConnLimiter(l LimitsConfig) *connLimiter {
 	}
 	return newConnLimiter(n)
 }
+
+// CloseWrite half-closes the connection when it supports it, as net/http's
+// server does before closing a connection it answered with
+// Connection: close (so that unread client bytes do not turn the close
+// into a reset).
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}

@@ -98,7 +98,9 @@ func WithReady(f func()) ServerOption {
 // so the service's discovery layer picks the endpoint of each attempt.
 // Bodies stream both ways, hop-by-hop headers are dropped, trailers and
 // upgrades (WebSocket) pass through, and an upstream's own X-Outbound-Error
-// header is removed. When the stack fails, the answer is made here, with
+// is removed from its headers, trailers and 1xx responses (at most 5 of
+// which are relayed). Client connections are capped and idle ones closed
+// as limits says (see the package doc). When the stack fails, the answer is made here, with
 // X-Outbound-Error naming the reason (see the Reason constants); a gRPC
 // client gets a trailers-only gRPC status instead (UNAVAILABLE,
 // RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, UNIMPLEMENTED for no_route) with
