@@ -369,3 +369,42 @@ func TestInformationalResponsesBounded(t *testing.T) {
 	}
 	assert.Equal(t, 5, n1xx)
 }
+
+// TestClientConnCapWaitingConnEndsOnShutdown: a connection waiting for a
+// slot does not hold up shutdown; it is closed when the listener closes.
+// (The first connection, mid-head, is closed when drain_timeout ends.)
+func TestClientConnCapWaitingConnEndsOnShutdown(t *testing.T) {
+	up := limUpstream(t, nil)
+	cfg, err := ambassador.ParseConfig([]byte("admin: {address: 127.0.0.1:0}\nlimits: {max_client_connections: 1, drain_timeout: 100ms}\n"+
+		"listeners:\n  - {address: 127.0.0.1:0, service: up}\nservices:\n  up: {discovery: {static: ["+up.Addr()+"]}}\n"), "")
+	require.NoError(t, err)
+	s, err := ambassador.NewServer(cfg, ambassador.WithServerLogger(quietLogger()))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	<-s.Ready()
+	addr := s.Addrs()[0].String()
+
+	first, fbr := rawDial(t, addr)
+	rawSend(t, first, "GET / HTTP/1.1\r\nHost: x\r\n") // half a head: active, not idle
+	second, sbr := rawDial(t, addr)
+	rawSend(t, second, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	require.NoError(t, second.SetReadDeadline(time.Now().Add(200*time.Millisecond)))
+	_, err = sbr.Peek(1)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "the second connection waits for the only slot")
+	require.NoError(t, second.SetReadDeadline(time.Now().Add(wireTimeout)))
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(wireTimeout):
+		t.Fatal("Run did not return while a connection waited for a slot")
+	}
+	_, err = sbr.ReadByte()
+	assert.Error(t, err, "the waiting connection is closed, never answered")
+	_, err = fbr.ReadByte()
+	assert.Error(t, err)
+}
