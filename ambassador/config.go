@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -15,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/outbound-go/outbound/internal/boundedfile"
 	"github.com/outbound-go/outbound/internal/size"
 )
 
@@ -83,19 +83,23 @@ type RouteConfig struct {
 type SplitConfig struct {
 	// Service receives this leg's share.
 	Service string `yaml:"service"`
-	// Weight is the relative share, ≥ 0; weight 0 sends nothing. At least one
-	// leg of a split must have a positive weight.
+	// Weight is the relative share, an integer in [0, 10000]
+	// (MaxSplitWeight); weight 0 sends nothing. At least one leg of a split
+	// must have a positive weight.
 	Weight int `yaml:"weight"`
 }
 
 // LimitsConfig holds the process-wide limits on incoming requests. Zero
 // values mean the defaults shown.
 type LimitsConfig struct {
-	// MaxHeaderBytes bounds the request header size; 0 means 64KiB.
+	// MaxHeaderBytes bounds the request header size; 0 means 64KiB; at
+	// most 16MiB (MaxHeaderBytesLimit).
 	MaxHeaderBytes Size `yaml:"max_header_bytes"`
-	// ReadHeaderTimeout bounds the time to read request headers; 0 means 10s.
+	// ReadHeaderTimeout bounds the time to read request headers; 0 means
+	// 10s; at most 1h (MaxLimitsTimeout).
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
-	// DrainTimeout bounds how long shutdown waits for in-flight requests; 0 means 30s.
+	// DrainTimeout bounds how long shutdown waits for in-flight requests;
+	// 0 means 30s; at most 1h.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 	// IdleTimeout closes a client keep-alive connection idle for this long;
 	// 0 means 2m. At most 24h.
@@ -154,15 +158,29 @@ func (e *ConfigError) Error() string {
 	return b.String()
 }
 
+// MaxConfigFileSize bounds the config file LoadConfig reads.
+const MaxConfigFileSize = 16 << 20
+
 // LoadConfig reads the process config from the YAML file at path. Decoding
 // is strict: unknown keys, wrong types, bad durations and sizes and every
 // semantic problem are reported together in a *ConfigError, each with its
 // key path and line. Relative file paths in the config (discovery.file,
 // tls.ca_file, tls.cert_file, tls.key_file) are resolved against the
-// directory of path. A file that cannot be read is reported as the
+// directory of path.
+//
+// LoadConfig also reads the files the config names as start-up will: the
+// TLS files are read and parsed (regular files only, each at most
+// MaxTLSFileSize) and an endpoint file is read and parsed (at most
+// 16 MiB); a FIFO, a device, a directory, a missing, oversized or invalid
+// file is a problem at the key that names it
+// ("services.users.tls.ca_file: ..."). So what LoadConfig accepts,
+// NewServer builds (and ambassador -check, which calls it, binds no port).
+//
+// The config file itself must be a regular file of at most
+// MaxConfigFileSize bytes; one that cannot be read is reported as the
 // underlying error (errors.Is(err, fs.ErrNotExist) holds for a missing file).
 func LoadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := boundedfile.Read(path, MaxConfigFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("ambassador: read config: %w", err)
 	}
@@ -170,17 +188,24 @@ func LoadConfig(path string) (*Config, error) {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	return ParseConfig(data, dir)
+	return parseConfig(data, dir, true)
 }
 
 // ParseConfig decodes and validates the process config from YAML data, as
-// LoadConfig does; relative file paths are resolved against dir (left
-// relative when dir is ""). Errors are *ConfigError.
+// LoadConfig does, except that it reads no file the config names (LoadConfig
+// does); relative file paths are resolved against dir (left relative when
+// dir is ""). Errors are *ConfigError.
 //
 // In a service, an absent retry, ratelimit or breaker section leaves the
 // pointer nil (the policy is not in the stack); a present one, even "{}" or
 // a bare key with no value (YAML null), means the policy with its defaults.
 func ParseConfig(data []byte, dir string) (*Config, error) {
+	return parseConfig(data, dir, false)
+}
+
+// parseConfig is ParseConfig, reading the files the config names too when
+// readFiles is set.
+func parseConfig(data []byte, dir string, readFiles bool) (*Config, error) {
 	d := newDecoder()
 	var c Config
 	root, prob := parseDocument(data)
@@ -201,6 +226,9 @@ func ParseConfig(data []byte, dir string) (*Config, error) {
 		c.Services[name] = s
 	}
 	c.check(d.lines, &d.problems)
+	if readFiles {
+		c.checkFiles(d.lines, &d.problems)
+	}
 	if len(d.problems) > 0 {
 		return nil, newConfigError(d.problems)
 	}

@@ -141,7 +141,7 @@ services:
 		"listeners[4].routes[1]: set service or split (line 14)",
 		"listeners[4].routes[2]: set service or split, not both (line 15)",
 		`listeners[4].routes[3].path_prefix: must start with "/", got "pay/" (line 16)`,
-		"listeners[4].routes[3].split[0].weight: must be ≥ 0, got -1 (line 17)",
+		"listeners[4].routes[3].split[0].weight: must be an integer between 0 and 10000, got -1 (line 17)",
 		`listeners[4].routes[3].split[1].service: no service "ghost" (line 17)`,
 		"listeners[4].routes[3].split: weights are all zero; at least one must be positive (line 17)",
 		"listeners[4].routes[4].split: weights are all zero; at least one must be positive (line 18)",
@@ -295,6 +295,10 @@ func TestLoadConfigRelativeToFile(t *testing.T) {
 	_, err := ambassador.LoadConfig(path)
 	require.Error(t, err, "duplicate discovery key")
 	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(base, "{static: [127.0.0.1:8081]}", "{file: eps/users.yaml}", 1)), 0o600))
+	_, err = ambassador.LoadConfig(path)
+	require.ErrorContains(t, err, "services.users.discovery.file: ", "LoadConfig reads the endpoint file")
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "eps"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "eps", "users.yaml"), []byte("- {address: 127.0.0.1:8081}\n"), 0o600))
 	c, err := ambassador.LoadConfig(path)
 	require.NoError(t, err)
 	assert.Equal(t, filepath.Join(dir, "eps", "users.yaml"), c.Services["users"].Discovery.File)

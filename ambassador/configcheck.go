@@ -197,9 +197,9 @@ func (c *Config) check(lines map[string]int, ps *[]Problem) {
 		s.check(ck, sp, name)
 	}
 
-	checkNonNegative(ck, "limits.read_header_timeout", int64(c.Limits.ReadHeaderTimeout))
-	checkNonNegative(ck, "limits.drain_timeout", int64(c.Limits.DrainTimeout))
-	checkNonNegative(ck, "limits.max_header_bytes", int64(c.Limits.MaxHeaderBytes))
+	checkRange(ck, "limits.read_header_timeout", int64(c.Limits.ReadHeaderTimeout), int64(MaxLimitsTimeout), MaxLimitsTimeout.String())
+	checkRange(ck, "limits.drain_timeout", int64(c.Limits.DrainTimeout), int64(MaxLimitsTimeout), MaxLimitsTimeout.String())
+	checkRange(ck, "limits.max_header_bytes", int64(c.Limits.MaxHeaderBytes), int64(MaxHeaderBytesLimit), "16MiB")
 	checkLimits(ck, c.Limits)
 }
 
@@ -224,7 +224,7 @@ func (c *Config) checkRoute(ck checker, rp string, r RouteConfig) {
 	case r.Service != "":
 		c.checkRef(ck, rp+".service", r.Service)
 	}
-	total := 0
+	total, tooLarge := 0, false
 	for k, leg := range r.Split {
 		kp := rp + ".split[" + strconv.Itoa(k) + "]"
 		if leg.Service == "" {
@@ -232,13 +232,14 @@ func (c *Config) checkRoute(ck checker, rp string, r RouteConfig) {
 		} else {
 			c.checkRef(ck, kp+".service", leg.Service)
 		}
-		if leg.Weight < 0 {
-			ck.add(kp+".weight", "must be ≥ 0, got %d", leg.Weight)
+		if leg.Weight < 0 || leg.Weight > MaxSplitWeight {
+			ck.add(kp+".weight", "must be an integer between 0 and %d, got %d", MaxSplitWeight, leg.Weight)
+			tooLarge = tooLarge || leg.Weight > 0
 		} else {
 			total += leg.Weight
 		}
 	}
-	if len(r.Split) > 0 && total == 0 {
+	if len(r.Split) > 0 && total == 0 && !tooLarge {
 		ck.add(rp+".split", "weights are all zero; at least one must be positive")
 	}
 }
@@ -317,9 +318,9 @@ func (s ServiceConfig) check(ck checker, sp, name string) {
 		ck.add(tp, "protocol h2c is cleartext HTTP/2; use protocol h2 with tls")
 	}
 
-	checkNonNegative(ck, join(sp, "timeout"), int64(s.Timeout))
-	checkNonNegative(ck, join(sp, "max_connections"), int64(s.MaxConnections))
-	checkNonNegative(ck, join(sp, "max_concurrent_requests"), int64(s.MaxConcurrentRequests))
+	checkRange(ck, join(sp, "timeout"), int64(s.Timeout), int64(MaxServiceTimeout), MaxServiceTimeout.String())
+	checkRange(ck, join(sp, "max_connections"), int64(s.MaxConnections), MaxConnectionsLimit, "1000000")
+	checkRange(ck, join(sp, "max_concurrent_requests"), int64(s.MaxConcurrentRequests), MaxConnectionsLimit, "1000000")
 
 	if s.Retry != nil {
 		ck.policy(join(sp, "retry"), "retry", s.Retry.Validate(), nil)

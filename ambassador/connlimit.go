@@ -88,14 +88,8 @@ func clientConnectionsFor(n uint64) int {
 
 // checkLimits checks the keys of limits that bound client connections.
 func checkLimits(ck checker, l LimitsConfig) {
-	checkNonNegative(ck, "limits.idle_timeout", int64(l.IdleTimeout))
-	if l.IdleTimeout > maxIdleTimeout {
-		ck.add("limits.idle_timeout", "must be at most %s, got %s", "24h", l.IdleTimeout)
-	}
-	checkNonNegative(ck, "limits.max_client_connections", int64(l.MaxClientConnections))
-	if l.MaxClientConnections > maxClientConnectionsBound {
-		ck.add("limits.max_client_connections", "must be at most %d, got %d", maxClientConnectionsBound, l.MaxClientConnections)
-	}
+	checkRange(ck, "limits.idle_timeout", int64(l.IdleTimeout), int64(maxIdleTimeout), "24h")
+	checkRange(ck, "limits.max_client_connections", int64(l.MaxClientConnections), maxClientConnectionsBound, "1048576")
 }
 
 // connLimiter is the process-wide cap on client connections. Its listener

@@ -58,9 +58,36 @@
 // HTTP/1.1 (http1, the default), HTTP/2 with prior knowledge over cleartext
 // (h2c) or HTTP/2 over TLS by ALPN (h2); max_connections caps connections
 // per endpoint. tls (or protocol h2) originates TLS: the CA file, the client
-// certificate and key for mTLS, the server name. The files are re-read when
+// certificate and key for mTLS, the server name. The files are PEM, regular
+// files of at most 1 MiB each (MaxTLSFileSize). They are re-read when
 // they change on disk; a bad new file is logged and the previous
 // certificates keep serving.
+//
+// # Every send counts
+//
+// net/http's Transport re-sends a replayable request (idempotent, with no
+// body or a GetBody) that fails on a reused connection, on the next pooled
+// one, for as long as the pool lasts: a request that an upstream reads and
+// drops would reach it once per idle connection. The Stack wraps its base
+// transport, WithBase ones included, so that one RoundTrip of the base
+// takes at most two connections (the send and one transport re-send);
+// going for a third stops it, before a byte is written there, with an
+// error matching ErrResendLimit. Retry treats that error as a reset
+// (retry_on reset, idempotent requests), and every attempt it makes may
+// again use one transport re-send: with max_attempts 3 a request reaches a
+// failing upstream at most 6 times. The breaker counts it as a failure;
+// the ambassador answers 502 upstream_reset. The HTTP/2 transports re-send
+// only streams the server refused or never processed; the same bound stops
+// them at the third connection they take (a connection shared by other
+// streams is not closed, so one last stream may open and is reset at
+// once), and there the error is a refused stream, retried for every method.
+//
+// A TLS handshake that fails (the endpoint's certificate does not verify
+// against ca_file or server_name, the endpoint refuses the client
+// certificate, it does not speak TLS) is a connect failure: the request
+// was never sent, so it is retried on another endpoint like a refused
+// connection, for every method, and the ambassador answers 502
+// upstream_connect_failure.
 //
 // # gRPC
 //
@@ -83,6 +110,21 @@
 //	listeners[1].routes[0].service: no service "pay" (line 31)
 //
 // Relative file paths in the config are relative to the file's directory.
+// LoadConfig also reads the files the config names, as start-up will, so a
+// file that start-up would refuse is a problem at its key:
+//
+//	services.users.tls.ca_file: /dev/zero is a device: not a regular file (line 9)
+//
+// Only regular files (or symbolic links to one) are read, never a FIFO or a
+// device, and each is bounded: 1 MiB per TLS file (MaxTLSFileSize), 16 MiB
+// per endpoint file and for the config itself (MaxConfigFileSize).
+//
+// Every number has a bound, named in its error and in the field's doc:
+// split weights are integers in [0, 10000] with one positive
+// (MaxSplitWeight); retry.max_attempts is at most 10, ratelimit.rps at
+// least 0.001; durations, counts and sizes are capped where a larger value
+// would overflow a later computation or mean nothing (see the Max*
+// constants here and in the policy packages).
 //
 // # Client connections and what upstreams send back
 //

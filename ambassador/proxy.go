@@ -88,6 +88,7 @@ func (s *Server) newServiceEntry(name string, c ServiceConfig) (*serviceEntry, e
 			u.User = nil
 			u.Opaque = ""
 			pr.Out.Host = ""
+			dropH2CUpgrade(pr.Out.Header)
 		},
 		Transport: stack,
 		// 0, not -1: ReverseProxy already flushes every write of
@@ -279,6 +280,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
+	closeAfterChunkedRequest(lw, r)
 	if r.Method == http.MethodConnect {
 		s.refuse(lw, r, http.StatusMethodNotAllowed, ReasonBadRequest, 0)
 		return
@@ -331,6 +333,11 @@ func (s *Server) errorHandler(w http.ResponseWriter, r *http.Request, err error)
 		return
 	}
 	code, reason, retryAfter := classify(err)
+	if code == http.StatusBadGateway && deadlinePassed(r.Context()) {
+		// The request's deadline (its grpc-timeout) ended the call, even if
+		// what came back first was the upstream's reset of the stream.
+		code, reason = http.StatusGatewayTimeout, ReasonUpstreamTimeout
+	}
 	if code == http.StatusBadGateway || code == http.StatusGatewayTimeout {
 		s.opts.logger.LogAttrs(r.Context(), slog.LevelDebug, "upstream error", slog.String("reason", reason), slog.Any("error", err))
 	}
@@ -360,6 +367,22 @@ func classify(err error) (int, string, time.Duration) {
 	}
 }
 
+// deadlinePassed reports whether ctx has a deadline (for a proxied request,
+// the one its grpc-timeout set) and it has passed, whether or not its timer
+// has fired yet. An upstream that learnt the same deadline from the
+// forwarded grpc-timeout ends the call at about the same moment: grpc-go
+// resets the stream with CANCEL, and that reset can reach the transport
+// before the context's timer cancels the request (or the transport may see
+// both and pick the reset), so the transport error alone would say
+// upstream_reset.
+func deadlinePassed(ctx context.Context) bool {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
@@ -370,7 +393,7 @@ func isDialError(err error) bool {
 	if errors.As(err, &oe) && oe.Op == "dial" {
 		return true
 	}
-	return errors.Is(err, syscall.ECONNREFUSED)
+	return errors.Is(err, syscall.ECONNREFUSED) || tlsHandshakeFailed(err)
 }
 
 // refuse writes a locally made answer: an HTTP status with HeaderError, or

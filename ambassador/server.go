@@ -99,14 +99,31 @@ func WithReady(f func()) ServerOption {
 // Bodies stream both ways, hop-by-hop headers are dropped, trailers and
 // upgrades (WebSocket) pass through, and an upstream's own X-Outbound-Error
 // is removed from its headers, trailers and 1xx responses (at most 5 of
-// which are relayed). Client connections are capped and idle ones closed
-// as limits says (see the package doc). When the stack fails, the answer is made here, with
+// which are relayed). An offer to upgrade to h2c is never forwarded: the
+// h2c token leaves the Upgrade header and HTTP2-Settings is removed, so the
+// request reaches the upstream as a plain request (or with its other
+// offers, such as websocket) and no upstream can turn the client's
+// connection into an HTTP/2 connection past the routes and policies. An
+// HTTP/1.x client connection is closed after answering a request with a
+// Transfer-Encoding body (RFC 9112 §6.1), so a request framed one way by
+// Content-Length and another by Transfer-Encoding cannot carry a second,
+// smuggled request. Client connections are capped and idle ones closed as
+// limits says (see the package doc). When the stack fails, the answer is
+// made here, with
 // X-Outbound-Error naming the reason (see the Reason constants); a gRPC
 // client gets a trailers-only gRPC status instead (UNAVAILABLE,
 // RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, UNIMPLEMENTED for no_route) with
 // the reason in its x-outbound-error metadata. A grpc-timeout header bounds
-// the upstream call. max_concurrent_requests refuses the excess of a
-// service at once with 503 overloaded.
+// the upstream call; once it has passed the answer is DEADLINE_EXCEEDED
+// (upstream_timeout), also when the upstream, which learnt the same
+// deadline, reset the stream first. max_concurrent_requests refuses the
+// excess of a service at once with 503 overloaded.
+//
+// HTTP/2 requests that RFC 9113 §8.2.2 calls malformed (a connection-specific
+// header field such as Connection or Transfer-Encoding, TE other than
+// "trailers") never reach a handler: net/http's HTTP/2 server answers them
+// 400 itself, so they are not proxied, carry no X-Outbound-Error and write
+// no access-log line.
 //
 // Each request writes one access-log line (route, service, endpoint,
 // status, attempts, duration, and the reason when the ambassador answered).

@@ -54,13 +54,15 @@ type ServiceConfig struct {
 	// with CertFile and KeyFile). Protocol h2 implies TLS.
 	TLS TLSConfig `yaml:"tls"`
 	// Timeout bounds the whole logical request, retries and the reading of
-	// the response body included; 0 means 15s.
+	// the response body included; 0 means 15s; at most 24h
+	// (MaxServiceTimeout).
 	Timeout time.Duration `yaml:"timeout"`
-	// MaxConnections caps connections per endpoint; 0 means unlimited.
+	// MaxConnections caps connections per endpoint; 0 means unlimited; at
+	// most 1e6 (MaxConnectionsLimit).
 	MaxConnections int `yaml:"max_connections"`
 	// MaxConcurrentRequests caps in-flight requests to the whole service in
 	// the ambassador process (which refuses the excess with 503 overloaded);
-	// 0 means unlimited. A Stack does not enforce it.
+	// 0 means unlimited; at most 1e6. A Stack does not enforce it.
 	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
 	// Retry configures retries; nil leaves retry out of the stack.
 	Retry *retry.Config `yaml:"retry"`
@@ -71,8 +73,10 @@ type ServiceConfig struct {
 }
 
 // TLSConfig configures TLS origination to a service's endpoints. The files
-// are PEM; they are re-read when they change on disk, and a bad new file
-// keeps the previous material in use (the error is logged).
+// are PEM, each a regular file (or a symbolic link to one) of at most
+// MaxTLSFileSize (1 MiB): a FIFO, a device or a larger file is an error,
+// never read. They are re-read when they change on disk, and a bad new
+// file keeps the previous material in use (the error is logged).
 type TLSConfig struct {
 	// CAFile holds the CA certificates that verify the endpoints; "" means
 	// the system roots.
@@ -219,7 +223,7 @@ func NewStack(c ServiceConfig, opts ...Option) (*Stack, error) {
 		s.passthrough = http.DefaultTransport
 	}
 
-	below := s.base
+	below := guardResends(s.base, s.owned != nil && (c.Protocol == ProtocolH2 || c.Protocol == ProtocolH2C))
 	if o.mp != nil || o.tp != nil {
 		var ho []otelhttp.Option
 		if o.mp != nil {

@@ -229,7 +229,7 @@ func TestTLSCertificateRotation(t *testing.T) {
 	// A broken file is logged and the previous certificate keeps serving.
 	p.write("client.pem", []byte("not a certificate"))
 	require.Eventually(t, func() bool {
-		return strings.Contains(logs.String(), "failed to find any PEM data")
+		return strings.Contains(logs.String(), "holds no PEM certificate")
 	}, 10*time.Second, 5*time.Millisecond)
 	body, err = getNewConn(t, s, "http://users/")
 	require.NoError(t, err)

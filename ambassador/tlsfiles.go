@@ -4,15 +4,19 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/outbound-go/outbound/internal/boundedfile"
 )
 
 // tlsPollInterval is how often the files are checked when fsnotify is not
@@ -89,31 +93,78 @@ func (s *tlsSource) files() []string {
 }
 
 func (s *tlsSource) load() (*tlsMaterial, error) {
-	m := &tlsMaterial{}
-	var err error
-	if s.cfg.CAFile != "" {
-		if m.caPEM, err = os.ReadFile(s.cfg.CAFile); err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		m.roots = x509.NewCertPool()
-		if !m.roots.AppendCertsFromPEM(m.caPEM) {
-			return nil, fmt.Errorf("tls.ca_file: %s holds no PEM certificate", s.cfg.CAFile)
-		}
-	}
-	if s.cfg.CertFile != "" {
-		if m.certPEM, err = os.ReadFile(s.cfg.CertFile); err != nil {
-			return nil, fmt.Errorf("tls.cert_file: %w", err)
-		}
-		if m.keyPEM, err = os.ReadFile(s.cfg.KeyFile); err != nil {
-			return nil, fmt.Errorf("tls.key_file: %w", err)
-		}
-		cert, err := tls.X509KeyPair(m.certPEM, m.keyPEM)
-		if err != nil {
-			return nil, fmt.Errorf("tls.cert_file, tls.key_file: %w", err)
-		}
-		m.cert = &cert
+	var errs []error
+	m := readTLSMaterial(s.cfg, func(key string, err error) {
+		errs = append(errs, fmt.Errorf("tls.%s: %w", key, err))
+	})
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return m, nil
+}
+
+// MaxTLSFileSize bounds each of a service's TLS files (ca_file, cert_file,
+// key_file): a CA bundle or a certificate chain is a few KiB, so a larger
+// file is a mistake (or /dev/zero) and is refused before it fills memory.
+const MaxTLSFileSize = 1 << 20
+
+// readTLSMaterial reads and parses the files of c as start-up does (regular
+// files only, each at most MaxTLSFileSize) and calls bad with the key under
+// tls ("ca_file", "cert_file", "key_file") of every file at fault. The
+// material is nil when bad was called. Config checks and tlsSource share
+// it, so -check refuses exactly what start-up refuses.
+func readTLSMaterial(c TLSConfig, bad func(key string, err error)) *tlsMaterial {
+	m := &tlsMaterial{}
+	ok := true
+	fail := func(key string, err error) {
+		ok = false
+		bad(key, err)
+	}
+	if c.CAFile != "" {
+		var err error
+		if m.caPEM, err = boundedfile.Read(c.CAFile, MaxTLSFileSize); err != nil {
+			fail("ca_file", err)
+		} else if m.roots = x509.NewCertPool(); !m.roots.AppendCertsFromPEM(m.caPEM) {
+			fail("ca_file", fmt.Errorf("%s holds no PEM certificate", c.CAFile))
+		}
+	}
+	if c.CertFile != "" && c.KeyFile != "" {
+		m.certPEM = readPEM(c.CertFile, "cert_file", "CERTIFICATE", fail)
+		m.keyPEM = readPEM(c.KeyFile, "key_file", "PRIVATE KEY", fail)
+		if m.certPEM != nil && m.keyPEM != nil {
+			cert, err := tls.X509KeyPair(m.certPEM, m.keyPEM)
+			if err != nil {
+				fail("cert_file", fmt.Errorf("%s with key_file %s: %w", c.CertFile, c.KeyFile, err))
+			} else {
+				m.cert = &cert
+			}
+		}
+	}
+	if !ok {
+		return nil
+	}
+	return m
+}
+
+// readPEM reads path and checks that it holds a PEM block whose type ends
+// with want ("CERTIFICATE", "PRIVATE KEY"); it reports a failure to fail
+// under key and returns nil.
+func readPEM(path, key, want string, fail func(string, error)) []byte {
+	data, err := boundedfile.Read(path, MaxTLSFileSize)
+	if err != nil {
+		fail(key, err)
+		return nil
+	}
+	for rest := data; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			fail(key, fmt.Errorf("%s holds no PEM %s", path, strings.ToLower(want)))
+			return nil
+		}
+		if strings.HasSuffix(b.Type, want) {
+			return data
+		}
+	}
 }
 
 // reload re-reads the files and swaps them in when they changed and parse.

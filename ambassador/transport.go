@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	kinds "github.com/outbound-go/outbound/internal/classify"
 )
 
 // Tuning of the default base transport. A proxy talks to few hosts with
@@ -76,10 +78,16 @@ func (s *tlsSource) dial(ctx context.Context, d *net.Dialer, network, addr strin
 	tc := tls.Client(raw, cfg)
 	if err := tc.HandshakeContext(hctx); err != nil {
 		_ = raw.Close()
-		return nil, err
+		// Part of connecting: nothing of the request was sent, and
+		// errors.As finds a dial *net.OpError (with the TLS error in it).
+		return nil, &net.OpError{Op: "dial", Net: network, Source: raw.LocalAddr(), Addr: raw.RemoteAddr(), Err: err}
 	}
 	return tc, nil
 }
+
+// tlsHandshakeFailed reports whether err is a failed or unverified TLS
+// handshake, of the stack's own dial or of a WithBase transport's.
+func tlsHandshakeFailed(err error) bool { return kinds.TLSHandshakeFailure(err) }
 
 // httpsScheme sends the picked endpoint's request over TLS.
 type httpsScheme struct{ next http.RoundTripper }

@@ -18,11 +18,23 @@ const (
 	DefaultMaxKeys             = 10000
 )
 
+// Bounds Validate enforces.
+const (
+	// MaxCount bounds ConsecutiveFailures and MinRequests.
+	MaxCount = 1_000_000
+	// MaxHalfOpenRequests bounds HalfOpenRequests.
+	MaxHalfOpenRequests = 1000
+	// MaxDuration bounds Interval and OpenTimeout.
+	MaxDuration = 24 * time.Hour
+	// MaxMaxKeys bounds MaxKeys.
+	MaxMaxKeys = 10_000_000
+)
+
 // Config is the breaker section of a service's configuration. Every zero
 // field means the documented default, never "off".
 type Config struct {
 	// ConsecutiveFailures trips a closed breaker after this many failures
-	// in a row (within one Interval); 0 means 5.
+	// in a row (within one Interval); 0 means 5; at most MaxCount (1e6).
 	ConsecutiveFailures int `yaml:"consecutive_failures"`
 	// FailureRatio, when above 0, also trips a closed breaker once
 	// failures/(failures+successes) within the current Interval reaches it,
@@ -30,21 +42,21 @@ type Config struct {
 	// 0 turns the ratio rule off; at most 1.
 	FailureRatio float64 `yaml:"failure_ratio"`
 	// MinRequests is the number of completed requests in the current
-	// Interval before FailureRatio is looked at; 0 means 20.
+	// Interval before FailureRatio is looked at; 0 means 20; at most 1e6.
 	MinRequests int `yaml:"min_requests"`
 	// Interval is the window over which a closed breaker counts requests:
 	// its counts (including the consecutive failures) start over every
-	// Interval; 0 means 10s.
+	// Interval; 0 means 10s; at most 24h (MaxDuration).
 	Interval time.Duration `yaml:"interval"`
 	// OpenTimeout is how long a tripped breaker refuses every request
-	// before it turns half-open; 0 means 30s.
+	// before it turns half-open; 0 means 30s; at most 24h.
 	OpenTimeout time.Duration `yaml:"open_timeout"`
 	// HalfOpenRequests is how many probe requests a half-open breaker lets
 	// through; that many successes close it, one failure re-opens it for
-	// another OpenTimeout. 0 means 1.
+	// another OpenTimeout. 0 means 1; at most 1000.
 	HalfOpenRequests int `yaml:"half_open_requests"`
 	// MaxKeys bounds the number of per-key breakers kept at once; 0 means
-	// 10000. See "Keys and memory" in the package documentation.
+	// 10000; at most 1e7. See "Keys and memory" in the package documentation.
 	MaxKeys int `yaml:"max_keys"`
 }
 
@@ -64,30 +76,37 @@ func (c Config) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
-	if c.ConsecutiveFailures < 0 || c.ConsecutiveFailures > math.MaxUint32 {
+	if c.ConsecutiveFailures < 0 || c.ConsecutiveFailures > MaxCount {
 		bad("consecutive_failures", "must be between 0 (= %d) and %d, got %d",
-			DefaultConsecutiveFailures, uint32(math.MaxUint32), c.ConsecutiveFailures)
+			DefaultConsecutiveFailures, MaxCount, c.ConsecutiveFailures)
 	}
 	if math.IsNaN(c.FailureRatio) || c.FailureRatio < 0 || c.FailureRatio > 1 {
 		bad("failure_ratio", "must be between 0 (off) and 1, got %s",
 			strconv.FormatFloat(c.FailureRatio, 'g', -1, 64))
 	}
-	if c.MinRequests < 0 || c.MinRequests > math.MaxUint32 {
+	if c.MinRequests < 0 || c.MinRequests > MaxCount {
 		bad("min_requests", "must be between 0 (= %d) and %d, got %d",
-			DefaultMinRequests, uint32(math.MaxUint32), c.MinRequests)
+			DefaultMinRequests, MaxCount, c.MinRequests)
 	}
-	if c.Interval < 0 {
-		bad("interval", "must be ≥ 0 (0 = %v), got %v", DefaultInterval, c.Interval)
+	checkDuration := func(field string, d, def time.Duration) {
+		switch {
+		case d < 0:
+			bad(field, "must be ≥ 0 (0 = %v), got %v", def, d)
+		case d > MaxDuration:
+			bad(field, "must be ≤ %v, got %v", MaxDuration, d)
+		}
 	}
-	if c.OpenTimeout < 0 {
-		bad("open_timeout", "must be ≥ 0 (0 = %v), got %v", DefaultOpenTimeout, c.OpenTimeout)
-	}
-	if c.HalfOpenRequests < 0 || c.HalfOpenRequests > math.MaxUint32 {
+	checkDuration("interval", c.Interval, DefaultInterval)
+	checkDuration("open_timeout", c.OpenTimeout, DefaultOpenTimeout)
+	if c.HalfOpenRequests < 0 || c.HalfOpenRequests > MaxHalfOpenRequests {
 		bad("half_open_requests", "must be between 0 (= %d) and %d, got %d",
-			DefaultHalfOpenRequests, uint32(math.MaxUint32), c.HalfOpenRequests)
+			DefaultHalfOpenRequests, MaxHalfOpenRequests, c.HalfOpenRequests)
 	}
-	if c.MaxKeys < 0 {
+	switch {
+	case c.MaxKeys < 0:
 		bad("max_keys", "must be ≥ 0 (0 = %d), got %d", DefaultMaxKeys, c.MaxKeys)
+	case c.MaxKeys > MaxMaxKeys:
+		bad("max_keys", "must be ≤ %d, got %d", MaxMaxKeys, c.MaxKeys)
 	}
 	return errors.Join(errs...)
 }

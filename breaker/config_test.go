@@ -22,9 +22,9 @@ func TestConfigValidate(t *testing.T) {
 		{"zero is valid", breaker.Config{}, nil},
 		{"full", breaker.Config{ConsecutiveFailures: 3, FailureRatio: 1, MinRequests: 1, Interval: time.Second, OpenTimeout: time.Second, HalfOpenRequests: 4, MaxKeys: 1}, nil},
 		{"negative counts", breaker.Config{ConsecutiveFailures: -1, MinRequests: -2, HalfOpenRequests: -3, MaxKeys: -4}, []string{
-			"consecutive_failures: must be between 0 (= 5) and 4294967295, got -1",
-			"min_requests: must be between 0 (= 20) and 4294967295, got -2",
-			"half_open_requests: must be between 0 (= 1) and 4294967295, got -3",
+			"consecutive_failures: must be between 0 (= 5) and 1000000, got -1",
+			"min_requests: must be between 0 (= 20) and 1000000, got -2",
+			"half_open_requests: must be between 0 (= 1) and 1000, got -3",
 			"max_keys: must be ≥ 0 (0 = 10000), got -4",
 		}},
 		{"ratio above 1", breaker.Config{FailureRatio: 1.5}, []string{"failure_ratio: must be between 0 (off) and 1, got 1.5"}},
@@ -35,7 +35,18 @@ func TestConfigValidate(t *testing.T) {
 			"open_timeout: must be ≥ 0 (0 = 30s), got -1ms",
 		}},
 		{"too large", breaker.Config{HalfOpenRequests: math.MaxUint32 + 1}, []string{
-			"half_open_requests: must be between 0 (= 1) and 4294967295, got 4294967296",
+			"half_open_requests: must be between 0 (= 1) and 1000, got 4294967296",
+		}},
+		{"at the bounds", breaker.Config{ConsecutiveFailures: 1e6, MinRequests: 1e6, HalfOpenRequests: 1000,
+			Interval: 24 * time.Hour, OpenTimeout: 24 * time.Hour, MaxKeys: 1e7}, nil},
+		{"past the bounds", breaker.Config{ConsecutiveFailures: 1e6 + 1, MinRequests: 1e6 + 1, HalfOpenRequests: 1001,
+			Interval: 24*time.Hour + 1, OpenTimeout: 1000 * time.Hour, MaxKeys: 1e7 + 1}, []string{
+			"consecutive_failures: must be between 0 (= 5) and 1000000, got 1000001",
+			"min_requests: must be between 0 (= 20) and 1000000, got 1000001",
+			"interval: must be ≤ 24h0m0s, got 24h0m0.000000001s",
+			"open_timeout: must be ≤ 24h0m0s, got 1000h0m0s",
+			"half_open_requests: must be between 0 (= 1) and 1000, got 1001",
+			"max_keys: must be ≤ 10000000, got 10000001",
 		}},
 	}
 	for _, tt := range tests {

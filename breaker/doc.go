@@ -35,7 +35,9 @@
 //
 // Zero Config fields mean: consecutive_failures 5, failure_ratio off,
 // min_requests 20, interval 10s, open_timeout 30s, half_open_requests 1,
-// max_keys 10000.
+// max_keys 10000. Validate bounds them: consecutive_failures and
+// min_requests at most 1e6, half_open_requests at most 1000, interval and
+// open_timeout at most 24h, failure_ratio in [0, 1], max_keys at most 1e7.
 //
 // # What counts as a failure
 //

@@ -27,6 +27,18 @@ const (
 	DefaultHealthCheckTimeout  = time.Second
 )
 
+// Bounds Validate enforces on the durations of a Config (0 always means the
+// default): a refresh or health-check interval below MinInterval would
+// poll in a busy loop; none may exceed MaxInterval.
+const (
+	// MinInterval is the shortest non-zero Refresh, HealthCheck.Interval
+	// and HealthCheck.Timeout.
+	MinInterval = time.Millisecond
+	// MaxInterval is the longest Refresh, HealthCheck.Interval and
+	// HealthCheck.Timeout.
+	MaxInterval = 24 * time.Hour
+)
+
 // FieldError is one problem with a Config, naming the yaml key it concerns
 // (for example "static[1]" or "health_check.interval"). Field is empty for a
 // problem that concerns the section as a whole, such as a missing source.
@@ -83,22 +95,36 @@ func (c Config) validate(needSource bool) error {
 			add(fmt.Sprintf("static[%d]", i), "%v", err)
 		}
 	}
+	// dns, srv and resolver are checked as DNS and SRV will check them, so
+	// FromConfig never refuses what Validate accepts.
 	if c.DNS != "" {
 		if err := checkHostPort(c.DNS); err != nil {
 			add("dns", "%v", err)
+		} else if _, _, err := parseEndpointAddr(c.DNS); err != nil {
+			add("dns", "%v", err)
 		}
 	}
-	if c.SRV != "" && strings.ContainsAny(c.SRV, ": \t/") {
+	if c.SRV != "" && (strings.ContainsAny(c.SRV, ": \t/") || !isHostname(c.SRV)) {
 		add("srv", "%q is not an SRV name such as _http._tcp.users.internal", c.SRV)
 	}
 	if c.Resolver != "" {
 		if err := checkHostPort(c.Resolver); err != nil {
 			add("resolver", "%v", err)
+		} else if _, _, err := parseEndpointAddr(c.Resolver); err != nil {
+			add("resolver", "%v", err)
 		}
 	}
-	if c.Refresh < 0 {
-		add("refresh", "must be ≥ 0, got %v", c.Refresh)
+	checkInterval := func(field string, d time.Duration) {
+		switch {
+		case d < 0:
+			add(field, "must be ≥ 0, got %v", d)
+		case d > 0 && d < MinInterval:
+			add(field, "must be 0 (the default) or at least %v, got %v", MinInterval, d)
+		case d > MaxInterval:
+			add(field, "must be at most %v, got %v", MaxInterval, d)
+		}
 	}
+	checkInterval("refresh", c.Refresh)
 	switch c.Balancer {
 	case "", RoundRobin, LeastRequest, EWMA:
 	default:
@@ -108,12 +134,8 @@ func (c Config) validate(needSource bool) error {
 	if hc.Path != "" && !strings.HasPrefix(hc.Path, "/") {
 		add("health_check.path", "must start with /, got %q", hc.Path)
 	}
-	if hc.Interval < 0 {
-		add("health_check.interval", "must be ≥ 0, got %v", hc.Interval)
-	}
-	if hc.Timeout < 0 {
-		add("health_check.timeout", "must be ≥ 0, got %v", hc.Timeout)
-	}
+	checkInterval("health_check.interval", hc.Interval)
+	checkInterval("health_check.timeout", hc.Timeout)
 	return errors.Join(errs...)
 }
 

@@ -75,7 +75,10 @@
 // *NoEndpointsError: errors.Is(err, ErrNoEndpoints) holds, it is a local
 // refusal retry does not retry, and its gRPC status is codes.Unavailable.
 // Config.Validate names every bad key (exactly one source; host:port
-// addresses; a known balancer; no negative durations).
+// addresses, dns, srv and resolver checked as DNS and SRV check them, so
+// FromConfig never refuses what Validate accepts; a known balancer; refresh
+// and the health-check interval and timeout 0 or between 1ms and 24h). An
+// endpoint file is read only when it is a regular file of at most 16 MiB.
 //
 // # Concurrency
 //

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/outbound-go/outbound/internal/boundedfile"
 )
 
 const (
@@ -21,7 +21,8 @@ const (
 	// filePollInterval is how often the file source re-reads the file when
 	// the system cannot watch it (no inotify instance left, say).
 	filePollInterval = time.Second
-	// maxFileSize bounds what the file source reads.
+	// maxFileSize bounds what the file source reads; only regular files
+	// are read (see internal/boundedfile).
 	maxFileSize = 16 << 20
 )
 
@@ -47,7 +48,8 @@ type fileSource struct {
 //
 // File reads and checks the file at once: a missing, unreadable or
 // malformed file is an error from File, so a bad config is refused at
-// start. Problems in the file are *FileError values joined with
+// start. Only a regular file (or a symbolic link to one) of at most 16 MiB
+// is read: a FIFO, a device or a directory is refused without blocking. Problems in the file are *FileError values joined with
 // errors.Join, one per problem, each with its line.
 //
 // # Watching
@@ -77,17 +79,14 @@ func File(path string) (Source, error) {
 
 // readEndpointFile reads and parses the endpoint file at path.
 func readEndpointFile(path string) ([]Endpoint, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("discovery: endpoint file: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("discovery: endpoint file: %w", err)
-	}
-	if len(data) > maxFileSize {
+	data, err := boundedfile.Read(path, maxFileSize)
+	switch {
+	case errors.Is(err, boundedfile.ErrTooLarge):
 		return nil, &FileError{Path: path, Msg: fmt.Sprintf("larger than %d bytes", maxFileSize)}
+	case errors.Is(err, boundedfile.ErrNotRegular):
+		return nil, &FileError{Path: path, Msg: "not a regular file (a FIFO, device or directory is never read)"}
+	case err != nil:
+		return nil, fmt.Errorf("discovery: endpoint file: %w", err)
 	}
 	eps, err := parseEndpointFile(data)
 	if err != nil {

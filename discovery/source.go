@@ -48,7 +48,8 @@ type Config struct {
 	// Resolver is the DNS server (host:port) the dns and srv sources ask;
 	// "" means the system resolver.
 	Resolver string `yaml:"resolver"`
-	// Refresh is how often DNS sources re-resolve; 0 means 30s.
+	// Refresh is how often DNS sources re-resolve; 0 means 30s, else
+	// between 1ms (MinInterval) and 24h (MaxInterval).
 	Refresh time.Duration `yaml:"refresh"`
 	// Balancer is round_robin (the default), least_request or ewma.
 	Balancer string `yaml:"balancer"`
@@ -61,8 +62,9 @@ type HealthCheckConfig struct {
 	// Path is the HTTP path checked with GET on every endpoint; "" turns
 	// active checks off.
 	Path string `yaml:"path"`
-	// Interval between checks of one endpoint; 0 means 5s.
+	// Interval between checks of one endpoint; 0 means 5s, else between
+	// 1ms and 24h.
 	Interval time.Duration `yaml:"interval"`
-	// Timeout of one check; 0 means 1s.
+	// Timeout of one check; 0 means 1s, else between 1ms and 24h.
 	Timeout time.Duration `yaml:"timeout"`
 }

@@ -26,21 +26,32 @@ const (
 	DefaultMaxPause = 5 * time.Minute
 	// MaxRPS is the largest rate Validate accepts.
 	MaxRPS = 1e9
+	// MinRPS is the smallest rate Validate accepts: one request every
+	// 1000 s. Below it the wait for a token (and the Retry-After of a
+	// refusal) grows past any useful bound.
+	MinRPS = 0.001
+	// MaxBurst is the largest Burst Validate accepts.
+	MaxBurst = 1_000_000_000
+	// MaxMaxWait is the largest MaxWait Validate accepts.
+	MaxMaxWait = time.Hour
+	// MaxMaxKeys is the largest MaxKeys Validate accepts.
+	MaxMaxKeys = 10_000_000
 )
 
 // Config is the YAML-decodable configuration of a Limiter. Its zero value is
 // not valid: RPS is required. Every other zero field means the documented
 // default.
 type Config struct {
-	// RPS is the sustained rate in requests per second; required, > 0.
-	// Fractions are allowed: 0.5 is one request every 2 s.
+	// RPS is the sustained rate in requests per second; required, between
+	// MinRPS (0.001) and MaxRPS (1e9). Fractions are allowed: 0.5 is one
+	// request every 2 s.
 	RPS float64 `yaml:"rps"`
 	// Burst is the bucket size: how many requests may go at once after a
-	// quiet period. 0 means ceil(RPS).
+	// quiet period. 0 means ceil(RPS); at most MaxBurst (1e9).
 	Burst int `yaml:"burst"`
 	// MaxWait is how long a request may wait for a token. 0 rejects at once
 	// when no token is free; a positive value waits up to that long, and
-	// never past the request's context deadline.
+	// never past the request's context deadline. At most 1h.
 	MaxWait time.Duration `yaml:"max_wait"`
 	// Scope is "host" (default; one bucket per destination host, bounded by
 	// MaxKeys) or "global" (one bucket for everything).
@@ -49,7 +60,7 @@ type Config struct {
 	// Retry-After (or a gRPC grpc-retry-pushback-ms trailer) puts on its key.
 	IgnoreRetryAfter bool `yaml:"ignore_retry_after"`
 	// MaxKeys bounds the number of per-host buckets kept at once; 0 means
-	// DefaultMaxKeys. Idle buckets are evicted first.
+	// DefaultMaxKeys; at most MaxMaxKeys (1e7). Idle buckets are evicted first.
 	MaxKeys int `yaml:"max_keys"`
 }
 
@@ -76,22 +87,33 @@ func (c Config) Validate() error {
 		bad("rps", "required, must be > 0")
 	case c.RPS < 0:
 		bad("rps", "required, must be > 0, got %s", strconv.FormatFloat(c.RPS, 'g', -1, 64))
+	case c.RPS < MinRPS:
+		bad("rps", "must be ≥ %g (one request every 1000s), got %s", MinRPS, strconv.FormatFloat(c.RPS, 'g', -1, 64))
 	case c.RPS > MaxRPS:
 		bad("rps", "must be ≤ %g, got %s", float64(MaxRPS), strconv.FormatFloat(c.RPS, 'g', -1, 64))
 	}
-	if c.Burst < 0 {
+	switch {
+	case c.Burst < 0:
 		bad("burst", "must be ≥ 0 (0 = ceil(rps)), got %d", c.Burst)
+	case c.Burst > MaxBurst:
+		bad("burst", "must be ≤ %d, got %d", MaxBurst, c.Burst)
 	}
-	if c.MaxWait < 0 {
+	switch {
+	case c.MaxWait < 0:
 		bad("max_wait", "must be ≥ 0 (0 = reject at once), got %v", c.MaxWait)
+	case c.MaxWait > MaxMaxWait:
+		bad("max_wait", "must be ≤ %v, got %v", MaxMaxWait, c.MaxWait)
 	}
 	switch c.Scope {
 	case "", ScopeHost, ScopeGlobal:
 	default:
 		bad("scope", "must be %q or %q, got %q", ScopeHost, ScopeGlobal, c.Scope)
 	}
-	if c.MaxKeys < 0 {
+	switch {
+	case c.MaxKeys < 0:
 		bad("max_keys", "must be ≥ 0 (0 = %d), got %d", DefaultMaxKeys, c.MaxKeys)
+	case c.MaxKeys > MaxMaxKeys:
+		bad("max_keys", "must be ≤ %d, got %d", MaxMaxKeys, c.MaxKeys)
 	}
 	return errors.Join(errs...)
 }

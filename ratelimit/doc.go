@@ -25,12 +25,12 @@
 // # Configuration and defaults
 //
 //	ratelimit:
-//	  rps: 100                   # required, > 0; fractions allowed: 0.5 = one every 2 s
-//	  burst: 0                   # 0 = ceil(rps)
-//	  max_wait: 0s               # 0 = reject at once; > 0 = wait up to this, never past the deadline
+//	  rps: 100                   # required, 0.001 to 1e9; fractions allowed: 0.5 = one every 2 s
+//	  burst: 0                   # 0 = ceil(rps); at most 1e9
+//	  max_wait: 0s               # 0 = reject at once; > 0 = wait up to this (at most 1h), never past the deadline
 //	  scope: host                # host (default): one bucket per req.URL.Host; global: one bucket
 //	  ignore_retry_after: false  # true = upstream Retry-After / pushback does not pause the key
-//	  max_keys: 10000            # bound on the number of per-host buckets
+//	  max_keys: 10000            # bound on the number of per-host buckets; at most 1e7
 //
 // In the host scope buckets are created on first use and kept at most
 // max_keys at once. There is no background goroutine: when a new key finds

@@ -3,7 +3,6 @@ package ratelimit_test
 import (
 	"context"
 	"errors"
-	"math"
 	"net/http"
 	"strconv"
 	"testing"
@@ -404,14 +403,22 @@ func TestEvictionBoundsKeys(t *testing.T) {
 	}
 }
 
-func TestVerySlowRateReportsLongRetryAfter(t *testing.T) {
+// TestSlowestRateReportsItsRetryAfter: at MinRPS the wait for the next
+// token is 1000 s; a slower rate (1e-300 answered Retry-After: 9223372037)
+// is refused by Validate.
+func TestSlowestRateReportsItsRetryAfter(t *testing.T) {
 	clk := newFakeClock()
-	lim, err := ratelimit.New(ratelimit.Config{RPS: 1e-300}, clk.Option())
+	lim, err := ratelimit.New(ratelimit.Config{RPS: ratelimit.MinRPS}, clk.Option())
 	require.NoError(t, err)
 	require.NoError(t, lim.Acquire(context.Background(), "k"))
 	var le *ratelimit.LimitedError
 	require.ErrorAs(t, lim.Acquire(context.Background(), "k"), &le)
-	assert.Equal(t, time.Duration(math.MaxInt64), le.RetryAfter, "no overflow into a short wait")
+	assert.InDelta(t, 1000*time.Second, le.RetryAfter, float64(time.Second))
+
+	_, err = ratelimit.New(ratelimit.Config{RPS: 1e-300}, clk.Option())
+	var fe *ratelimit.FieldError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "rps", fe.Field)
 }
 
 func TestRealTimer(t *testing.T) {

@@ -28,6 +28,24 @@ const (
 	DefaultHedgeMaxExtra = 1
 )
 
+// Bounds Validate enforces, so that no value makes a later computation
+// overflow or turn one request into thousands of attempts.
+const (
+	// MaxMaxAttempts is the largest MaxAttempts.
+	MaxMaxAttempts = 10
+	// MaxHedgeExtra is the largest HedgeConfig.MaxExtra.
+	MaxHedgeExtra = 10
+	// MaxDuration bounds PerTryTimeout, BaseDelay, MaxDelay,
+	// MaxRetryAfter, Budget.TTL and Hedge.Delay.
+	MaxDuration = time.Hour
+	// MinBudgetTTL is the shortest non-zero Budget.TTL.
+	MinBudgetTTL = 10 * time.Millisecond
+	// MaxBodyBufferLimit is the largest MaxBodyBuffer.
+	MaxBodyBufferLimit = Size(256 << 20)
+	// MaxBudgetMinPerSecond is the largest Budget.MinPerSecond.
+	MaxBudgetMinPerSecond = 1e6
+)
+
 // The words retry_on accepts.
 const (
 	OnConnectFailure       = "connect-failure"
@@ -52,11 +70,12 @@ func DefaultRetriableGRPCCodes() []string { return []string{"UNAVAILABLE"} }
 // default policy; the yaml tags are the keys of a retry: section.
 type Config struct {
 	// MaxAttempts is the number of attempts including the first; 1 means
-	// no retries. 0 means 3.
+	// no retries. 0 means 3; at most 10 (MaxMaxAttempts).
 	MaxAttempts int `yaml:"max_attempts"`
 	// PerTryTimeout bounds each attempt's wait for response headers (gRPC
 	// unary: the whole attempt; server streams: until the first message).
-	// 0 means none.
+	// 0 means none; at most 1h (MaxDuration), as are every duration of
+	// Config.
 	PerTryTimeout time.Duration `yaml:"per_try_timeout"`
 	// BaseDelay is the first backoff delay (before jitter). 0 means 25ms.
 	BaseDelay time.Duration `yaml:"base_delay"`
@@ -81,7 +100,7 @@ type Config struct {
 	// that is waited out; beyond it the response is returned. 0 means 30s.
 	MaxRetryAfter time.Duration `yaml:"max_retry_after"`
 	// MaxBodyBuffer caps the bytes buffered to replay a body that has no
-	// GetBody. 0 means 1MiB.
+	// GetBody. 0 means 1MiB; at most 256MiB (MaxBodyBufferLimit).
 	MaxBodyBuffer Size `yaml:"max_body_buffer"`
 	// Budget limits retries relative to requests.
 	Budget BudgetConfig `yaml:"budget"`
@@ -94,9 +113,11 @@ type Config struct {
 type BudgetConfig struct {
 	// Ratio of retries to requests, in [0, 1]. 0 means 0.2.
 	Ratio float64 `yaml:"ratio"`
-	// MinPerSecond is the floor of retries always allowed. 0 means 10.
+	// MinPerSecond is the floor of retries always allowed. 0 means 10; at
+	// most 1e6.
 	MinPerSecond float64 `yaml:"min_per_second"`
-	// TTL is the window requests and retries are counted over. 0 means 10s.
+	// TTL is the window requests and retries are counted over. 0 means
+	// 10s; else between 10ms and 1h.
 	TTL time.Duration `yaml:"ttl"`
 	// Disabled turns the budget off: every retry max_attempts allows is made.
 	Disabled bool `yaml:"disabled"`
@@ -112,7 +133,7 @@ type BudgetConfig struct {
 type HedgeConfig struct {
 	// Delay before each extra copy. 0 means hedging is off.
 	Delay time.Duration `yaml:"delay"`
-	// MaxExtra is the number of extra copies. 0 means 1.
+	// MaxExtra is the number of extra copies. 0 means 1; at most 10.
 	MaxExtra int `yaml:"max_extra"`
 }
 
@@ -185,8 +206,11 @@ func (c Config) compile() (compiled, error) {
 		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	negDur := func(field string, d time.Duration) {
-		if d < 0 {
+		switch {
+		case d < 0:
 			bad(field, "must be ≥ 0, got %s", d)
+		case d > MaxDuration:
+			bad(field, "must be at most %s, got %s", MaxDuration, d)
 		}
 	}
 	var k compiled
@@ -194,6 +218,8 @@ func (c Config) compile() (compiled, error) {
 	switch {
 	case c.MaxAttempts < 0:
 		bad("max_attempts", "must be ≥ 1, got %d", c.MaxAttempts)
+	case c.MaxAttempts > MaxMaxAttempts:
+		bad("max_attempts", "must be at most %d, got %d", MaxMaxAttempts, c.MaxAttempts)
 	case c.MaxAttempts == 0:
 		k.maxAttempts = DefaultMaxAttempts
 	default:
@@ -259,6 +285,8 @@ func (c Config) compile() (compiled, error) {
 	switch {
 	case c.MaxBodyBuffer < 0:
 		bad("max_body_buffer", "must be ≥ 0, got %d", int64(c.MaxBodyBuffer))
+	case c.MaxBodyBuffer > MaxBodyBufferLimit:
+		bad("max_body_buffer", "must be at most %d bytes (256MiB), got %d", int64(MaxBodyBufferLimit), int64(c.MaxBodyBuffer))
 	case c.MaxBodyBuffer == 0:
 		k.maxBody = int64(DefaultMaxBodyBuffer)
 	default:
@@ -269,10 +297,13 @@ func (c Config) compile() (compiled, error) {
 	if math.IsNaN(b.Ratio) || b.Ratio < 0 || b.Ratio > 1 {
 		bad("budget.ratio", "must be in [0, 1], got %v", b.Ratio)
 	}
-	if math.IsNaN(b.MinPerSecond) || math.IsInf(b.MinPerSecond, 0) || b.MinPerSecond < 0 {
-		bad("budget.min_per_second", "must be a finite number ≥ 0, got %v", b.MinPerSecond)
+	if math.IsNaN(b.MinPerSecond) || b.MinPerSecond < 0 || b.MinPerSecond > MaxBudgetMinPerSecond {
+		bad("budget.min_per_second", "must be between 0 and %g, got %v", float64(MaxBudgetMinPerSecond), b.MinPerSecond)
 	}
 	negDur("budget.ttl", b.TTL)
+	if b.TTL > 0 && b.TTL < MinBudgetTTL {
+		bad("budget.ttl", "must be 0 (= %s) or at least %s, got %s", DefaultBudgetTTL, MinBudgetTTL, b.TTL)
+	}
 	k.budget = BudgetConfig{
 		Ratio:        orFloat(b.Ratio, DefaultBudgetRatio),
 		MinPerSecond: orFloat(b.MinPerSecond, DefaultBudgetMin),
@@ -285,6 +316,8 @@ func (c Config) compile() (compiled, error) {
 	switch {
 	case c.Hedge.MaxExtra < 0:
 		bad("hedge.max_extra", "must be ≥ 0, got %d", c.Hedge.MaxExtra)
+	case c.Hedge.MaxExtra > MaxHedgeExtra:
+		bad("hedge.max_extra", "must be at most %d, got %d", MaxHedgeExtra, c.Hedge.MaxExtra)
 	case c.Hedge.MaxExtra == 0:
 		k.hedgeMax = DefaultHedgeMaxExtra
 	default:

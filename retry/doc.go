@@ -5,7 +5,8 @@
 //
 // # What it protects against
 //
-// Transient failures: a connection that could not be made, an HTTP/2
+// Transient failures: a connection that could not be made (a failed or
+// unverified TLS handshake included), an HTTP/2
 // stream the server refused, a connection reset before the response, a
 // 502/503/504 from a gateway, a gRPC UNAVAILABLE, a slow attempt cut by a
 // per-try timeout. It also hedges: with hedge.delay set, a slow idempotent
@@ -31,6 +32,12 @@
 // 429 and 503) and grpc-retry-pushback-ms waited out up to 30s; bodies
 // without GetBody buffered up to 1MiB; a budget of 0.2 retries per request
 // plus 10 per second over a 10s window; no hedging.
+//
+// Validate bounds every value, so that no config turns one request into
+// thousands of attempts or overflows a computation: max_attempts 1 to 10
+// (MaxMaxAttempts), hedge.max_extra at most 10, every duration at most 1h
+// (MaxDuration), budget.ttl 0 or at least 10ms, budget.min_per_second at
+// most 1e6, max_body_buffer at most 256MiB.
 //
 // Idempotent requests (GET, HEAD, OPTIONS, TRACE, PUT, DELETE, or any
 // request with an Idempotency-Key header) are retried under every

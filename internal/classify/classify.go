@@ -25,6 +25,8 @@ package classify
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -44,8 +46,8 @@ type Kind uint8
 const (
 	// Other is an error of no known class: it is not retried.
 	Other Kind = iota
-	// ConnectFailure: the connection could not be made (dial, DNS); the
-	// request never left.
+	// ConnectFailure: the connection could not be made (dial, DNS, a
+	// failed or unverified TLS handshake); the request never left.
 	ConnectFailure
 	// RefusedStream: HTTP/2 REFUSED_STREAM or a GOAWAY for a stream the
 	// server never processed; the request was not acted upon.
@@ -72,6 +74,20 @@ func (k Kind) String() string {
 	}
 	return "unknown"
 }
+
+// ErrResendLimit is the error of a request that the base transport sent,
+// re-sent once on another connection after the first failed, and was
+// stopped before a third send (the ambassador's Stack bounds net/http's
+// hidden re-sends through its idle pool). Over HTTP/1 the last connection
+// failed after the request was sent, so it is a Reset. It wraps nothing:
+// in particular not context.Canceled, so it is never taken for the caller
+// going away.
+var ErrResendLimit = errors.New("transport re-send limit: the request failed on two connections and is not sent on a third")
+
+// ErrResendUnprocessed goes with ErrResendLimit when the transport was
+// HTTP/2: its transports re-send only streams the server refused or never
+// processed (REFUSED_STREAM, GOAWAY), so that error is a RefusedStream.
+var ErrResendUnprocessed = errors.New("HTTP/2 streams refused or not processed")
 
 // ErrPerTryTimeout is the cancellation cause the retry layer gives an
 // attempt context whose per-try timeout fired.
@@ -116,12 +132,34 @@ func isConnectFailure(err error) bool {
 	if errors.As(err, &dns) {
 		return true
 	}
-	return errors.Is(err, syscall.ECONNREFUSED)
+	return errors.Is(err, syscall.ECONNREFUSED) || TLSHandshakeFailure(err)
+}
+
+// TLSHandshakeFailure reports whether err is a TLS handshake that failed:
+// the peer's certificate did not verify (wrong CA, wrong name, expired),
+// the peer answered with a TLS alert (it refused our certificate, say), or
+// it did not speak TLS at all. The request was not sent, or reached only
+// the peer's TLS layer, which refused the connection before any
+// application saw it. It looks at exported types only
+// (tls.CertificateVerificationError, the x509 errors, tls.AlertError,
+// tls.RecordHeaderError).
+func TLSHandshakeFailure(err error) bool {
+	var cve *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var badName x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var alert tls.AlertError
+	var record tls.RecordHeaderError
+	return errors.As(err, &cve) || errors.As(err, &unknownCA) || errors.As(err, &badName) ||
+		errors.As(err, &invalid) || errors.As(err, &alert) || errors.As(err, &record)
 }
 
 func isRefusedStream(err error) bool {
 	var se http2.StreamError
 	if errors.As(err, &se) && se.Code == http2.ErrCodeRefusedStream {
+		return true
+	}
+	if errors.Is(err, ErrResendUnprocessed) {
 		return true
 	}
 	return h2UnprocessedText(err)
@@ -149,6 +187,7 @@ func h2GoAwayClosedText(err error) bool {
 
 func isReset(err error) bool {
 	return h2GoAwayClosedText(err) ||
+		errors.Is(err, ErrResendLimit) ||
 		errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, syscall.ECONNABORTED) ||

@@ -2,13 +2,18 @@ package classify_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -43,7 +48,14 @@ func TestError(t *testing.T) {
 		{"net/http unprocessed stream (text only)", wrap(errors.New("http2: Transport: cannot retry err [http2: Transport received Server's graceful shutdown GOAWAY] after Request.Body was written; define Request.GetBody to avoid this error")), classify.RefusedStream},
 		{"local refusal", fmt.Errorf("layer: %w", refusal.New("breaker open")), classify.LocalRefusal},
 		{"per-try timeout", fmt.Errorf("attempt: %w", classify.ErrPerTryTimeout), classify.Timeout},
-		{"unknown", errors.New("x509: certificate signed by unknown authority"), classify.Other},
+		{"unknown (text is not a type)", errors.New("x509: certificate signed by unknown authority"), classify.Other},
+		{"TLS unknown authority", wrap(&tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}), classify.ConnectFailure},
+		{"TLS wrong name", wrap(&tls.CertificateVerificationError{Err: x509.HostnameError{Host: "other.internal"}}), classify.ConnectFailure},
+		{"x509 expired", wrap(x509.CertificateInvalidError{Reason: x509.Expired}), classify.ConnectFailure},
+		{"TLS alert from the peer", wrap(&net.OpError{Op: "remote error", Err: tls.AlertError(116)}), classify.ConnectFailure},
+		{"not TLS", wrap(tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}), classify.ConnectFailure},
+		{"transport re-send limit", fmt.Errorf("ambassador: %w", classify.ErrResendLimit), classify.Reset},
+		{"transport re-send limit, HTTP/2", fmt.Errorf("ambassador: %w: %w", classify.ErrResendLimit, classify.ErrResendUnprocessed), classify.RefusedStream},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -80,6 +92,21 @@ func TestRealNetHTTPErrors(t *testing.T) {
 	defer tr.CloseIdleConnections()
 	_, err = (&http.Client{Transport: tr}).Get("http://" + addr)
 	assert.Equal(t, classify.ConnectFailure, classify.Error(context.Background(), nil, err), "%v", err)
+}
+
+// net/http's own TLS handshake (a transport with TLSClientConfig, as a
+// WithBase one may be) that fails verification is a connect failure.
+func TestRealTLSVerificationError(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	defer srv.Close()
+	tr := &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12}} // system roots: the test CA is unknown
+	defer tr.CloseIdleConnections()
+	_, err := (&http.Client{Transport: tr}).Post(srv.URL, "text/plain", strings.NewReader("x"))
+	k := classify.Error(context.Background(), nil, err)
+	assert.Equal(t, classify.ConnectFailure, k, "%v", err)
+	assert.True(t, classify.NeverSent(k))
+	assert.False(t, errors.Is(classify.ErrResendLimit, context.Canceled))
 }
 
 func TestIdempotent(t *testing.T) {

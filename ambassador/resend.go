@@ -1,0 +1,261 @@
+package ambassador
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	kinds "github.com/outbound-go/outbound/internal/classify"
+)
+
+// ErrResendLimit is matched (errors.Is) by the error of a request that the
+// base transport sent on one connection, re-sent on another idle one when
+// the first failed, and was about to send on a third: the Stack stops it
+// there. net/http's Transport re-sends a replayable request (idempotent,
+// with no body or a GetBody) that fails on a reused connection, once per
+// pooled connection, so without this bound one request could reach a
+// failing upstream once per idle connection. Every further send is an
+// attempt of the retry policy, within max_attempts and the budget, or does
+// not happen.
+//
+// To the retry policy and the breaker the error is a reset (retry_on
+// reset; an upstream failure), or over HTTP/2, whose transports re-send
+// only streams the server refused or never processed, a refused stream
+// (retry_on refused-stream, for every method); errors.Is(err,
+// context.Canceled) does not hold for it. The ambassador answers it with
+// 502 upstream_reset.
+var ErrResendLimit = kinds.ErrResendLimit
+
+// maxConnsPerSend is how many connections one RoundTrip of the base
+// transport may take: the first send and one re-send.
+const maxConnsPerSend = 2
+
+// errStopResends is the cancellation cause the guard gives a RoundTrip of
+// the base transport that went for one connection too many.
+var errStopResends = errors.New("ambassador: transport re-send limit")
+
+// resendGuard wraps a Stack's base transport and bounds the re-sends it
+// makes on its own within one RoundTrip (see ErrResendLimit). It counts
+// the connections the RoundTrip takes with an httptrace GotConn hook,
+// composed with any trace already in the request's context, and at the
+// third one cancels the RoundTrip. An HTTP/1 connection taken that way is
+// closed before the transport writes to it, so the request never reaches
+// it; an HTTP/2 connection is shared with other streams and is left open,
+// so there the cancellation alone stops the transport (its re-sends are of
+// streams the server refused or never processed).
+type resendGuard struct {
+	next http.RoundTripper
+	// h2 is set when the base is known to speak HTTP/2 only (the stack's
+	// own h2 or h2c transport): its connections are never closed here.
+	h2 bool
+}
+
+// guardResends wraps base in a resendGuard. h2 says base speaks HTTP/2 only.
+func guardResends(base http.RoundTripper, h2 bool) http.RoundTripper {
+	return &resendGuard{next: base, h2: h2}
+}
+
+// resendCall is the guard's state for one RoundTrip, in one allocation:
+// it is the context the base transport sees (the caller's, with the trace
+// and the guard's cancellation), the trace, the connection count and the
+// body wrapper that releases the context.
+//
+// The cancellation is lazy, as the Stack's own context is: no
+// context.WithCancelCause exists until something asks for Done (a real
+// transport does at once; a RoundTripper that never blocks does not), so a
+// base that does no I/O costs no cancellation machinery. The trace is
+// found by its key without a context.WithValue: see isTraceKey.
+type resendCall struct {
+	parent        context.Context
+	trace         httptrace.ClientTrace
+	callerGotConn func(httptrace.GotConnInfo)
+	conns         atomic.Int32
+	stopped       atomic.Bool
+	h2            bool
+	stoppedH2     atomic.Bool // the connection the RoundTrip was stopped at is HTTP/2
+
+	mu       sync.Mutex
+	released bool // release ran before arming
+	// armedCtx and armedCancel are set once, under mu, before isArmed is
+	// stored.
+	isArmed     atomic.Bool
+	armedCtx    context.Context
+	armedCancel context.CancelCauseFunc
+
+	body resendBody
+}
+
+var _ context.Context = (*resendCall)(nil)
+
+func (g *resendGuard) RoundTrip(req *http.Request) (*http.Response, error) {
+	c := &resendCall{parent: req.Context(), h2: g.h2}
+	if old := httptrace.ContextClientTrace(c.parent); old != nil {
+		// Compose with the caller's trace: its hooks stay, and its
+		// GotConn runs after ours (as httptrace.WithClientTrace would).
+		c.trace = *old
+		c.callerGotConn = old.GotConn
+	}
+	c.trace.GotConn = c.gotConn
+	resp, err := g.next.RoundTrip(req.WithContext(c))
+	if c.stopped.Load() && c.parent.Err() == nil {
+		// Whatever the transport made of the cancellation, the cause is
+		// ours. A response that raced it (HTTP/2) is bound to the
+		// cancelled context: it cannot be read.
+		if err == nil {
+			drainClose(resp)
+		}
+		c.release()
+		if c.stoppedH2.Load() {
+			return nil, fmt.Errorf("ambassador: %s %s: %w: %w", req.Method, req.URL.Host, ErrResendLimit, kinds.ErrResendUnprocessed)
+		}
+		return nil, fmt.Errorf("ambassador: %s %s: %w", req.Method, req.URL.Host, ErrResendLimit)
+	}
+	if err != nil {
+		c.release()
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil || resp.Body == http.NoBody {
+		// An upgraded connection no longer depends on the request's
+		// context (net/http releases its own); nothing else to read.
+		c.release()
+		return resp, nil
+	}
+	c.body = resendBody{rc: resp.Body, c: c}
+	resp.Body = &c.body
+	return resp, nil
+}
+
+// traceKeyProbe holds a trace under httptrace's own (unexported) key and
+// nothing else, so isTraceKey can recognise that key.
+var traceKeyProbe = httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{})
+
+// isTraceKey reports whether key is the one httptrace.ContextClientTrace
+// looks up.
+func isTraceKey(key any) bool { return traceKeyProbe.Value(key) != nil }
+
+func (c *resendCall) Deadline() (time.Time, bool) { return c.parent.Deadline() }
+
+func (c *resendCall) Done() <-chan struct{} { return c.arm().Done() }
+
+func (c *resendCall) Err() error {
+	if c.isArmed.Load() {
+		return c.armedCtx.Err()
+	}
+	return c.parent.Err()
+}
+
+func (c *resendCall) Value(key any) any {
+	if isTraceKey(key) {
+		return &c.trace
+	}
+	if c.isArmed.Load() {
+		return c.armedCtx.Value(key)
+	}
+	return c.parent.Value(key)
+}
+
+func (c *resendCall) String() string { return "ambassador re-send guard context" }
+
+// arm creates the cancellable context on first need; after release it is
+// born cancelled, so a late Done registers nothing with the parent.
+func (c *resendCall) arm() context.Context {
+	if c.isArmed.Load() {
+		return c.armedCtx
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.isArmed.Load() {
+		c.armedCtx, c.armedCancel = context.WithCancelCause(c.parent)
+		if c.released {
+			c.armedCancel(nil)
+		}
+		c.isArmed.Store(true)
+	}
+	return c.armedCtx
+}
+
+// release lets the context go once the RoundTrip and its body are done.
+func (c *resendCall) release() {
+	c.mu.Lock()
+	c.released = true
+	armed := c.isArmed.Load()
+	c.mu.Unlock()
+	if armed {
+		c.armedCancel(nil)
+	}
+}
+
+// gotConn counts the connections the RoundTrip takes and stops it at one
+// too many.
+func (c *resendCall) gotConn(info httptrace.GotConnInfo) {
+	if c.conns.Add(1) > maxConnsPerSend {
+		c.stop(info.Conn)
+	}
+	if c.callerGotConn != nil {
+		c.callerGotConn(info)
+	}
+}
+
+// stop cancels the RoundTrip with the guard's own cause and keeps the
+// request off conn.
+func (c *resendCall) stop(conn net.Conn) {
+	h2 := c.h2 || (conn != nil && negotiatedH2(conn))
+	if h2 {
+		c.stoppedH2.Store(true)
+	}
+	c.stopped.Store(true)
+	c.arm()
+	c.armedCancel(errStopResends)
+	if !h2 && conn != nil {
+		// net/http writes the request to this HTTP/1 connection whether
+		// or not the context is done by then: closing it first means not
+		// a byte of the request is sent on it.
+		_ = conn.Close()
+	}
+}
+
+// negotiatedH2 reports whether conn is a TLS connection that negotiated
+// HTTP/2, whose streams other requests share.
+func negotiatedH2(conn net.Conn) bool {
+	tc, ok := conn.(*tls.Conn)
+	return ok && tc.ConnectionState().NegotiatedProtocol == "h2"
+}
+
+// resendBody releases the RoundTrip's context once the body is read to its
+// end or closed.
+type resendBody struct {
+	rc io.ReadCloser
+	c  *resendCall
+}
+
+func (b *resendBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.c.release()
+	}
+	return n, err
+}
+
+func (b *resendBody) Close() error {
+	err := b.rc.Close()
+	b.c.release()
+	return err
+}
+
+// drainClose reads a little of a response body that is discarded and
+// closes it.
+func drainClose(resp *http.Response) {
+	if resp == nil || resp.Body == nil {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+	_ = resp.Body.Close()
+}
