@@ -101,6 +101,15 @@ type LimitsConfig struct {
 	// DrainTimeout bounds how long shutdown waits for in-flight requests;
 	// 0 means 30s; at most 1h.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// IdleTimeout closes a client keep-alive connection idle for this long;
+	// 0 means 2m. At most 24h.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxClientConnections caps the client connections open at once across
+	// every listener but the admin listener; 0 means a cap derived from the
+	// open-file limit (see MaxClientConnectionsOrDefault). At most 1048576.
+	// At the cap an idle keep-alive connection is closed to make room, or
+	// else new connections wait until one closes.
+	MaxClientConnections int `yaml:"max_client_connections"`
 }
 
 // Problem is one thing wrong with a config.

@@ -200,6 +200,7 @@ func (c *Config) check(lines map[string]int, ps *[]Problem) {
 	checkRange(ck, "limits.read_header_timeout", int64(c.Limits.ReadHeaderTimeout), int64(MaxLimitsTimeout), MaxLimitsTimeout.String())
 	checkRange(ck, "limits.drain_timeout", int64(c.Limits.DrainTimeout), int64(MaxLimitsTimeout), MaxLimitsTimeout.String())
 	checkRange(ck, "limits.max_header_bytes", int64(c.Limits.MaxHeaderBytes), int64(MaxHeaderBytesLimit), "16MiB")
+	checkLimits(ck, c.Limits)
 }
 
 func (c *Config) checkRef(ck checker, path, name string) {

@@ -126,6 +126,30 @@
 // would overflow a later computation or mean nothing (see the Max*
 // constants here and in the policy packages).
 //
+// # Client connections and what upstreams send back
+//
+// limits.max_client_connections caps the client connections open at once,
+// one count across every listener but the admin listener (which is never
+// capped, so /healthz answers at the cap). 0 derives the cap from the
+// soft open-file limit n (RLIMIT_NOFILE): max((n-128)/2, n/4), at most
+// 1048576, keeping 128 descriptors for listeners, admin and files and
+// half of the rest for upstream connections (448 for n = 1024). At the cap
+// a listener takes one more connection and, if an HTTP/1.1 keep-alive
+// connection sits idle between requests, closes it and serves the new one
+// at once; otherwise the new connection waits, unread, until a connection
+// closes, and later ones wait in the kernel's accept backlog. Accept never
+// spins and never fails with EMFILE because of idle clients; the wait is
+// bounded by the client's own timeouts. limits.idle_timeout (default 2m)
+// closes idle keep-alive connections.
+//
+// An upstream's own X-Outbound-Error is removed from its final headers,
+// from its trailers (announced in a Trailer header or not, HTTP/1.1
+// chunked and HTTP/2 alike) and from its 1xx responses. At most 5 1xx
+// responses (103 Early Hints, 100 Continue, …; 101 is a final answer) are
+// relayed per request; further ones are dropped and the final response is
+// relayed as usual, while an upstream that never sends one meets the
+// service's timeout (504 upstream_timeout).
+//
 // # Concurrency
 //
 // A Stack is safe for concurrent use; Close stops its goroutines and may be

@@ -163,10 +163,12 @@ func (e *serviceEntry) close() {
 }
 
 // modifyResponse removes an upstream's own X-Outbound-Error (clients can
-// trust the header: only the ambassador sets it) and re-frames a gRPC
-// trailers-only answer.
+// trust the header: only the ambassador sets it) from the headers and from
+// the trailers it announced (see stripTrailerError for the trailers
+// themselves), and re-frames a gRPC trailers-only answer.
 func modifyResponse(resp *http.Response) error {
 	delete(resp.Header, HeaderError)
+	delete(resp.Trailer, HeaderError)
 	if len(resp.Header["Grpc-Status"]) > 0 {
 		trailersOnly(resp)
 	}
@@ -216,9 +218,14 @@ type logWriter struct {
 	status int
 	reason string
 	quiet  bool
+	n1xx   int // 1xx responses relayed (see writeInformational)
 }
 
 func (w *logWriter) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		w.writeInformational(code)
+		return
+	}
 	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status = code
 	}
@@ -312,6 +319,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	entry.proxy.ServeHTTP(lw, r.WithContext(ctx))
+	stripTrailerError(w.Header())
 }
 
 // errorHandler answers a request the stack could not complete.

@@ -98,7 +98,8 @@ func WithReady(f func()) ServerOption {
 // so the service's discovery layer picks the endpoint of each attempt.
 // Bodies stream both ways, hop-by-hop headers are dropped, trailers and
 // upgrades (WebSocket) pass through, and an upstream's own X-Outbound-Error
-// header is removed. An offer to upgrade to h2c is never forwarded: the
+// is removed from its headers, trailers and 1xx responses (at most 5 of
+// which are relayed). An offer to upgrade to h2c is never forwarded: the
 // h2c token leaves the Upgrade header and HTTP2-Settings is removed, so the
 // request reaches the upstream as a plain request (or with its other
 // offers, such as websocket) and no upstream can turn the client's
@@ -106,7 +107,9 @@ func WithReady(f func()) ServerOption {
 // HTTP/1.x client connection is closed after answering a request with a
 // Transfer-Encoding body (RFC 9112 §6.1), so a request framed one way by
 // Content-Length and another by Transfer-Encoding cannot carry a second,
-// smuggled request. When the stack fails, the answer is made here, with
+// smuggled request. Client connections are capped and idle ones closed as
+// limits says (see the package doc). When the stack fails, the answer is
+// made here, with
 // X-Outbound-Error naming the reason (see the Reason constants); a gRPC
 // client gets a trailers-only gRPC status instead (UNAVAILABLE,
 // RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, UNIMPLEMENTED for no_route) with
@@ -362,16 +365,19 @@ func (s *Server) Run(ctx context.Context) error {
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)
 	errLog := slog.NewLogLogger(s.opts.logger.Handler(), slog.LevelDebug)
+	conns := s.clientConnLimiter(lim)
 	servers := make([]*http.Server, len(lns))
 	for i := range lns {
 		srv := &http.Server{
 			Protocols:         protos,
 			MaxHeaderBytes:    int(lim.MaxHeaderBytes),
 			ReadHeaderTimeout: lim.ReadHeaderTimeout,
-			IdleTimeout:       2 * time.Minute,
+			IdleTimeout:       lim.IdleTimeoutOrDefault(),
 			ErrorLog:          errLog,
 		}
 		if i < len(s.addrs) {
+			lns[i] = conns.listener(lns[i])
+			srv.ConnState = conns.connState
 			srv.Handler = &listenerHandler{s: s, idx: i}
 			s.boundAddrs = append(s.boundAddrs, lns[i].Addr())
 		} else {
