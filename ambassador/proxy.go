@@ -17,6 +17,7 @@ import (
 	"github.com/outbound-go/outbound/breaker"
 	"github.com/outbound-go/outbound/discovery"
 	"github.com/outbound-go/outbound/internal/attempt"
+	"github.com/outbound-go/outbound/internal/inbound"
 	"github.com/outbound-go/outbound/ratelimit"
 	"github.com/outbound-go/outbound/retry"
 )
@@ -309,17 +310,29 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			defer cancel()
 		}
 	}
-	entry.proxy.ServeHTTP(lw, r.WithContext(ctx))
+	r2 := r.WithContext(ctx)
+	// The stack tells the client's broken body from an upstream failure
+	// by this tracker (errorHandler answers it 400, the breaker and the
+	// balancer do not count it); a request without a body is left alone.
+	r2.Body = inbound.Track(r.Body)
+	entry.proxy.ServeHTTP(lw, r2)
 }
 
 // errorHandler answers a request the stack could not complete.
+// A failure to read the client's body is the client's: 400 bad_request, or
+// nothing when the client went away (it is then gone, and so is its context).
 func (s *Server) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+	badBody := inbound.Failed(r.Body, err)
+	if (badBody || errors.Is(err, context.Canceled)) && r.Context().Err() != nil {
 		// The client went away: nobody to answer, nothing worth logging.
 		if lw, ok := w.(*logWriter); ok {
 			lw.quiet = true
 			lw.status = 499
 		}
+		return
+	}
+	if badBody {
+		s.refuse(w, r, http.StatusBadRequest, ReasonBadRequest, 0)
 		return
 	}
 	code, reason, retryAfter := classify(err)
