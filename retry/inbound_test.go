@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -98,4 +99,16 @@ func TestUpstreamResetIsStillRetriedWithBody(t *testing.T) {
 	assert.Equal(t, "ok", readAll(t, resp))
 	assert.Equal(t, 2, calls)
 	assert.Equal(t, map[string]int64{"retried": 1, "success": 1}, m.outcomes(t))
+}
+
+// TestCallerBodyErrorIsNotRetriedWhenHedged: the hedging path asks the
+// body too: the failed attempt is the answer, with no retry after it.
+func TestCallerBodyErrorIsNotRetriedWhenHedged(t *testing.T) {
+	up := inboundtest.Upstreams(t)[0]
+	p, clk, m := newPolicy(t, retry.Config{MaxAttempts: 3, Hedge: retry.HedgeConfig{Delay: time.Minute}})
+	_, err := p.RoundTripper(up.Transport).RoundTrip(brokenPUT(t, up.URL, true))
+	require.Error(t, err)
+	assert.Empty(t, clk.Sleeps())
+	assert.Equal(t, map[string]int64{"not_retryable": 1}, m.outcomes(t))
+	assert.LessOrEqual(t, up.Arrived.Load(), int32(1))
 }
