@@ -311,9 +311,11 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	r2 := r.WithContext(ctx)
-	// The stack tells the client's broken body from an upstream failure
-	// by this tracker (errorHandler answers it 400, the breaker and the
-	// balancer do not count it); a request without a body is left alone.
+	// errorHandler asks this tracker whether the client's body broke (it
+	// answers 400, not 502); a request without a body is left alone.
+	// ReverseProxy hides it behind a wrapper of its own, so the stack's
+	// layers track the body again: the read error they see is this
+	// tracker's *inbound.Error, and they do not count it either.
 	r2.Body = inbound.Track(r.Body)
 	entry.proxy.ServeHTTP(lw, r2)
 }
