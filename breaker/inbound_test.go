@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,7 +50,18 @@ func TestCallerBodyErrorsNeverTrip(t *testing.T) {
 // re-opening the breaker, so a client cannot keep an endpoint ejected.
 func TestCallerBodyErrorDoesNotReopenHalfOpen(t *testing.T) {
 	up := inboundtest.Upstreams(t)[0]
-	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: 1})
+	// OpenTimeout is 1ns, so an open breaker reads half-open again at the
+	// next look: the transitions it made are what tell a re-open apart.
+	var mu sync.Mutex
+	var reopened int
+	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: 1},
+		breaker.WithOnStateChange(func(_ string, from, to breaker.State) {
+			mu.Lock()
+			defer mu.Unlock()
+			if from == breaker.StateHalfOpen && to == breaker.StateOpen {
+				reopened++
+			}
+		}))
 	rt := b.RoundTripper(up.Transport)
 	up.Status.Store(http.StatusInternalServerError)
 	code, err := get(context.Background(), &http.Client{Transport: rt}, up.URL)
@@ -62,7 +74,10 @@ func TestCallerBodyErrorDoesNotReopenHalfOpen(t *testing.T) {
 	require.NoError(t, err)
 	_, err = rt.RoundTrip(req)
 	require.Error(t, err)
-	assert.Equal(t, breaker.StateHalfOpen, b.State(up.Host), "the broken probe neither closed nor re-opened it")
+	assert.Equal(t, breaker.StateHalfOpen, b.State(up.Host), "the broken probe did not close it")
+	mu.Lock()
+	assert.Zero(t, reopened, "the broken probe did not re-open it")
+	mu.Unlock()
 	assert.True(t, b.Ready(up.Host), "its probe slot is free again")
 
 	up.Status.Store(http.StatusOK)
