@@ -150,6 +150,17 @@
 // relayed as usual, while an upstream that never sends one meets the
 // service's timeout (504 upstream_timeout).
 //
+// # Client errors are the client's
+//
+// The process tracks each request body it forwards (internal/inbound). A
+// body that cannot be read — malformed chunked encoding, an upload cut off
+// — fails the attempt on the caller's side: the answer is 400 bad_request,
+// or nothing when the client went away (access log status 499, logged at
+// debug), and the endpoint's breaker, its EWMA latency and the retry
+// policy never count it, so no client can eject an endpoint for the
+// others. The same holds for the in-process stack: every layer tells a
+// failure to read the caller's body from an upstream failure.
+//
 // # Concurrency
 //
 // A Stack is safe for concurrent use; Close stops its goroutines and may be

@@ -17,6 +17,7 @@ import (
 	"github.com/outbound-go/outbound/breaker"
 	"github.com/outbound-go/outbound/discovery"
 	"github.com/outbound-go/outbound/internal/attempt"
+	"github.com/outbound-go/outbound/internal/inbound"
 	"github.com/outbound-go/outbound/ratelimit"
 	"github.com/outbound-go/outbound/retry"
 )
@@ -318,18 +319,32 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			defer cancel()
 		}
 	}
-	entry.proxy.ServeHTTP(lw, r.WithContext(ctx))
+	r2 := r.WithContext(ctx)
+	// errorHandler asks this tracker whether the client's body broke (it
+	// answers 400, not 502); a request without a body is left alone.
+	// ReverseProxy hides it behind a wrapper of its own, so the stack's
+	// layers track the body again: the read error they see is this
+	// tracker's *inbound.Error, and they do not count it either.
+	r2.Body = inbound.Track(r.Body)
+	entry.proxy.ServeHTTP(lw, r2)
 	stripTrailerError(w.Header())
 }
 
 // errorHandler answers a request the stack could not complete.
+// A failure to read the client's body is the client's: 400 bad_request, or
+// nothing when the client went away (it is then gone, and so is its context).
 func (s *Server) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+	badBody := inbound.Failed(r.Body, err)
+	if (badBody || errors.Is(err, context.Canceled)) && r.Context().Err() != nil {
 		// The client went away: nobody to answer, nothing worth logging.
 		if lw, ok := w.(*logWriter); ok {
 			lw.quiet = true
 			lw.status = 499
 		}
+		return
+	}
+	if badBody {
+		s.refuse(w, r, http.StatusBadRequest, ReasonBadRequest, 0)
 		return
 	}
 	code, reason, retryAfter := classify(err)

@@ -46,7 +46,12 @@
 // layer below refused locally, which count as nothing; a 5xx response other
 // than 501. Every other response, 4xx included, is a success. The response
 // is classified when its headers arrive; its body is the caller's.
-// WithClassifier replaces the rule.
+// WithClassifier replaces the rule, with one exception no classifier
+// changes: an attempt that failed because reading the caller's request
+// body failed (a malformed chunked body, an upload the client aborted) is
+// the caller's failure, never the endpoint's, and counts as nothing — not
+// even as a failed probe while half-open — so no client can eject an
+// endpoint for everyone by sending broken bodies.
 //
 // gRPC: the codes of DefaultGRPCFailureCodes (UNAVAILABLE,
 // DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, DATA_LOSS), except

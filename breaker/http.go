@@ -2,6 +2,8 @@ package breaker
 
 import (
 	"net/http"
+
+	"github.com/outbound-go/outbound/internal/inbound"
 )
 
 // RoundTripper returns next wrapped in the breaker: each request goes
@@ -9,7 +11,8 @@ import (
 // request is not sent; its body is closed and the error is an *OpenError
 // wrapping ErrOpen. A sent request is classified when its response headers
 // arrive (DefaultClassifier unless WithClassifier); the response body is
-// the caller's, untouched.
+// the caller's, untouched. A request body is sent through a tracker (see
+// the package doc): a failure to read it is the caller's, never counted.
 func (b *Breaker) RoundTripper(next http.RoundTripper) http.RoundTripper {
 	if next == nil {
 		next = http.DefaultTransport
@@ -37,6 +40,13 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.next.RoundTrip(req)
 	}
 	defer b.release(e)
+	out := req
+	if !inbound.Tracked(req.Body) {
+		// A body no layer above tracks: track it on a copy of the request,
+		// so that a failure to read it is not the endpoint's.
+		out = req.WithContext(req.Context())
+		out.Body = inbound.Track(req.Body)
+	}
 	var (
 		resp *http.Response
 		err  error
@@ -44,7 +54,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	)
 	_, _ = e.cb.Execute(func() (struct{}, error) {
 		sent = true
-		resp, err = t.next.RoundTrip(req)
+		resp, err = t.next.RoundTrip(out)
+		if inbound.Failed(out.Body, err) {
+			return struct{}{}, errIgnored // the caller's failure, even when half-open
+		}
 		return struct{}{}, resultErr(e, b.opts.classifier(req, resp, err))
 	})
 	if !sent {

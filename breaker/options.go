@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/outbound-go/outbound/internal/inbound"
 	"github.com/outbound-go/outbound/internal/refusal"
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc/codes"
@@ -58,7 +59,8 @@ func WithKeyFunc(f func(*http.Request) string) Option {
 
 // WithClassifier replaces DefaultClassifier for HTTP requests. It is called
 // once per request that was sent, when the response headers (or the
-// transport error) arrive.
+// transport error) arrive, except for a request that failed because
+// reading its body failed: that is the caller's failure and never counts.
 func WithClassifier(f func(req *http.Request, resp *http.Response, err error) Outcome) Option {
 	return func(o *options) { o.classifier = f }
 }
@@ -104,7 +106,8 @@ func codeMask(cs []codes.Code) uint64 {
 
 // DefaultClassifier counts a transport error as a failure unless it is the
 // caller's own cancellation (context.Canceled or DeadlineExceeded while the
-// request's context is done) or a local refusal of a layer below (Ignore);
+// request's context is done), a failure to read the caller's request body,
+// or a local refusal of a layer below (Ignore);
 // a 5xx response other than 501 Not Implemented as a failure; and every other
 // response, 4xx included, as a success.
 func DefaultClassifier(req *http.Request, resp *http.Response, err error) Outcome {
@@ -112,7 +115,7 @@ func DefaultClassifier(req *http.Request, resp *http.Response, err error) Outcom
 		if (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) && callerDone(req.Context()) {
 			return Ignore
 		}
-		if refusal.Is(err) {
+		if refusal.Is(err) || inbound.Is(err) {
 			return Ignore
 		}
 		return Failure

@@ -46,6 +46,9 @@
 //     success, decaying with the same time constant) that multiplies the
 //     cost by 1 + 10 × count. An endpoint that fails fast therefore gets less
 //     traffic, not more, even while its healthy siblings have latency spikes.
+//     A request the caller cancelled, or one that failed because reading
+//     the caller's request body failed (a malformed or aborted upload), is
+//     the caller's failure and is not recorded at all.
 //
 // A pick is O(1) in the number of endpoints and allocates nothing: it reads
 // an immutable snapshot behind an atomic pointer (an update builds a new one

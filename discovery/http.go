@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/internal/attempt"
+	"github.com/outbound-go/outbound/internal/inbound"
 	"github.com/outbound-go/outbound/internal/refusal"
 )
 
@@ -44,7 +45,8 @@ import (
 // streamed body does not count as load. A transport error, a 5xx or a 429
 // counts as a failure, recorded as slow (see the package doc) so the ewma
 // balancer sends a fast-failing endpoint less traffic, not more; a request
-// the caller cancelled is not recorded.
+// the caller cancelled, or one that failed because reading the caller's
+// request body failed, is not recorded (the failure is the caller's).
 func (s *Service) RoundTripper(next http.RoundTripper) http.RoundTripper {
 	if next == nil {
 		next = http.DefaultTransport
@@ -98,6 +100,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if setHost {
 		out.Host = host
 	}
+	// A body no layer above tracks goes through a tracker, so that a
+	// failure to read the caller's body is not recorded as the endpoint's.
+	out.Body = inbound.Track(out.Body)
 	var refused [maxRepicks]*endpoint
 	for n := 0; ; n++ {
 		resp, err := t.send(out, ep)
@@ -121,7 +126,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if !ok {
 			return nil, err
 		}
-		out.Body, ep = b, next
+		out.Body, ep = inbound.Track(b), next
 	}
 }
 
@@ -162,7 +167,9 @@ func (t *transport) send(out *http.Request, ep *endpoint) (*http.Response, error
 	rtt := time.Duration(end - start)
 	switch {
 	case err != nil:
-		if !errors.Is(err, context.Canceled) {
+		// Neither the caller's cancellation nor a failure to read the
+		// caller's body says anything about the endpoint.
+		if !errors.Is(err, context.Canceled) && !inbound.Failed(out.Body, err) {
 			ep.observeAt(end, rtt, true)
 		}
 	default:

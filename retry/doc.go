@@ -46,6 +46,11 @@
 // retry_non_idempotent is set. A per-try timeout is retried whatever
 // retry_on says (for idempotent requests). A body larger than
 // max_body_buffer is streamed once and the request is not retried.
+// An attempt that failed because reading the caller's request body failed
+// (a malformed chunked body, an upload the client aborted, a reader that
+// broke) is the caller's failure, whatever error the transport made of it:
+// it is returned at once with outcome not_retryable, never re-sent, even
+// with GetBody.
 //
 // # Errors and outcomes
 //

@@ -19,6 +19,7 @@ import (
 type hedgeResult struct {
 	resp   *http.Response
 	err    error
+	body   io.ReadCloser // the body the attempt sent
 	n      int
 	hedge  bool
 	ctx    context.Context
@@ -56,7 +57,7 @@ func (t *transport) hedged(ctx context.Context, req *http.Request, rec *attempt.
 				discard(resp)
 				resp, err = nil, fmt.Errorf("retry: attempt %d: %w", n, classify.ErrPerTryTimeout)
 			}
-			results <- hedgeResult{resp: resp, err: err, n: n, hedge: hedge, ctx: actx, cancel: cancel, span: span}
+			results <- hedgeResult{resp: resp, err: err, body: b, n: n, hedge: hedge, ctx: actx, cancel: cancel, span: span}
 		}()
 	}
 	// abandon cancels every attempt still in flight and reaps them in the
@@ -114,7 +115,7 @@ func (t *transport) hedged(ctx context.Context, req *http.Request, rec *attempt.
 		case r := <-results:
 			delete(inflight, r.n)
 			p.event(ctx, r.span, r.n, rec, req, r.err)
-			v := p.judgeHTTP(ctx, r.ctx, req, true, r.resp, r.err)
+			v := p.judgeHTTP(ctx, r.ctx, req, r.body, true, r.resp, r.err)
 			attemptOutcome := func(o outcome) outcome {
 				if r.hedge {
 					return oHedged

@@ -106,7 +106,7 @@ func (t *transport) RoundTripContext(ctx context.Context, req *http.Request, now
 			now = time.Now()
 		}
 		actx, resp, err := t.try(ctx, call, req, rec, n, body, getBody, now)
-		v := p.judgeHTTP(ctx, actx, req, idem, resp, err)
+		v := p.judgeHTTP(ctx, actx, req, body, idem, resp, err)
 		if !v.retry {
 			p.count(ctx, v.out)
 			return resp, err
@@ -198,11 +198,13 @@ func (t *transport) try(ctx context.Context, call *attempt.HTTPCall, req *http.R
 	return cctx, resp, nil
 }
 
-// judgeHTTP decides whether one attempt's result is retried.
-func (p *Policy) judgeHTTP(ctx, actx context.Context, req *http.Request, idem bool, resp *http.Response, err error) verdict {
+// judgeHTTP decides whether one attempt's result is retried. body is the
+// body the attempt sent: an attempt that failed because reading the
+// caller's body failed is never retried (classify.Inbound).
+func (p *Policy) judgeHTTP(ctx, actx context.Context, req *http.Request, body io.ReadCloser, idem bool, resp *http.Response, err error) verdict {
 	notRetryable := verdict{out: oNotRetryable}
 	if err != nil {
-		k := classify.Error(ctx, actx, err)
+		k := classify.Attempt(ctx, actx, body, err)
 		var cond conditions
 		switch k {
 		case classify.ConnectFailure:

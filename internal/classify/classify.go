@@ -36,6 +36,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/outbound-go/outbound/internal/inbound"
 	"github.com/outbound-go/outbound/internal/refusal"
 )
 
@@ -64,9 +65,13 @@ const (
 	// (breaker open, rate limited, no endpoints); it never reached an
 	// upstream and is returned at once.
 	LocalRefusal
+	// Inbound: reading the caller's request body failed (see
+	// internal/inbound); the failure is the caller's, not the upstream's,
+	// and is returned at once.
+	Inbound
 )
 
-var kindNames = [...]string{"other", "connect-failure", "refused-stream", "reset", "timeout", "canceled", "local-refusal"}
+var kindNames = [...]string{"other", "connect-failure", "refused-stream", "reset", "timeout", "canceled", "local-refusal", "inbound"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -102,6 +107,9 @@ func Error(callerCtx, attemptCtx context.Context, err error) Kind {
 	if refusal.Is(err) {
 		return LocalRefusal
 	}
+	if inbound.Is(err) {
+		return Inbound
+	}
 	if attemptCtx != nil && attemptCtx.Err() != nil {
 		if errors.Is(context.Cause(attemptCtx), ErrPerTryTimeout) ||
 			errors.Is(attemptCtx.Err(), context.DeadlineExceeded) {
@@ -121,6 +129,16 @@ func Error(callerCtx, attemptCtx context.Context, err error) Kind {
 		return Reset
 	}
 	return Other
+}
+
+// Attempt is Error for an HTTP attempt that sent body: when body is an
+// inbound.Tracker whose reading failed, the kind is Inbound whatever error
+// the transport made of it (unless the caller's context is done: Canceled).
+func Attempt(callerCtx, attemptCtx context.Context, body io.ReadCloser, err error) Kind {
+	if callerCtx.Err() == nil && inbound.FromBody(body) != nil {
+		return Inbound
+	}
+	return Error(callerCtx, attemptCtx, err)
 }
 
 func isConnectFailure(err error) bool {

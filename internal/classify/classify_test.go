@@ -16,12 +16,15 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"golang.org/x/net/http2"
 
 	"github.com/outbound-go/outbound/internal/classify"
+	"github.com/outbound-go/outbound/internal/inbound"
 	"github.com/outbound-go/outbound/internal/refusal"
 )
 
@@ -47,6 +50,7 @@ func TestError(t *testing.T) {
 		{"net/http GOAWAY then close (text only)", wrap(errors.New(`http2: server sent GOAWAY and closed the connection; LastStreamID=1, ErrCode=NO_ERROR, debug=""`)), classify.Reset},
 		{"net/http unprocessed stream (text only)", wrap(errors.New("http2: Transport: cannot retry err [http2: Transport received Server's graceful shutdown GOAWAY] after Request.Body was written; define Request.GetBody to avoid this error")), classify.RefusedStream},
 		{"local refusal", fmt.Errorf("layer: %w", refusal.New("breaker open")), classify.LocalRefusal},
+		{"caller's body failed", wrap(&inbound.Error{Err: io.ErrUnexpectedEOF}), classify.Inbound},
 		{"per-try timeout", fmt.Errorf("attempt: %w", classify.ErrPerTryTimeout), classify.Timeout},
 		{"unknown (text is not a type)", errors.New("x509: certificate signed by unknown authority"), classify.Other},
 		{"TLS unknown authority", wrap(&tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}), classify.ConnectFailure},
@@ -127,4 +131,24 @@ func TestNeverSent(t *testing.T) {
 	assert.True(t, classify.NeverSent(classify.RefusedStream))
 	assert.False(t, classify.NeverSent(classify.Reset))
 	assert.Equal(t, "refused-stream", classify.RefusedStream.String())
+}
+
+// TestAttemptAsksTheBody: a tracked body whose read failed makes the
+// attempt Inbound even when the transport returned an error that wraps
+// nothing of it, and a live body leaves the error to Error.
+func TestAttemptAsksTheBody(t *testing.T) {
+	live := context.Background()
+	broken := inbound.Track(io.NopCloser(iotest.ErrReader(errors.New("client went away"))))
+	_, err := broken.Read(make([]byte, 8))
+	require.Error(t, err)
+	opaque := errors.New("net/http: HTTP/1.x transport connection broken: write tcp: broken pipe")
+	assert.Equal(t, classify.Inbound, classify.Attempt(live, live, broken, opaque))
+
+	fine := inbound.Track(io.NopCloser(strings.NewReader("ok")))
+	assert.Equal(t, classify.Reset, classify.Attempt(live, live, fine, io.ErrUnexpectedEOF))
+	assert.Equal(t, classify.Reset, classify.Attempt(live, live, nil, io.ErrUnexpectedEOF))
+
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	assert.Equal(t, classify.Canceled, classify.Attempt(done, done, broken, opaque))
 }

@@ -13,6 +13,13 @@
 // closed it and the retry layer has released it, so that reading ahead for
 // a replay never races with a transport that closed the body early, and a
 // transport still streaming the final attempt's body is never cut off.
+//
+// Every body Prepare and Next hand out that reads the caller's body tracks
+// its read failures (see internal/inbound): the Recorder is an
+// inbound.Tracker itself, and the caller's body is passed through
+// inbound.Track otherwise, so the retry layer and the layers below it can
+// tell a failure of the caller's body from a failure of the upstream. A
+// body whose reading failed is never replayed.
 package replay
 
 import (
@@ -21,6 +28,8 @@ import (
 	"io"
 	"net/http"
 	"sync"
+
+	"github.com/outbound-go/outbound/internal/inbound"
 )
 
 // Source hands out the bodies of a request's attempts. The zero Source
@@ -39,9 +48,11 @@ func Prepare(req *http.Request, maxBuffer int64) (Source, io.ReadCloser) {
 		return Source{}, req.Body
 	}
 	if req.GetBody != nil {
-		return Source{getBody: req.GetBody}, req.Body
+		return Source{getBody: req.GetBody}, inbound.Track(req.Body)
 	}
 	if req.ContentLength > maxBuffer {
+		// Never replayed, so the retry layer needs no record of its
+		// reading: the caller's body goes out as it is.
 		return Source{tooLarge: true}, req.Body
 	}
 	r := &Recorder{body: req.Body, max: maxBuffer}
@@ -63,7 +74,7 @@ func (s Source) Next() (body io.ReadCloser, getBody func() (io.ReadCloser, error
 		if err != nil {
 			return nil, nil, false
 		}
-		return b, s.getBody, true
+		return inbound.Track(b), s.getBody, true
 	case s.rec != nil:
 		data, ok := s.rec.snapshot()
 		if !ok {
@@ -118,7 +129,7 @@ type Recorder struct {
 	off      int64  // absolute offset of buf[0] in the body
 	pos      int64  // the transport's absolute read position
 	eof      bool   // body returned io.EOF
-	err      error  // body returned an error other than EOF
+	err      error  // body returned an error other than EOF (an *inbound.Error)
 	overflow bool   // body is larger than max: no replay
 	closed   bool   // the transport closed the Recorder
 	released bool   // the retry layer gave up its claim
@@ -127,6 +138,8 @@ type Recorder struct {
 
 // errClosed is returned by Read after the transport closed the Recorder.
 var errClosed = errors.New("replay: read after close")
+
+var _ inbound.Tracker = (*Recorder)(nil)
 
 // Read serves the transport: first bytes already read ahead for a replay,
 // then fresh bytes from the caller's body, recorded on the way.
@@ -146,8 +159,20 @@ func (r *Recorder) Read(p []byte) (int, error) {
 	r.pos += int64(n)
 	r.trim()
 	r.setErr(err)
+	if r.err != nil {
+		err = r.err // the caller's body failed: say so to the transport
+	}
 	r.mu.Unlock()
 	return n, err
+}
+
+// InboundError returns the failure of reading the caller's body (by the
+// transport or a read-ahead), or nil: the Recorder is an inbound.Tracker.
+func (r *Recorder) InboundError() *inbound.Error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, _ := r.err.(*inbound.Error)
+	return e
 }
 
 // fromBuffer answers a Read without touching the caller's body when it
@@ -247,7 +272,7 @@ func (r *Recorder) setErr(err error) {
 	case err == nil:
 	case err == io.EOF:
 		r.eof = true
-	default:
-		r.err = err
+	case r.err == nil:
+		r.err = inbound.Wrap(err)
 	}
 }

@@ -7,11 +7,13 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/outbound-go/outbound/internal/inbound"
 	"github.com/outbound-go/outbound/internal/replay"
 )
 
@@ -158,4 +160,37 @@ func TestCloseDoesNotWaitForBlockedRead(t *testing.T) {
 	<-closed
 	require.Error(t, <-readDone)
 	_ = pw.Close()
+}
+
+// TestFailedCallerBodyIsTrackedAndNotReplayed: when the caller's body fails
+// mid-read, the Recorder says so as an inbound.Tracker, returns the
+// failure as an *inbound.Error, and the body is not replayable.
+func TestFailedCallerBodyIsTrackedAndNotReplayed(t *testing.T) {
+	cause := errors.New("malformed chunked encoding")
+	req, err := http.NewRequest(http.MethodPut, "http://x/", io.NopCloser(io.MultiReader(strings.NewReader("hel"), iotest.ErrReader(cause))))
+	require.NoError(t, err)
+	src, first := replay.Prepare(req, 1<<20)
+	require.Nil(t, inbound.FromBody(first))
+	_, rerr := io.ReadAll(first)
+	var ie *inbound.Error
+	require.ErrorAs(t, rerr, &ie)
+	assert.ErrorIs(t, rerr, cause)
+	assert.Same(t, ie, inbound.FromBody(first))
+	_, _, ok := src.Next()
+	assert.False(t, ok, "a body that failed to read is not replayable")
+	require.NoError(t, first.Close())
+	src.Release()
+}
+
+// TestGetBodyBodiesAreTracked: with GetBody, the first body and every
+// replayed one track their read failures too.
+func TestGetBodyBodiesAreTracked(t *testing.T) {
+	req, err := http.NewRequest(http.MethodPut, "http://x/", strings.NewReader("hello"))
+	require.NoError(t, err)
+	src, first := replay.Prepare(req, 1<<20)
+	assert.True(t, inbound.Tracked(first))
+	next, _, ok := src.Next()
+	require.True(t, ok)
+	assert.True(t, inbound.Tracked(next))
+	src.Release()
 }
