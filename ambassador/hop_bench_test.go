@@ -103,7 +103,7 @@ func hopServer(tb testing.TB, addr string) *listenerHandler {
 
 // BenchmarkHop is one proxied request through the Server's handler — route,
 // bulkhead, ReverseProxy, the retry→discovery→breaker stack, client
-// metrics, the direct HTTP/1.1 path to a loopback upstream and the access
+// metrics, net/http's Transport to a loopback upstream and the access
 // log — without the net/http server around it. allocs/op is the allocations
 // per proxied request of everything but the inbound server.
 func BenchmarkHop(b *testing.B) {
