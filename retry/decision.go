@@ -40,10 +40,18 @@ type decision struct {
 // when it has no response (nil when it has one): a budget refusal wraps
 // it. Only a decision to retry withdraws from the budget or takes a body
 // from src.
+//
+// decide is small enough to inline: an attempt the verdict does not retry
+// (the hot path: a success) costs one branch and no call.
 func (p *Policy) decide(ctx context.Context, v verdict, used int, bo **backoff.ExponentialBackOff, src *replay.Source, failed error) decision {
 	if !v.retry {
 		return decision{out: v.out}
 	}
+	return p.decideRetry(ctx, v, used, bo, src, failed)
+}
+
+// decideRetry is decide for an attempt the verdict would retry.
+func (p *Policy) decideRetry(ctx context.Context, v verdict, used int, bo **backoff.ExponentialBackOff, src *replay.Source, failed error) decision {
 	if used >= p.c.maxAttempts {
 		return decision{out: oExhausted}
 	}
