@@ -29,9 +29,16 @@ type hedgeResult struct {
 
 // running is an attempt of a hedged request still in flight.
 type running struct {
+	n      int
 	cancel context.CancelCauseFunc
 	hedge  bool
 }
+
+// maxInflight bounds the attempts of a hedged request in flight at once:
+// the original (or a retry, started only when nothing is in flight) and at
+// most MaxHedgeExtra hedges. A fixed array of them keeps the hedging value
+// free of allocations of its own.
+const maxInflight = 1 + MaxHedgeExtra
 
 // hedging is one hedged request: an idempotent request whose attempts may
 // overlap. Every attempt has its own cancellable context, a child of the
@@ -50,7 +57,8 @@ type hedging struct {
 	rec      *attempt.Record
 	src      replay.Source
 	results  chan hedgeResult
-	inflight map[int]running
+	inflight [maxInflight]running // the first ninflight are in flight
+	nflight  int
 	sent     int // attempts that were not hedges
 	hedges   int // hedges since the last attempt that was not one
 	timer    *time.Timer
@@ -62,8 +70,7 @@ func (t *transport) hedged(ctx context.Context, req *http.Request, rec *attempt.
 	p := t.p
 	h := hedging{
 		t: t, p: p, ctx: ctx, req: req, rec: rec, src: src,
-		results:  make(chan hedgeResult, p.c.maxAttempts+p.c.hedgeMax),
-		inflight: map[int]running{},
+		results: make(chan hedgeResult, p.c.maxAttempts+p.c.hedgeMax),
 	}
 	h.start(body, req.GetBody, false)
 	h.sent = 1
@@ -77,7 +84,7 @@ func (t *transport) hedged(ctx context.Context, req *http.Request, rec *attempt.
 func (h *hedging) run() (*http.Response, error) {
 	for {
 		var hc <-chan time.Time
-		if h.hedges < h.p.c.hedgeMax && len(h.inflight) > 0 {
+		if h.hedges < h.p.c.hedgeMax && h.nflight > 0 {
 			hc = h.timer.C
 		}
 		select {
@@ -100,16 +107,17 @@ func (h *hedging) start(b io.ReadCloser, gb func() (io.ReadCloser, error), hedge
 	n := h.rec.Start()
 	actx, cancel := context.WithCancelCause(attempt.WithAttempt(h.ctx, h.rec, n))
 	sctx, span := p.startSpan(actx, n)
-	h.inflight[n] = running{cancel: cancel, hedge: hedge}
+	h.inflight[h.nflight] = running{n: n, cancel: cancel, hedge: hedge}
+	h.nflight++
 	r2 := h.req.WithContext(sctx)
 	r2.Body, r2.GetBody = b, gb
 	var timer *time.Timer
 	if p.c.perTry > 0 {
 		timer = time.AfterFunc(p.c.perTry, func() { cancel(classify.ErrPerTryTimeout) })
 	}
-	next, results := h.t.next, h.results
+	t, results := h.t, h.results
 	go func() {
-		resp, err := next.RoundTrip(r2)
+		resp, err := t.next.RoundTrip(r2)
 		if timer != nil && !timer.Stop() && err == nil {
 			discard(resp)
 			resp, err = nil, fmt.Errorf("retry: attempt %d: %w", n, classify.ErrPerTryTimeout)
@@ -136,7 +144,7 @@ func (h *hedging) hedge() {
 // cancelled ends the request when the caller gave up: every attempt in
 // flight is counted and abandoned.
 func (h *hedging) cancelled() (*http.Response, error) {
-	for _, a := range h.inflight {
+	for _, a := range h.running() {
 		if a.hedge {
 			h.p.count(h.ctx, oHedged)
 		} else {
@@ -152,14 +160,14 @@ func (h *hedging) cancelled() (*http.Response, error) {
 // retried. Otherwise another attempt is running or was started.
 func (h *hedging) result(r hedgeResult) (done bool, resp *http.Response, err error) {
 	p := h.p
-	delete(h.inflight, r.n)
+	h.done(r.n)
 	p.event(h.ctx, r.span, r.n, h.rec, h.req, r.err)
 	v := p.judgeHTTP(h.ctx, r.ctx, h.req, r.body, true, r.resp, r.err)
-	if !v.retry && (r.err == nil || len(h.inflight) == 0) {
+	if !v.retry && (r.err == nil || h.nflight == 0) {
 		resp, err = h.win(r, v.out)
 		return true, resp, err
 	}
-	if len(h.inflight) > 0 {
+	if h.nflight > 0 {
 		// Another copy is still running: wait for it.
 		h.count(r, oRetried)
 		discard(r.resp)
@@ -173,7 +181,7 @@ func (h *hedging) result(r hedgeResult) (done bool, resp *http.Response, err err
 // win returns r as the answer; the attempts still in flight lose.
 func (h *hedging) win(r hedgeResult, out outcome) (*http.Response, error) {
 	h.count(r, out)
-	for _, a := range h.inflight {
+	for _, a := range h.running() {
 		if a.hedge {
 			h.p.count(h.ctx, oHedged)
 		} else {
@@ -210,6 +218,21 @@ func (h *hedging) retry(r hedgeResult, v verdict) (done bool, resp *http.Respons
 	return false, nil, nil
 }
 
+// running returns the attempts in flight.
+func (h *hedging) running() []running { return h.inflight[:h.nflight] }
+
+// done takes attempt n off the attempts in flight.
+func (h *hedging) done(n int) {
+	for i := range h.nflight {
+		if h.inflight[i].n == n {
+			h.nflight--
+			h.inflight[i] = h.inflight[h.nflight]
+			h.inflight[h.nflight] = running{}
+			return
+		}
+	}
+}
+
 // count counts r's outcome: a hedge is counted as hedged whatever became
 // of it.
 func (h *hedging) count(r hedgeResult, o outcome) {
@@ -222,10 +245,10 @@ func (h *hedging) count(r hedgeResult, o outcome) {
 // abandon cancels every attempt still in flight and reaps them in the
 // background: their responses are drained and closed.
 func (h *hedging) abandon() {
-	for _, a := range h.inflight {
+	for _, a := range h.running() {
 		a.cancel(errAttemptLost)
 	}
-	k := len(h.inflight)
+	k := h.nflight
 	if k == 0 {
 		return
 	}
