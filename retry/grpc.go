@@ -65,26 +65,13 @@ func (p *Policy) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 				return nil
 			}
 			v := p.judgeGRPC(ctx, actx, err, call.Trailer(), perTryBound)
-			if !v.retry {
-				p.count(ctx, v.out)
-				return err
+			d := p.decide(ctx, v, n, &bo, nil, err)
+			p.count(ctx, d.out)
+			if !d.retry {
+				return d.grpcResult(err)
 			}
-			if n >= p.c.maxAttempts {
-				p.count(ctx, oExhausted)
-				return err
-			}
-			delay, ok := p.nextDelay(ctx, &bo, v.delay, v.hasDelay)
-			if !ok {
-				p.count(ctx, oExhausted)
-				return err
-			}
-			if !p.budget.withdraw() {
-				p.count(ctx, oBudget)
-				return &budgetError{last: err}
-			}
-			p.count(ctx, oRetried)
-			p.debug(ctx, "retrying gRPC call", "method", method, "attempt", n, "delay", delay, "error", err)
-			if serr := p.clock.Sleep(ctx, delay); serr != nil {
+			p.debug(ctx, "retrying gRPC call", "method", method, "attempt", n, "delay", d.delay, "error", err)
+			if serr := p.clock.Sleep(ctx, d.delay); serr != nil {
 				return ctxStatus(ctx, serr)
 			}
 		}
@@ -270,25 +257,12 @@ func (s *retryStream) retry(err error) error {
 		}
 		v := p.judgeGRPC(s.ctx, s.actx, err, trailer, false)
 		s.stopAttempt()
-		if !v.retry {
-			p.count(s.ctx, v.out)
-			return err
+		d := p.decide(s.ctx, v, s.n, &s.bo, nil, err)
+		p.count(s.ctx, d.out)
+		if !d.retry {
+			return d.grpcResult(err)
 		}
-		if s.n >= p.c.maxAttempts {
-			p.count(s.ctx, oExhausted)
-			return err
-		}
-		delay, ok := p.nextDelay(s.ctx, &s.bo, v.delay, v.hasDelay)
-		if !ok {
-			p.count(s.ctx, oExhausted)
-			return err
-		}
-		if !p.budget.withdraw() {
-			p.count(s.ctx, oBudget)
-			return &budgetError{last: err}
-		}
-		p.count(s.ctx, oRetried)
-		if serr := p.clock.Sleep(s.ctx, delay); serr != nil {
+		if serr := p.clock.Sleep(s.ctx, d.delay); serr != nil {
 			return ctxStatus(s.ctx, serr)
 		}
 		s.cs = nil

@@ -107,49 +107,17 @@ func (t *transport) RoundTripContext(ctx context.Context, req *http.Request, now
 		}
 		actx, resp, err := t.try(ctx, call, req, rec, n, body, getBody, now)
 		v := p.judgeHTTP(ctx, actx, req, body, idem, resp, err)
-		if !v.retry {
-			p.count(ctx, v.out)
-			return resp, err
+		d := p.decide(ctx, v, n, &bo, &src, noResponse(resp, err))
+		p.count(ctx, d.out)
+		if !d.retry {
+			return d.httpResult(resp, err)
 		}
-		if n >= p.c.maxAttempts {
-			p.count(ctx, oExhausted)
-			return resp, err
-		}
-		delay, ok := p.nextDelay(ctx, &bo, v.delay, v.hasDelay)
-		if !ok {
-			p.count(ctx, oExhausted)
-			return resp, err
-		}
-		if v.grpc && !src.Complete() {
-			// A gRPC stream still sending: its sender may be waiting for
-			// this very response, so its body is not read ahead.
-			p.count(ctx, oNotRetryable)
-			return resp, err
-		}
-		nb, ngb, ok := src.Next()
-		if !ok {
-			p.count(ctx, oNotRetryable)
-			return resp, err
-		}
-		if !p.budget.withdraw() {
-			closeBody(nb)
-			p.count(ctx, oBudget)
-			if resp != nil {
-				return resp, nil
-			}
-			return nil, &budgetError{last: err}
-		}
-		p.count(ctx, oRetried)
 		discard(resp)
-		p.debug(ctx, "retrying request", "attempt", n, "delay", delay, "error", err)
-		if serr := p.clock.Sleep(ctx, delay); serr != nil {
-			closeBody(nb)
-			if cerr := ctx.Err(); cerr != nil {
-				return nil, fmt.Errorf("retry: waiting to retry: %w", cerr)
-			}
-			return nil, serr
+		p.debug(ctx, "retrying request", "attempt", n, "delay", d.delay, "error", err)
+		if werr := p.waitHTTP(ctx, d); werr != nil {
+			return nil, werr
 		}
-		body, getBody = nb, ngb
+		body, getBody = d.body, d.getBody
 	}
 }
 
