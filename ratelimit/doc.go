@@ -40,8 +40,8 @@
 // again with a full bucket). A key costs about 130 bytes of heap
 // (BenchmarkAllowed reports B/key).
 //
-// An upstream pause is capped at five minutes (WithMaxPause changes it). In
-// the global scope a pause asked by any upstream pauses everything.
+// An upstream pause is capped at five minutes (Config.MaxPause, yaml
+// max_pause, changes it). In the global scope a pause asked by any upstream pauses everything.
 //
 // # Waiting or rejecting
 //
