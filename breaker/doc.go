@@ -56,7 +56,7 @@
 // gRPC: the codes of DefaultGRPCFailureCodes (UNAVAILABLE,
 // DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, DATA_LOSS), except
 // DEADLINE_EXCEEDED and CANCELED when the caller's own context is done.
-// WithGRPCFailureCodes replaces the set.
+// Config.GRPCFailureCodes (yaml grpc_failure_codes) replaces the set.
 //
 // # Errors
 //
