@@ -58,3 +58,20 @@ func IsReal(c Clock) bool {
 	_, ok := c.(Real)
 	return ok
 }
+
+type ctxKey struct{}
+
+// NewContext returns ctx carrying c, for a goroutine that a policy starts
+// through an interface it does not own (discovery's Source.Watch), so the
+// policy's clock reaches it without a new method on the interface.
+func NewContext(ctx context.Context, c Clock) context.Context {
+	return context.WithValue(ctx, ctxKey{}, OrReal(c))
+}
+
+// FromContext returns the Clock NewContext put in ctx, else Real.
+func FromContext(ctx context.Context) Clock {
+	if c, ok := ctx.Value(ctxKey{}).(Clock); ok {
+		return c
+	}
+	return Real{}
+}

@@ -33,3 +33,10 @@ func TestIsReal(t *testing.T) {
 }
 
 type fake struct{ clock.Real }
+
+func TestContext(t *testing.T) {
+	ctx := context.Background()
+	assert.Equal(t, clock.Real{}, clock.FromContext(ctx))
+	assert.Equal(t, fake{}, clock.FromContext(clock.NewContext(ctx, fake{})))
+	assert.Equal(t, clock.Real{}, clock.FromContext(clock.NewContext(ctx, nil)))
+}
