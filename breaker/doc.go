@@ -99,6 +99,20 @@
 // goroutine of the call that caused or noticed the change. No lock is held
 // while the callback runs, and it may call into the Breaker.
 //
+// # Clock, logger and Close
+//
+// retry, ratelimit, breaker and discovery take the same three hooks; plain
+// data belongs in Config. WithClock replaces the wall clock with a Clock
+// (Now, and Sleep that ends early with ctx); in this package it ages idle
+// keys out of the key table, while OpenTimeout and Interval stay on the wall
+// clock: gobreaker v2 reads time.Now itself and its Settings take no clock
+// (tests run those in a testing/synctest bubble). WithLogger sets the logger
+// for state changes (Debug); without it the Breaker logs nothing, and never
+// writes to slog.Default(). Close stops the goroutines the Breaker started
+// and waits for them; it is safe to call more than once and returns nil or
+// the first error. A Breaker starts none of its own; its Close also drops
+// every key.
+//
 // # Concurrency
 //
 // A Breaker is safe for concurrent use. Looking up an existing key takes a

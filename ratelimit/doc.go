@@ -63,6 +63,18 @@
 // WithService is given. The allowed path allocates nothing. Snapshot lists
 // the buckets for a status page.
 //
+// # Clock, logger and Close
+//
+// retry, ratelimit, breaker and discovery take the same three hooks; plain
+// data belongs in Config. WithClock replaces the wall clock with a Clock
+// (Now, and Sleep that ends early with ctx); in this package it reads the
+// time for token refills, pauses and deadlines and does the waiting.
+// WithLogger sets the logger for upstream pauses (Debug); without it the
+// Limiter logs nothing, and never writes to slog.Default(). Close stops the
+// goroutines the Limiter started and waits for them; it is safe to call more
+// than once and returns nil or the first error. A Limiter starts none, so
+// its Close returns nil.
+//
 // # Concurrency
 //
 // A Limiter is safe for concurrent use. Buckets are sharded behind
