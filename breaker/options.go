@@ -49,6 +49,9 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 }
 
 // WithService adds the attribute service=name to the breaker's instruments.
+// It is an option, not a Config field: the name is the telemetry identity
+// of the service the policy serves (in the process config, the key of
+// services), not a setting of the policy.
 func WithService(name string) Option {
 	return func(o *options) { o.service = name }
 }
@@ -70,6 +73,9 @@ func WithClassifier(f func(req *http.Request, resp *http.Response, err error) Ou
 
 // WithGRPCMethodKey makes the gRPC interceptors keep one breaker per target
 // and method (key "TARGET/pkg.Service/Method") instead of one per target.
+// It is an option, not a Config field, because it chooses the key
+// function, the gRPC side of WithKeyFunc: which key a request has is the
+// embedding code's choice, not a setting of the breaker's state machine.
 func WithGRPCMethodKey() Option {
 	return func(o *options) { o.grpcMethodKey = true }
 }

@@ -34,6 +34,9 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithService adds the attribute service=name to every instrument.
+// It is an option, not a Config field: the name is the telemetry identity
+// of the service the policy serves (in the process config, the key of
+// services), not a setting of the policy.
 func WithService(name string) Option {
 	return func(o *options) { o.service = name }
 }
@@ -47,6 +50,8 @@ func WithKeyFunc(f func(req *http.Request) string) Option {
 // WithGRPCMethodKey keys gRPC calls by target and full method name
 // ("127.0.0.1:50051/pkg.Svc/Method") instead of by target alone, so each
 // method of a service has its own bucket. It is ignored in the global scope.
+// It is an option, not a Config field, because it chooses the key
+// function, the gRPC side of WithKeyFunc.
 func WithGRPCMethodKey() Option {
 	return func(o *options) { o.grpcMethodKey = true }
 }

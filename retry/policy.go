@@ -57,6 +57,9 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // WithService adds the attribute service=name to the policy's metrics.
+// It is an option, not a Config field: the name is the telemetry identity
+// of the service the policy serves (in the process config, the key of
+// services), not a setting of the policy.
 func WithService(name string) Option { return func(o *options) { o.service = name } }
 
 // Outcomes of an attempt, the values of the outcome attribute of
