@@ -202,25 +202,28 @@ func TestHalfOpenLetsExactlyHalfOpenRequestsProbesThrough(t *testing.T) {
 	}
 }
 
+// TestFailedProbeReopens runs in a testing/synctest bubble (see openTimeout).
 func TestFailedProbeReopens(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		up := newStub(http.StatusServiceUnavailable)
-		b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: openTimeout})
-		c := up.client(b)
-		_, err := get(t.Context(), c, up.url)
-		require.NoError(t, err)
-		require.Equal(t, breaker.StateOpen, b.State(up.host()))
-		time.Sleep(openTimeout + time.Millisecond) // fake time: gobreaker follows it
-		require.Equal(t, breaker.StateHalfOpen, b.State(up.host()))
+	synctest.Test(t, testFailedProbeReopens)
+}
 
-		code, err := get(t.Context(), c, up.url)
-		require.NoError(t, err)
-		assert.Equal(t, http.StatusServiceUnavailable, code)
-		assert.Equal(t, breaker.StateOpen, b.State(up.host()), "a failed probe re-opens the breaker")
-		_, err = get(t.Context(), c, up.url)
-		assert.ErrorIs(t, err, breaker.ErrOpen)
-		assert.Equal(t, int64(2), up.hits.Load())
-	})
+func testFailedProbeReopens(t *testing.T) {
+	up := newStub(http.StatusServiceUnavailable)
+	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: openTimeout})
+	c := up.client(b)
+	_, err := get(t.Context(), c, up.url)
+	require.NoError(t, err)
+	require.Equal(t, breaker.StateOpen, b.State(up.host()))
+	time.Sleep(openTimeout + time.Millisecond) // fake time: gobreaker follows it
+	require.Equal(t, breaker.StateHalfOpen, b.State(up.host()))
+
+	code, err := get(t.Context(), c, up.url)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Equal(t, breaker.StateOpen, b.State(up.host()), "a failed probe re-opens the breaker")
+	_, err = get(t.Context(), c, up.url)
+	assert.ErrorIs(t, err, breaker.ErrOpen)
+	assert.Equal(t, int64(2), up.hits.Load())
 }
 
 func deadAddr(t *testing.T) string {
@@ -331,70 +334,76 @@ func TestFailureRatioTripsOnceMinRequestsSeen(t *testing.T) {
 	assert.Equal(t, int64(10), up.hits.Load())
 }
 
+// TestReadyTakesNoProbeSlot runs in a testing/synctest bubble (see openTimeout).
 func TestReadyTakesNoProbeSlot(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		up := newStub(http.StatusInternalServerError)
-		b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: openTimeout})
-		c := up.client(b)
-		assert.True(t, b.Ready(up.host()), "no breaker yet")
-		_, err := get(t.Context(), c, up.url)
-		require.NoError(t, err)
-		assert.False(t, b.Ready(up.host()))
-		time.Sleep(openTimeout + time.Millisecond) // fake time: gobreaker follows it
-		require.True(t, b.Ready(up.host()))
-		for range 100 {
-			require.True(t, b.Ready(up.host()))
-		}
-		assert.Equal(t, breaker.StateHalfOpen, b.State(up.host()))
-
-		release := make(chan struct{})
-		arrived := make(chan struct{}, 1)
-		up.set(http.StatusOK, release, arrived)
-		done := make(chan error, 1)
-		go func() { _, err := get(context.Background(), c, up.url); done <- err }()
-		<-arrived
-		assert.False(t, b.Ready(up.host()), "the single probe slot is taken")
-		close(release)
-		require.NoError(t, <-done)
-		assert.True(t, b.Ready(up.host()))
-		assert.Equal(t, breaker.StateClosed, b.State(up.host()))
-		assert.Equal(t, int64(2), up.hits.Load())
-	})
+	synctest.Test(t, testReadyTakesNoProbeSlot)
 }
 
+func testReadyTakesNoProbeSlot(t *testing.T) {
+	up := newStub(http.StatusInternalServerError)
+	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: openTimeout})
+	c := up.client(b)
+	assert.True(t, b.Ready(up.host()), "no breaker yet")
+	_, err := get(t.Context(), c, up.url)
+	require.NoError(t, err)
+	assert.False(t, b.Ready(up.host()))
+	time.Sleep(openTimeout + time.Millisecond) // fake time: gobreaker follows it
+	require.True(t, b.Ready(up.host()))
+	for range 100 {
+		require.True(t, b.Ready(up.host()))
+	}
+	assert.Equal(t, breaker.StateHalfOpen, b.State(up.host()))
+
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 1)
+	up.set(http.StatusOK, release, arrived)
+	done := make(chan error, 1)
+	go func() { _, err := get(context.Background(), c, up.url); done <- err }()
+	<-arrived
+	assert.False(t, b.Ready(up.host()), "the single probe slot is taken")
+	close(release)
+	require.NoError(t, <-done)
+	assert.True(t, b.Ready(up.host()))
+	assert.Equal(t, breaker.StateClosed, b.State(up.host()))
+	assert.Equal(t, int64(2), up.hits.Load())
+}
+
+// TestOnStateChangeRunsOutsideLocksInOrder runs in a testing/synctest bubble (see openTimeout).
 func TestOnStateChangeRunsOutsideLocksInOrder(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		up := newStub(http.StatusInternalServerError)
-		var (
-			mu  sync.Mutex
-			got []string
-			b   *breaker.Breaker
-		)
-		b = newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: openTimeout},
-			breaker.WithOnStateChange(func(key string, from, to breaker.State) {
-				// Calling back into the Breaker would deadlock under a lock.
-				_ = b.State(key)
-				_ = b.Ready(key)
-				_ = b.Snapshot()
-				mu.Lock()
-				got = append(got, key+" "+from.String()+">"+to.String())
-				mu.Unlock()
-			}))
-		c := up.client(b)
-		for range 2 {
-			_, err := get(t.Context(), c, up.url)
-			require.NoError(t, err)
-		}
-		up.set(http.StatusOK, nil, nil)
-		time.Sleep(openTimeout + time.Millisecond) // fake time: gobreaker follows it
-		code, err := get(t.Context(), c, up.url)
+	synctest.Test(t, testOnStateChangeRunsOutsideLocksInOrder)
+}
+
+func testOnStateChangeRunsOutsideLocksInOrder(t *testing.T) {
+	up := newStub(http.StatusInternalServerError)
+	var (
+		mu  sync.Mutex
+		got []string
+		b   *breaker.Breaker
+	)
+	b = newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: openTimeout},
+		breaker.WithOnStateChange(func(key string, from, to breaker.State) {
+			// Calling back into the Breaker would deadlock under a lock.
+			_ = b.State(key)
+			_ = b.Ready(key)
+			_ = b.Snapshot()
+			mu.Lock()
+			got = append(got, key+" "+from.String()+">"+to.String())
+			mu.Unlock()
+		}))
+	c := up.client(b)
+	for range 2 {
+		_, err := get(t.Context(), c, up.url)
 		require.NoError(t, err)
-		require.Equal(t, http.StatusOK, code)
-		mu.Lock()
-		defer mu.Unlock()
-		h := up.host()
-		assert.Equal(t, []string{h + " closed>open", h + " open>half_open", h + " half_open>closed"}, got)
-	})
+	}
+	up.set(http.StatusOK, nil, nil)
+	time.Sleep(openTimeout + time.Millisecond) // fake time: gobreaker follows it
+	code, err := get(t.Context(), c, up.url)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
+	mu.Lock()
+	defer mu.Unlock()
+	h := up.host()
+	assert.Equal(t, []string{h + " closed>open", h + " open>half_open", h + " half_open>closed"}, got)
 }
 
 type roundTripperFunc func(*http.Request) (*http.Response, error)
@@ -500,29 +509,32 @@ func TestStateStrings(t *testing.T) {
 	assert.Equal(t, "State(7)", breaker.State(7).String())
 }
 
+// TestCancelledProbeReopensInsteadOfFreeingItsSlot runs in a testing/synctest bubble (see openTimeout).
 func TestCancelledProbeReopensInsteadOfFreeingItsSlot(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		up := newStub(http.StatusInternalServerError)
-		b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: openTimeout})
-		c := up.client(b)
-		_, err := get(t.Context(), c, up.url)
-		require.NoError(t, err)
-		arrived := make(chan struct{})
-		up.set(http.StatusOK, make(chan struct{}), arrived) // the upstream hangs
-		time.Sleep(openTimeout + time.Millisecond)          // fake time: gobreaker follows it
-		require.Equal(t, breaker.StateHalfOpen, b.State(up.host()))
+	synctest.Test(t, testCancelledProbeReopensInsteadOfFreeingItsSlot)
+}
 
-		// The caller gives up once the probe has reached the upstream (a fixed
-		// 20ms deadline could expire before it even got there on a loaded
-		// machine, and no probe would reach the upstream).
-		ctx, cancel := context.WithCancel(t.Context())
-		defer cancel()
-		go func() { <-arrived; cancel() }()
-		_, err = get(ctx, c, up.url)
-		require.ErrorIs(t, err, context.Canceled)
-		assert.Equal(t, breaker.StateOpen, b.State(up.host()), "the probe timed out: open again")
-		_, err = get(t.Context(), c, up.url)
-		assert.ErrorIs(t, err, breaker.ErrOpen)
-		assert.Equal(t, int64(2), up.hits.Load(), "one probe per open_timeout")
-	})
+func testCancelledProbeReopensInsteadOfFreeingItsSlot(t *testing.T) {
+	up := newStub(http.StatusInternalServerError)
+	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: openTimeout})
+	c := up.client(b)
+	_, err := get(t.Context(), c, up.url)
+	require.NoError(t, err)
+	arrived := make(chan struct{})
+	up.set(http.StatusOK, make(chan struct{}), arrived) // the upstream hangs
+	time.Sleep(openTimeout + time.Millisecond)          // fake time: gobreaker follows it
+	require.Equal(t, breaker.StateHalfOpen, b.State(up.host()))
+
+	// The caller gives up once the probe has reached the upstream (a fixed
+	// 20ms deadline could expire before it even got there on a loaded
+	// machine, and no probe would reach the upstream).
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() { <-arrived; cancel() }()
+	_, err = get(ctx, c, up.url)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, breaker.StateOpen, b.State(up.host()), "the probe timed out: open again")
+	_, err = get(t.Context(), c, up.url)
+	assert.ErrorIs(t, err, breaker.ErrOpen)
+	assert.Equal(t, int64(2), up.hits.Load(), "one probe per open_timeout")
 }

@@ -38,50 +38,53 @@ func counterPoints(t *testing.T, r *sdkmetric.ManualReader, name string) map[att
 	return out
 }
 
+// TestMetrics runs in a testing/synctest bubble (see openTimeout).
 func TestMetrics(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		reader := sdkmetric.NewManualReader()
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-		t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	synctest.Test(t, testMetrics)
+}
 
-		up := newStub(http.StatusInternalServerError)
-		b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: openTimeout},
-			breaker.WithMeterProvider(mp), breaker.WithService("users"))
-		c := up.client(b)
-		for range 2 {
-			_, err := get(t.Context(), c, up.url)
-			require.NoError(t, err)
-		}
-		for range 3 {
-			_, err := get(t.Context(), c, up.url)
-			require.ErrorIs(t, err, breaker.ErrOpen)
-		}
-		up.set(http.StatusOK, nil, nil)
-		time.Sleep(openTimeout + time.Millisecond) // fake time: gobreaker follows it
-		code, err := get(t.Context(), c, up.url)
+func testMetrics(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+
+	up := newStub(http.StatusInternalServerError)
+	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: openTimeout},
+		breaker.WithMeterProvider(mp), breaker.WithService("users"))
+	c := up.client(b)
+	for range 2 {
+		_, err := get(t.Context(), c, up.url)
 		require.NoError(t, err)
-		require.Equal(t, http.StatusOK, code)
+	}
+	for range 3 {
+		_, err := get(t.Context(), c, up.url)
+		require.ErrorIs(t, err, breaker.ErrOpen)
+	}
+	up.set(http.StatusOK, nil, nil)
+	time.Sleep(openTimeout + time.Millisecond) // fake time: gobreaker follows it
+	code, err := get(t.Context(), c, up.url)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
 
-		ep := attribute.String("endpoint", up.host())
-		svc := attribute.String("service", "users")
-		transitions := counterPoints(t, reader, "outbound.breaker.transitions")
-		for _, tr := range [][2]string{{"closed", "open"}, {"open", "half_open"}, {"half_open", "closed"}} {
-			set := attribute.NewSet(ep, svc, attribute.String("from", tr[0]), attribute.String("to", tr[1]))
-			dp, ok := transitions[set.Equivalent()]
-			if assert.True(t, ok, "transition %s→%s recorded", tr[0], tr[1]) {
-				assert.Equal(t, int64(1), dp.Value)
-			}
+	ep := attribute.String("endpoint", up.host())
+	svc := attribute.String("service", "users")
+	transitions := counterPoints(t, reader, "outbound.breaker.transitions")
+	for _, tr := range [][2]string{{"closed", "open"}, {"open", "half_open"}, {"half_open", "closed"}} {
+		set := attribute.NewSet(ep, svc, attribute.String("from", tr[0]), attribute.String("to", tr[1]))
+		dp, ok := transitions[set.Equivalent()]
+		if assert.True(t, ok, "transition %s→%s recorded", tr[0], tr[1]) {
+			assert.Equal(t, int64(1), dp.Value)
 		}
-		assert.Len(t, transitions, 3)
+	}
+	assert.Len(t, transitions, 3)
 
-		rejections := counterPoints(t, reader, "outbound.breaker.rejections")
-		require.Len(t, rejections, 1)
-		rset := attribute.NewSet(ep, svc)
-		dp, ok := rejections[rset.Equivalent()]
-		require.True(t, ok, "rejections carry endpoint and service")
-		// 3 refusals above, plus any made while polling for the half-open state.
-		assert.GreaterOrEqual(t, dp.Value, int64(3))
-	})
+	rejections := counterPoints(t, reader, "outbound.breaker.rejections")
+	require.Len(t, rejections, 1)
+	rset := attribute.NewSet(ep, svc)
+	dp, ok := rejections[rset.Equivalent()]
+	require.True(t, ok, "rejections carry endpoint and service")
+	// 3 refusals above, plus any made while polling for the half-open state.
+	assert.GreaterOrEqual(t, dp.Value, int64(3))
 }
 
 func TestMetricsWithoutService(t *testing.T) {
