@@ -244,6 +244,7 @@ func NewStack(c ServiceConfig, opts ...Option) (*Stack, error) {
 			bo = append(bo, breaker.WithMeterProvider(o.mp))
 		}
 		bo = append(bo, breaker.WithService(c.Name))
+		bo = append(bo, breaker.WithLogger(o.logger))
 		b, err := breaker.New(*c.Breaker, bo...)
 		if err != nil {
 			return fail(fmt.Errorf("breaker: %w", err))

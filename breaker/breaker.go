@@ -12,6 +12,8 @@ import (
 
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel"
+
+	"github.com/outbound-go/outbound/internal/clock"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 )
@@ -58,10 +60,12 @@ func fromGobreaker(s gobreaker.State) State {
 // created on a key's first request and dropped when idle. It is safe for
 // concurrent use. See the package documentation for the model.
 type Breaker struct {
-	cfg      Config
-	opts     options
-	settings gobreaker.Settings // template; Name is set per key
+	cfg          Config
+	opts         options
+	settings     gobreaker.Settings // template; Name is set per key
+	grpcFailures uint64             // bit i set: codes.Code(i) is a failure
 
+	clock   Clock
 	epoch   time.Time
 	idleTTL int64 // ns without use after which an idle key may go
 
@@ -97,16 +101,17 @@ func New(c Config, opts ...Option) (*Breaker, error) {
 		return nil, err
 	}
 	b := &Breaker{
-		cfg:   c.withDefaults(),
-		epoch: time.Now(),
-		keys:  make(map[mkey]*entry),
-		opts:  options{grpcFailures: codeMask(DefaultGRPCFailureCodes())},
+		cfg:          c.withDefaults(),
+		keys:         make(map[mkey]*entry),
+		grpcFailures: c.grpcFailureMask(),
 	}
 	for _, o := range opts {
 		if o != nil {
 			o(&b.opts)
 		}
 	}
+	b.clock = clock.OrReal(b.opts.clock)
+	b.epoch = b.clock.Now()
 	if b.opts.meter == nil {
 		b.opts.meter = otel.GetMeterProvider()
 	}
@@ -269,9 +274,11 @@ func (b *Breaker) Len() int {
 	return len(b.keys)
 }
 
-// Close drops every key. The Breaker starts no goroutine of its own (a
-// gRPC stream's accounting ends with the stream), so there is nothing to
-// stop; it stays usable and starts afresh.
+// Close stops the goroutines the Breaker started and waits for them; it is
+// safe to call more than once and returns nil or the first error. A
+// Breaker starts none of its own (a gRPC stream's accounting ends with the
+// stream), so Close returns nil; it also drops every key, and the Breaker
+// stays usable and starts afresh.
 func (b *Breaker) Close() error {
 	b.mu.Lock()
 	clear(b.keys)

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
+
+	"google.golang.org/grpc/codes"
 )
 
 // Defaults applied to the zero fields of a Config.
@@ -58,6 +61,12 @@ type Config struct {
 	// MaxKeys bounds the number of per-key breakers kept at once; 0 means
 	// 10000; at most 1e7. See "Keys and memory" in the package documentation.
 	MaxKeys int `yaml:"max_keys"`
+	// GRPCFailureCodes names the gRPC codes that count as failures, by name
+	// and case-insensitive ("UNAVAILABLE", "not_found"); empty means
+	// DefaultGRPCFailureCodes. Any other code counts as a success, and
+	// DEADLINE_EXCEEDED and CANCELLED never count when the caller's own
+	// context is done. OK cannot be listed.
+	GRPCFailureCodes []string `yaml:"grpc_failure_codes"`
 }
 
 // FieldError is one problem Validate found, naming the YAML key.
@@ -108,7 +117,37 @@ func (c Config) Validate() error {
 	case c.MaxKeys > MaxMaxKeys:
 		bad("max_keys", "must be ≤ %d, got %d", MaxMaxKeys, c.MaxKeys)
 	}
+	for i, name := range c.GRPCFailureCodes {
+		switch code, ok := codeByName(name); {
+		case !ok:
+			bad(fmt.Sprintf("grpc_failure_codes[%d]", i), "unknown gRPC code %q (want a name such as UNAVAILABLE)", name)
+		case code == codes.OK:
+			bad(fmt.Sprintf("grpc_failure_codes[%d]", i), "OK is not an error and cannot count as a failure")
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// codeByName returns the gRPC code of a name such as "UNAVAILABLE" or
+// "not_found" (the names grpc's codes.Code decodes from JSON).
+func codeByName(name string) (codes.Code, bool) {
+	var code codes.Code
+	q := strconv.Quote(strings.ToUpper(strings.TrimSpace(name)))
+	return code, code.UnmarshalJSON([]byte(q)) == nil
+}
+
+// grpcFailureMask returns the failure codes of c as a bit set; c must be
+// valid.
+func (c Config) grpcFailureMask() uint64 {
+	if len(c.GRPCFailureCodes) == 0 {
+		return codeMask(DefaultGRPCFailureCodes())
+	}
+	cs := make([]codes.Code, 0, len(c.GRPCFailureCodes))
+	for _, name := range c.GRPCFailureCodes {
+		code, _ := codeByName(name)
+		cs = append(cs, code)
+	}
+	return codeMask(cs)
 }
 
 // withDefaults returns c with every zero field set to its default; c must

@@ -56,7 +56,7 @@
 // gRPC: the codes of DefaultGRPCFailureCodes (UNAVAILABLE,
 // DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, DATA_LOSS), except
 // DEADLINE_EXCEEDED and CANCELED when the caller's own context is done.
-// WithGRPCFailureCodes replaces the set.
+// Config.GRPCFailureCodes (yaml grpc_failure_codes) replaces the set.
 //
 // # Errors
 //
@@ -98,6 +98,20 @@
 // hands them to the metrics and the callback afterwards, in order, on the
 // goroutine of the call that caused or noticed the change. No lock is held
 // while the callback runs, and it may call into the Breaker.
+//
+// # Clock, logger and Close
+//
+// retry, ratelimit, breaker and discovery take the same three hooks; plain
+// data belongs in Config. WithClock replaces the wall clock with a Clock
+// (Now, and Sleep that ends early with ctx); in this package it ages idle
+// keys out of the key table, while OpenTimeout and Interval stay on the wall
+// clock: gobreaker v2 reads time.Now itself and its Settings take no clock
+// (tests run those in a testing/synctest bubble). WithLogger sets the logger
+// for state changes (Debug); without it the Breaker logs nothing, and never
+// writes to slog.Default(). Close stops the goroutines the Breaker started
+// and waits for them; it is safe to call more than once and returns nil or
+// the first error. A Breaker starts none of its own; its Close also drops
+// every key.
 //
 // # Concurrency
 //

@@ -63,6 +63,9 @@ func (b *Breaker) emit(ev event) {
 		attrs = append(attrs, attribute.String("service", b.opts.service))
 	}
 	b.transitions.Add(context.Background(), 1, metric.WithAttributes(attrs...))
+	if l := b.opts.logger; l != nil {
+		l.Debug("breaker: state changed", "key", ev.key, "from", ev.from.String(), "to", ev.to.String())
+	}
 	if f := b.opts.onStateChange; f != nil {
 		f(ev.key, ev.from, ev.to)
 	}

@@ -51,7 +51,7 @@ func (b *Breaker) grpcOutcome(ctx context.Context, err error) Outcome {
 	if (code == codes.DeadlineExceeded || code == codes.Canceled) && callerDone(ctx) {
 		return Ignore // the caller's own deadline or cancellation
 	}
-	if code < 64 && b.opts.grpcFailures&(1<<code) != 0 {
+	if code < 64 && b.grpcFailures&(1<<code) != 0 {
 		return Failure
 	}
 	return Success

@@ -164,8 +164,8 @@ func TestGRPCFailureCodes(t *testing.T) {
 func TestGRPCWithFailureCodes(t *testing.T) {
 	h := &healthServer{code: codes.Unavailable}
 	addr := startGRPC(t, h)
-	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: time.Hour},
-		breaker.WithGRPCFailureCodes(codes.NotFound))
+	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: time.Hour,
+		GRPCFailureCodes: []string{"not_found"}})
 	c := dialGRPC(t, addr, b)
 	for range 3 {
 		_ = check(t.Context(), c)
@@ -225,11 +225,18 @@ func TestGRPCDeadUpstreamTripsHealthyNever(t *testing.T) {
 	assert.Equal(t, int64(10), h.calls.Load())
 }
 
+// grpcOpenTimeout is the open_timeout of TestGRPCHalfOpenProbes, which
+// stays on the wall clock: grpc over loopback cannot run in a synctest
+// bubble, and gobreaker reads time.Now itself. The refusal checks must run
+// before it goes half-open: with 50ms, two loopback calls in a row under
+// -race on a loaded 2-core machine sometimes took longer.
+const grpcOpenTimeout = 500 * time.Millisecond
+
 func TestGRPCHalfOpenProbes(t *testing.T) {
 	h := &healthServer{code: codes.Internal}
 	addr := startGRPC(t, h)
 	const probes = 2
-	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: openTimeout, HalfOpenRequests: probes})
+	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: grpcOpenTimeout, HalfOpenRequests: probes})
 	c := dialGRPC(t, addr, b)
 	require.Equal(t, codes.Internal, status.Code(check(t.Context(), c)))
 	require.Equal(t, breaker.StateOpen, b.State(addr))

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -134,86 +135,93 @@ func TestTripsAfterConsecutiveFailuresAndRefusesWithoutSending(t *testing.T) {
 }
 
 // openTimeout is the open_timeout of tests that trip a breaker and then
-// check that it refuses. Those checks must run before it goes half-open: with
-// 50ms, two loopback calls in a row under -race on a loaded 2-core machine
-// sometimes took longer, and the "refused" request became a probe.
-const openTimeout = 500 * time.Millisecond
+// wait for it to turn half-open. They run in a testing/synctest bubble
+// against a stubUpstream: gobreaker reads time.Now, which the bubble fakes,
+// so the wait takes no wall time and no check races the timeout.
+const openTimeout = time.Minute
 
 func TestHalfOpenLetsExactlyHalfOpenRequestsProbesThrough(t *testing.T) {
 	for _, probes := range []int{1, 3} {
 		t.Run(strings.Repeat("probe", probes), func(t *testing.T) {
-			up := newUpstream(t, http.StatusBadGateway)
-			b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: openTimeout, HalfOpenRequests: probes})
-			c := newClient(t, b)
-			for range 2 {
-				_, err := get(t.Context(), c, up.srv.URL)
+			synctest.Test(t, func(t *testing.T) {
+				up := newStub(http.StatusBadGateway)
+				b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: openTimeout, HalfOpenRequests: probes})
+				c := up.client(b)
+				for range 2 {
+					_, err := get(t.Context(), c, up.url)
+					require.NoError(t, err)
+				}
+				require.Equal(t, breaker.StateOpen, b.State(up.host()))
+				_, err := get(t.Context(), c, up.url)
+				require.ErrorIs(t, err, breaker.ErrOpen)
+				require.Equal(t, int64(2), up.hits.Load())
+
+				release := make(chan struct{})
+				up.set(http.StatusOK, release, nil)
+				time.Sleep(openTimeout + time.Millisecond) // fake time: gobreaker follows it
+				require.Equal(t, breaker.StateHalfOpen, b.State(up.host()))
+
+				const n = 20
+				var wg sync.WaitGroup
+				refused := make(chan error, n)
+				passed := make(chan int, n)
+				for range n {
+					wg.Go(func() {
+						code, err := get(t.Context(), c, up.url)
+						if err != nil {
+							refused <- err
+							return
+						}
+						passed <- code
+					})
+				}
+				// Every request that was not admitted comes back at once while
+				// the admitted probes are held by the upstream.
+				for range n - probes {
+					assert.ErrorIs(t, <-refused, breaker.ErrOpen)
+				}
+				synctest.Wait() // the admitted probes are held by the upstream
+				require.Equal(t, int64(2+probes), up.hits.Load())
+				assert.False(t, b.Ready(up.host()), "no probe slot left while the probes are in flight")
+				close(release)
+				wg.Wait()
+				close(passed)
+				close(refused)
+				for code := range passed {
+					assert.Equal(t, http.StatusOK, code)
+				}
+				assert.Empty(t, refused, "exactly half_open_requests were admitted")
+				assert.Equal(t, int64(2+probes), up.hits.Load(), "exactly half_open_requests probes reached the upstream")
+				assert.Equal(t, breaker.StateClosed, b.State(up.host()), "successful probes close the breaker")
+
+				code, err := get(t.Context(), c, up.url)
 				require.NoError(t, err)
-			}
-			require.Equal(t, breaker.StateOpen, b.State(up.host()))
-			_, err := get(t.Context(), c, up.srv.URL)
-			require.ErrorIs(t, err, breaker.ErrOpen)
-			require.Equal(t, int64(2), up.hits.Load())
-
-			release := make(chan struct{})
-			up.set(http.StatusOK, release, nil)
-			require.Eventually(t, func() bool { return b.State(up.host()) == breaker.StateHalfOpen },
-				2*time.Second, 5*time.Millisecond)
-
-			const n = 20
-			var wg sync.WaitGroup
-			refused := make(chan error, n)
-			passed := make(chan int, n)
-			for range n {
-				wg.Go(func() {
-					code, err := get(t.Context(), c, up.srv.URL)
-					if err != nil {
-						refused <- err
-						return
-					}
-					passed <- code
-				})
-			}
-			// Every request that was not admitted comes back at once while
-			// the admitted probes are held by the upstream.
-			for range n - probes {
-				assert.ErrorIs(t, <-refused, breaker.ErrOpen)
-			}
-			require.Eventually(t, func() bool { return up.hits.Load() == int64(2+probes) },
-				2*time.Second, 5*time.Millisecond)
-			assert.False(t, b.Ready(up.host()), "no probe slot left while the probes are in flight")
-			close(release)
-			wg.Wait()
-			close(passed)
-			close(refused)
-			for code := range passed {
 				assert.Equal(t, http.StatusOK, code)
-			}
-			assert.Empty(t, refused, "exactly half_open_requests were admitted")
-			assert.Equal(t, int64(2+probes), up.hits.Load(), "exactly half_open_requests probes reached the upstream")
-			assert.Equal(t, breaker.StateClosed, b.State(up.host()), "successful probes close the breaker")
-
-			code, err := get(t.Context(), c, up.srv.URL)
-			require.NoError(t, err)
-			assert.Equal(t, http.StatusOK, code)
+			})
 		})
 	}
 }
 
+// TestFailedProbeReopens runs in a testing/synctest bubble (see openTimeout).
 func TestFailedProbeReopens(t *testing.T) {
-	up := newUpstream(t, http.StatusServiceUnavailable)
+	synctest.Test(t, testFailedProbeReopens)
+}
+
+func testFailedProbeReopens(t *testing.T) {
+	up := newStub(http.StatusServiceUnavailable)
 	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: openTimeout})
-	c := newClient(t, b)
-	_, err := get(t.Context(), c, up.srv.URL)
+	c := up.client(b)
+	_, err := get(t.Context(), c, up.url)
 	require.NoError(t, err)
 	require.Equal(t, breaker.StateOpen, b.State(up.host()))
-	require.Eventually(t, func() bool { return b.State(up.host()) == breaker.StateHalfOpen },
-		2*time.Second, 5*time.Millisecond)
+	time.Sleep(openTimeout + time.Millisecond) // fake time: gobreaker follows it
+	require.Equal(t, breaker.StateHalfOpen, b.State(up.host()))
 
-	code, err := get(t.Context(), c, up.srv.URL)
+	code, err := get(t.Context(), c, up.url)
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusServiceUnavailable, code)
 	assert.Equal(t, breaker.StateOpen, b.State(up.host()), "a failed probe re-opens the breaker")
-	_, err = get(t.Context(), c, up.srv.URL)
+	_, err = get(t.Context(), c, up.url)
 	assert.ErrorIs(t, err, breaker.ErrOpen)
 	assert.Equal(t, int64(2), up.hits.Load())
 }
@@ -326,15 +334,21 @@ func TestFailureRatioTripsOnceMinRequestsSeen(t *testing.T) {
 	assert.Equal(t, int64(10), up.hits.Load())
 }
 
+// TestReadyTakesNoProbeSlot runs in a testing/synctest bubble (see openTimeout).
 func TestReadyTakesNoProbeSlot(t *testing.T) {
-	up := newUpstream(t, http.StatusInternalServerError)
+	synctest.Test(t, testReadyTakesNoProbeSlot)
+}
+
+func testReadyTakesNoProbeSlot(t *testing.T) {
+	up := newStub(http.StatusInternalServerError)
 	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: openTimeout})
-	c := newClient(t, b)
+	c := up.client(b)
 	assert.True(t, b.Ready(up.host()), "no breaker yet")
-	_, err := get(t.Context(), c, up.srv.URL)
+	_, err := get(t.Context(), c, up.url)
 	require.NoError(t, err)
 	assert.False(t, b.Ready(up.host()))
-	require.Eventually(t, func() bool { return b.Ready(up.host()) }, 2*time.Second, 5*time.Millisecond)
+	time.Sleep(openTimeout + time.Millisecond) // fake time: gobreaker follows it
+	require.True(t, b.Ready(up.host()))
 	for range 100 {
 		require.True(t, b.Ready(up.host()))
 	}
@@ -344,7 +358,7 @@ func TestReadyTakesNoProbeSlot(t *testing.T) {
 	arrived := make(chan struct{}, 1)
 	up.set(http.StatusOK, release, arrived)
 	done := make(chan error, 1)
-	go func() { _, err := get(context.Background(), c, up.srv.URL); done <- err }()
+	go func() { _, err := get(context.Background(), c, up.url); done <- err }()
 	<-arrived
 	assert.False(t, b.Ready(up.host()), "the single probe slot is taken")
 	close(release)
@@ -354,8 +368,13 @@ func TestReadyTakesNoProbeSlot(t *testing.T) {
 	assert.Equal(t, int64(2), up.hits.Load())
 }
 
+// TestOnStateChangeRunsOutsideLocksInOrder runs in a testing/synctest bubble (see openTimeout).
 func TestOnStateChangeRunsOutsideLocksInOrder(t *testing.T) {
-	up := newUpstream(t, http.StatusInternalServerError)
+	synctest.Test(t, testOnStateChangeRunsOutsideLocksInOrder)
+}
+
+func testOnStateChangeRunsOutsideLocksInOrder(t *testing.T) {
+	up := newStub(http.StatusInternalServerError)
 	var (
 		mu  sync.Mutex
 		got []string
@@ -371,16 +390,16 @@ func TestOnStateChangeRunsOutsideLocksInOrder(t *testing.T) {
 			got = append(got, key+" "+from.String()+">"+to.String())
 			mu.Unlock()
 		}))
-	c := newClient(t, b)
+	c := up.client(b)
 	for range 2 {
-		_, err := get(t.Context(), c, up.srv.URL)
+		_, err := get(t.Context(), c, up.url)
 		require.NoError(t, err)
 	}
 	up.set(http.StatusOK, nil, nil)
-	require.Eventually(t, func() bool {
-		code, err := get(t.Context(), c, up.srv.URL)
-		return err == nil && code == http.StatusOK
-	}, 2*time.Second, 5*time.Millisecond)
+	time.Sleep(openTimeout + time.Millisecond) // fake time: gobreaker follows it
+	code, err := get(t.Context(), c, up.url)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
 	mu.Lock()
 	defer mu.Unlock()
 	h := up.host()
@@ -490,16 +509,21 @@ func TestStateStrings(t *testing.T) {
 	assert.Equal(t, "State(7)", breaker.State(7).String())
 }
 
+// TestCancelledProbeReopensInsteadOfFreeingItsSlot runs in a testing/synctest bubble (see openTimeout).
 func TestCancelledProbeReopensInsteadOfFreeingItsSlot(t *testing.T) {
-	up := newUpstream(t, http.StatusInternalServerError)
+	synctest.Test(t, testCancelledProbeReopensInsteadOfFreeingItsSlot)
+}
+
+func testCancelledProbeReopensInsteadOfFreeingItsSlot(t *testing.T) {
+	up := newStub(http.StatusInternalServerError)
 	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: openTimeout})
-	c := newClient(t, b)
-	_, err := get(t.Context(), c, up.srv.URL)
+	c := up.client(b)
+	_, err := get(t.Context(), c, up.url)
 	require.NoError(t, err)
 	arrived := make(chan struct{})
 	up.set(http.StatusOK, make(chan struct{}), arrived) // the upstream hangs
-	require.Eventually(t, func() bool { return b.State(up.host()) == breaker.StateHalfOpen },
-		2*time.Second, 5*time.Millisecond)
+	time.Sleep(openTimeout + time.Millisecond)          // fake time: gobreaker follows it
+	require.Equal(t, breaker.StateHalfOpen, b.State(up.host()))
 
 	// The caller gives up once the probe has reached the upstream (a fixed
 	// 20ms deadline could expire before it even got there on a loaded
@@ -507,10 +531,10 @@ func TestCancelledProbeReopensInsteadOfFreeingItsSlot(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go func() { <-arrived; cancel() }()
-	_, err = get(ctx, c, up.srv.URL)
+	_, err = get(ctx, c, up.url)
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Equal(t, breaker.StateOpen, b.State(up.host()), "the probe timed out: open again")
-	_, err = get(t.Context(), c, up.srv.URL)
+	_, err = get(t.Context(), c, up.url)
 	assert.ErrorIs(t, err, breaker.ErrOpen)
 	assert.Equal(t, int64(2), up.hits.Load(), "one probe per open_timeout")
 }

@@ -4,7 +4,6 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/sony/gobreaker/v2"
 )
@@ -28,7 +27,7 @@ type entry struct {
 	notClosed atomic.Bool
 }
 
-func (b *Breaker) now() int64 { return int64(time.Since(b.epoch)) }
+func (b *Breaker) now() int64 { return int64(b.clock.Now().Sub(b.epoch)) }
 
 // use marks e as used since the last sweep. The request path reads no
 // clock of its own (a clock read costs more than the rest of it on some

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -72,34 +73,38 @@ func TestFullTableOfOpenKeysPassesNewKeysThrough(t *testing.T) {
 
 func TestIdleKeysAreSwept(t *testing.T) {
 	next := &hostTransport{}
-	b := newBreaker(t, breaker.Config{MaxKeys: 1000, Interval: 10 * time.Millisecond, OpenTimeout: 10 * time.Millisecond})
+	clk := newManualClock()
+	const ttl = 10 * time.Second // max(interval, open_timeout)
+	b := newBreaker(t, breaker.Config{MaxKeys: 2000, Interval: ttl, OpenTimeout: ttl}, breaker.WithClock(clk))
 	rt := b.RoundTripper(next)
 	for i := range 1000 {
 		require.NoError(t, roundTrip(t, rt, fmt.Sprintf("host-%d:80", i)))
 	}
-	require.Greater(t, b.Len(), 10)
-	i := 0
-	require.Eventually(t, func() bool {
-		i++
-		require.NoError(t, roundTrip(t, rt, fmt.Sprintf("fresh-%d:80", i)))
-		return b.Len() < 10
-	}, 2*time.Second, 5*time.Millisecond, "idle keys are dropped when a new key arrives")
+	require.Equal(t, 1000, b.Len())
+	clk.Advance(ttl)
+	require.NoError(t, roundTrip(t, rt, "fresh-1:80"))
+	assert.Equal(t, 1001, b.Len(), "a sweep keeps keys used since the last one")
+	clk.Advance(2 * ttl)
+	require.NoError(t, roundTrip(t, rt, "fresh-2:80"))
+	assert.Equal(t, 2, b.Len(), "keys idle for longer than max(interval, open_timeout) are dropped when a new key arrives")
 }
 
 func TestOpenKeyOutlivesIdleSweepUntilItsTimeout(t *testing.T) {
-	next := &hostTransport{}
-	b := newBreaker(t, breaker.Config{MaxKeys: 1000, ConsecutiveFailures: 1, Interval: 5 * time.Millisecond, OpenTimeout: time.Second})
-	rt := b.RoundTripper(next)
-	require.NoError(t, roundTrip(t, rt, "bad-1:80"))
-	opened := time.Now()
-	i := 0
-	for time.Since(opened) < 150*time.Millisecond {
-		i++
-		require.NoError(t, roundTrip(t, rt, fmt.Sprintf("host-%d:80", i)))
-		require.Equal(t, breaker.StateOpen, b.State("bad-1:80"), "still refused before open_timeout")
-	}
-	require.ErrorIs(t, roundTrip(t, rt, "bad-1:80"), breaker.ErrOpen)
-	assert.Equal(t, int64(1+i), next.sent.Load())
+	synctest.Test(t, func(t *testing.T) {
+		next := &hostTransport{}
+		b := newBreaker(t, breaker.Config{MaxKeys: 1000, ConsecutiveFailures: 1, Interval: 5 * time.Millisecond, OpenTimeout: time.Second})
+		rt := b.RoundTripper(next)
+		require.NoError(t, roundTrip(t, rt, "bad-1:80"))
+		for i := range 150 {
+			time.Sleep(5 * time.Millisecond) // fake time: many idle sweeps before open_timeout
+			require.NoError(t, roundTrip(t, rt, fmt.Sprintf("host-%d:80", i)))
+			require.Equal(t, breaker.StateOpen, b.State("bad-1:80"), "still refused before open_timeout")
+		}
+		require.ErrorIs(t, roundTrip(t, rt, "bad-1:80"), breaker.ErrOpen)
+		assert.Equal(t, int64(1+150), next.sent.Load())
+		time.Sleep(time.Second - 750*time.Millisecond + time.Millisecond)
+		assert.Equal(t, breaker.StateHalfOpen, b.State("bad-1:80"), "half-open once open_timeout has passed")
+	})
 }
 
 func TestConcurrentUseWithEviction(t *testing.T) {

@@ -3,9 +3,11 @@ package breaker
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/outbound-go/outbound/internal/clock"
 	"github.com/outbound-go/outbound/internal/inbound"
 	"github.com/outbound-go/outbound/internal/refusal"
 	"go.opentelemetry.io/otel/metric"
@@ -25,8 +27,8 @@ const (
 	Ignore
 )
 
-// Option configures what is not data: providers, callbacks, key and
-// classification functions.
+// Option configures what is not data: clock, providers, logger, callbacks,
+// key and classification functions.
 type Option func(*options)
 
 type options struct {
@@ -34,7 +36,8 @@ type options struct {
 	service       string
 	keyFunc       func(*http.Request) string
 	classifier    func(*http.Request, *http.Response, error) Outcome
-	grpcFailures  uint64 // bit i set: codes.Code(i) is a failure
+	clock         Clock
+	logger        *slog.Logger
 	grpcMethodKey bool
 	onStateChange func(key string, from, to State)
 }
@@ -46,6 +49,9 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 }
 
 // WithService adds the attribute service=name to the breaker's instruments.
+// It is an option, not a Config field: the name is the telemetry identity
+// of the service the policy serves (in the process config, the key of
+// services), not a setting of the policy.
 func WithService(name string) Option {
 	return func(o *options) { o.service = name }
 }
@@ -65,19 +71,31 @@ func WithClassifier(f func(req *http.Request, resp *http.Response, err error) Ou
 	return func(o *options) { o.classifier = f }
 }
 
-// WithGRPCFailureCodes replaces the gRPC codes that count as failures;
-// DefaultGRPCFailureCodes by default. Any other code counts as a success.
-// DEADLINE_EXCEEDED and CANCELED never count when the caller's own context
-// is done.
-func WithGRPCFailureCodes(cs ...codes.Code) Option {
-	return func(o *options) { o.grpcFailures = codeMask(cs) }
-}
-
 // WithGRPCMethodKey makes the gRPC interceptors keep one breaker per target
 // and method (key "TARGET/pkg.Service/Method") instead of one per target.
+// It is an option, not a Config field, because it chooses the key
+// function, the gRPC side of WithKeyFunc: which key a request has is the
+// embedding code's choice, not a setting of the breaker's state machine.
 func WithGRPCMethodKey() Option {
 	return func(o *options) { o.grpcMethodKey = true }
 }
+
+// Clock is the time source of a Breaker, the same shape in retry,
+// ratelimit, breaker and discovery.
+type Clock = clock.Clock
+
+// WithClock replaces the wall clock that ages idle keys out of the key
+// table (see "Keys and memory"); nil keeps the wall clock. It does not move
+// a breaker's own state machine: gobreaker v2 reads time.Now itself (its
+// Settings take no clock), so OpenTimeout and Interval run on the wall
+// clock whatever Clock is. Tests of those timeouts run in a
+// testing/synctest bubble, whose fake time gobreaker follows.
+func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
+
+// WithLogger sets the logger for state changes (Debug level, with the key,
+// from and to). Without it the Breaker logs nothing (it never writes to
+// slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // WithOnStateChange registers f to be told of every state change of every
 // key. f is never called under a lock: a change is recorded while

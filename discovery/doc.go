@@ -83,6 +83,19 @@
 // and the health-check interval and timeout 0 or between 1ms and 24h). An
 // endpoint file is read only when it is a regular file of at most 16 MiB.
 //
+// # Clock, logger and Close
+//
+// retry, ratelimit, breaker and discovery take the same three hooks; plain
+// data belongs in Config. WithClock replaces the wall clock with a Clock
+// (Now, and Sleep that ends early with ctx); in this package it paces
+// health-check rounds and the re-resolution of the dns and srv sources.
+// WithLogger sets the logger for endpoint-set changes, source errors and
+// health-check transitions; without it the Service logs nothing, and never
+// writes to slog.Default(). Close stops the goroutines the Service started
+// and waits for them; it is safe to call more than once and returns nil or
+// the first error. It also closes the idle connections of the health-check
+// client the Service made.
+//
 // # Concurrency
 //
 // A Service is safe for concurrent use. Its goroutines (the source's watch

@@ -5,23 +5,22 @@ import (
 	"io"
 	"net/http"
 	"sync"
-	"time"
 )
 
 // maxConcurrentChecks bounds the health checks one round runs at a time.
 const maxConcurrentChecks = 8
 
 // runHealthChecks is the Service's one health-check goroutine: a round of
-// checks at once, then one every interval, until ctx is done.
+// checks at once, then one every interval (measured from the start of the
+// previous round; at once if a round took longer) on the Service's clock,
+// until ctx is done.
 func (s *Service) runHealthChecks(ctx context.Context) {
-	t := time.NewTicker(s.cfg.HealthCheck.Interval)
-	defer t.Stop()
+	iv := s.cfg.HealthCheck.Interval
 	for {
+		start := s.clock.Now()
 		s.checkRound(ctx)
-		select {
-		case <-ctx.Done():
+		if s.clock.Sleep(ctx, iv-s.clock.Now().Sub(start)) != nil {
 			return
-		case <-t.C:
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/outbound-go/outbound/internal/clock"
 )
 
 // Health tells a Service whether an endpoint may take traffic. A
@@ -32,10 +34,11 @@ type options struct {
 	logger     *slog.Logger
 	httpClient *http.Client
 	host       string
+	clock      Clock
 }
 
 func defaultOptions() options {
-	return options{meter: otel.GetMeterProvider(), logger: slog.Default()}
+	return options{meter: otel.GetMeterProvider(), logger: slog.New(slog.DiscardHandler)}
 }
 
 // WithHealth sets the passive readiness check: endpoints for which h.Ready is
@@ -53,7 +56,8 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 }
 
 // WithLogger sets the logger for endpoint-set changes, source errors and
-// health-check transitions; slog.Default() by default.
+// health-check transitions. Without it the Service logs nothing (it never
+// writes to slog.Default()).
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) {
 		if l != nil {
@@ -62,6 +66,18 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
+// Clock is the time source of a Service, the same shape in retry,
+// ratelimit, breaker and discovery.
+type Clock = clock.Clock
+
+// WithClock replaces the wall clock that paces health-check rounds (every
+// health_check.interval) and the re-resolution of the dns and srv sources
+// this package makes (every refresh; the Service hands its clock to the
+// Source's Watch through the context); nil keeps the wall clock. Timeouts
+// of single checks and lookups, file-watch debouncing and etcd stay on
+// real timers.
+func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
+
 // WithHTTPClient sets the client active health checks use. By default the
 // Service uses a client of its own whose idle connections it closes on Close.
 func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpClient = c } }
@@ -69,4 +85,12 @@ func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpCli
 // WithHost sets the Host header the upstream sees on requests the
 // RoundTripper rewrites, for example "users.internal" for upstreams behind
 // virtual hosting. See Service.RoundTripper for the default.
+//
+// It is an option although it is data: Config is the discovery section of
+// a service (where its endpoints come from and how they are picked), while
+// the Host header is chosen by whoever builds the request path above the
+// Service; in the process config that is the service's host_header key,
+// which also covers "preserve", a choice per request rather than a value.
+// A host field in the discovery section would be a second, partial,
+// spelling of host_header.
 func WithHost(host string) Option { return func(o *options) { o.host = host } }

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/outbound-go/outbound/internal/attempt"
+	"github.com/outbound-go/outbound/internal/clock"
 )
 
 // Service keeps the live endpoint set of one logical service and picks one
@@ -42,6 +43,7 @@ type Service struct {
 	health Health
 	host   string
 	log    *slog.Logger
+	clock  Clock
 
 	snap  atomic.Pointer[snapshot]
 	ctr   atomic.Uint64
@@ -118,6 +120,7 @@ func NewService(name string, src Source, c Config, opts ...Option) (*Service, er
 		health:    o.health,
 		host:      o.host,
 		log:       o.logger.With("service", name),
+		clock:     clock.OrReal(o.clock),
 		first:     make(chan struct{}),
 		eps:       make(map[string]*endpoint),
 		listeners: make(map[*grpcResolver]struct{}),
@@ -139,7 +142,7 @@ func NewService(name string, src Source, c Config, opts ...Option) (*Service, er
 			s.checkClient = &http.Client{Transport: s.ownedTr}
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(clock.NewContext(context.Background(), s.clock))
 	s.cancel = cancel
 	if st, ok := src.(*staticSource); ok {
 		st.Watch(ctx, s.update) // returns at once: no goroutine needed
@@ -165,8 +168,10 @@ func NewService(name string, src Source, c Config, opts ...Option) (*Service, er
 // Name returns the logical service name.
 func (s *Service) Name() string { return s.name }
 
-// Close stops the source watch and the health checks and waits for them. It
-// is safe to call more than once.
+// Close stops the goroutines the Service started (the source's watch and
+// the health checks) and waits for them; it is safe to call more than once
+// and returns nil or the first error. It also closes the idle connections
+// of the Service's own health-check client and unregisters its gauge.
 func (s *Service) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancel()

@@ -329,22 +329,18 @@ func TestRewriteAndHostHeader(t *testing.T) {
 func TestHealthCheckEjectsAndReturns(t *testing.T) {
 	var healthy atomic.Bool
 	healthy.Store(true)
-	checks := make(chan struct{}, 100)
 	flaky := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" {
-			select {
-			case checks <- struct{}{}:
-			default:
-			}
 			if !healthy.Load() {
 				w.WriteHeader(http.StatusInternalServerError)
 			}
 		}
 	})
 	steady := newUpstream(t, nil)
+	clk := newStepClock()
 	s := newService(t, discovery.Static(flaky.addr(), steady.addr()), discovery.Config{
-		HealthCheck: discovery.HealthCheckConfig{Path: "/healthz", Interval: 5 * time.Millisecond, Timeout: time.Second},
-	})
+		HealthCheck: discovery.HealthCheckConfig{Path: "/healthz", Interval: time.Hour, Timeout: time.Second},
+	}, discovery.WithClock(clk))
 	ready := func(addr string) bool {
 		for _, st := range s.Endpoints() {
 			if st.Address == addr {
@@ -353,11 +349,12 @@ func TestHealthCheckEjectsAndReturns(t *testing.T) {
 		}
 		return false
 	}
-	<-checks // checks are running
+	clk.sleeping(t) // the first round is done
 	require.True(t, ready(flaky.addr()))
 
 	healthy.Store(false)
-	require.Eventually(t, func() bool { return !ready(flaky.addr()) }, 5*time.Second, time.Millisecond)
+	clk.step(t) // the next round
+	require.False(t, ready(flaky.addr()))
 	for i := 0; i < 20; i++ {
 		ep, err := s.Pick(context.Background())
 		require.NoError(t, err)
@@ -365,7 +362,8 @@ func TestHealthCheckEjectsAndReturns(t *testing.T) {
 	}
 
 	healthy.Store(true)
-	require.Eventually(t, func() bool { return ready(flaky.addr()) }, 5*time.Second, time.Millisecond)
+	clk.step(t)
+	require.True(t, ready(flaky.addr()))
 	seen := map[string]bool{}
 	for i := 0; i < 20; i++ {
 		ep, err := s.Pick(context.Background())
@@ -432,10 +430,12 @@ func TestHealthCheckTimeoutEjects(t *testing.T) {
 		<-release
 	})
 	t.Cleanup(func() { close(release) }) // runs before the server closes
+	clk := newStepClock()
 	s := newService(t, discovery.Static(hung.addr()), discovery.Config{
-		HealthCheck: discovery.HealthCheckConfig{Path: "/healthz", Interval: 10 * time.Millisecond, Timeout: 20 * time.Millisecond},
-	})
-	require.Eventually(t, func() bool { return !s.Endpoints()[0].Ready }, 5*time.Second, time.Millisecond)
+		HealthCheck: discovery.HealthCheckConfig{Path: "/healthz", Interval: time.Hour, Timeout: 20 * time.Millisecond},
+	}, discovery.WithClock(clk))
+	clk.sleeping(t) // the first round ended: its check timed out (on a real timer)
+	require.False(t, s.Endpoints()[0].Ready)
 	_, err := s.Pick(context.Background())
 	assert.ErrorIs(t, err, discovery.ErrNoEndpoints)
 }

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/outbound-go/outbound/internal/clock"
 )
 
 // Shared by the dns, srv and file sources.
@@ -119,17 +121,16 @@ func isHostname(h string) bool {
 // poll runs lookup now and then every refresh until ctx is done, reporting
 // changed sets and every failure to update. A lookup that fails keeps the
 // last set: only update(nil, err) is called. While no lookup has succeeded
-// yet, it retries after min(refresh, firstRetryMax).
+// yet, it retries after min(refresh, firstRetryMax). It waits on the clock
+// in ctx (the Service's), the wall clock if none.
 func poll(ctx context.Context, refresh time.Duration, lookup func(context.Context) ([]Endpoint, error), update func([]Endpoint, error)) {
+	clk := clock.FromContext(ctx) // the Service's clock (WithClock)
 	var last []Endpoint
 	have := false
-	timer := time.NewTimer(0)
-	defer timer.Stop()
+	var wait time.Duration
 	for {
-		select {
-		case <-ctx.Done():
+		if clk.Sleep(ctx, wait) != nil {
 			return
-		case <-timer.C:
 		}
 		lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 		eps, err := lookup(lctx)
@@ -146,10 +147,9 @@ func poll(ctx context.Context, refresh time.Duration, lookup func(context.Contex
 			last, have = eps, true
 			update(slices.Clone(eps), nil)
 		}
-		wait := refresh
+		wait = refresh
 		if !have {
 			wait = min(wait, firstRetryMax)
 		}
-		timer.Reset(wait)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/outbound-go/outbound/discovery"
+	"github.com/outbound-go/outbound/internal/clock"
 )
 
 // waitFor bounds every wait on a source in these tests.
@@ -27,11 +28,16 @@ type watcher struct {
 
 // watch starts src.Watch; when the test ends it cancels the context and
 // checks that Watch returns promptly, leaves no goroutine behind, and never
-// calls update afterwards or concurrently.
-func watch(t *testing.T, src discovery.Source) *watcher {
+// calls update afterwards or concurrently. With clk, Watch gets it in its
+// context as a Service's WithClock hands it on, so the dns and srv sources
+// refresh when the test steps it.
+func watch(t *testing.T, src discovery.Source, clk ...discovery.Clock) *watcher {
 	t.Helper()
 	before := goleak.IgnoreCurrent()
 	ctx, cancel := context.WithCancel(context.Background())
+	if len(clk) > 0 {
+		ctx = clock.NewContext(ctx, clk[0])
+	}
 	w := &watcher{ch: make(chan update, 1000)}
 	done := make(chan struct{})
 	var returned atomic.Bool

@@ -22,7 +22,7 @@ const (
 	// Config.MaxKeys is 0.
 	DefaultMaxKeys = 10000
 	// DefaultMaxPause caps how long an upstream Retry-After (or gRPC
-	// pushback) may pause a key, unless WithMaxPause says otherwise.
+	// pushback) may pause a key when Config.MaxPause is 0.
 	DefaultMaxPause = 5 * time.Minute
 	// MaxRPS is the largest rate Validate accepts.
 	MaxRPS = 1e9
@@ -62,6 +62,10 @@ type Config struct {
 	// MaxKeys bounds the number of per-host buckets kept at once; 0 means
 	// DefaultMaxKeys; at most MaxMaxKeys (1e7). Idle buckets are evicted first.
 	MaxKeys int `yaml:"max_keys"`
+	// MaxPause caps how long one upstream Retry-After or gRPC pushback may
+	// pause a key, so a bogus header cannot silence a host for a day; 0
+	// means DefaultMaxPause (5m); at most 24h.
+	MaxPause time.Duration `yaml:"max_pause"`
 }
 
 // FieldError is one problem Validate found, naming the YAML key.
@@ -115,6 +119,12 @@ func (c Config) Validate() error {
 	case c.MaxKeys > MaxMaxKeys:
 		bad("max_keys", "must be ≤ %d, got %d", MaxMaxKeys, c.MaxKeys)
 	}
+	switch {
+	case c.MaxPause < 0:
+		bad("max_pause", "must be ≥ 0 (0 = %v), got %v", DefaultMaxPause, c.MaxPause)
+	case c.MaxPause > maxMaxPause:
+		bad("max_pause", "must be ≤ %v, got %v", maxMaxPause, c.MaxPause)
+	}
 	return errors.Join(errs...)
 }
 
@@ -131,6 +141,16 @@ func (c Config) scope() string {
 		return ScopeHost
 	}
 	return c.Scope
+}
+
+// maxMaxPause bounds Config.MaxPause.
+const maxMaxPause = 24 * time.Hour
+
+func (c Config) maxPause() time.Duration {
+	if c.MaxPause > 0 {
+		return c.MaxPause
+	}
+	return DefaultMaxPause
 }
 
 func (c Config) maxKeys() int {

@@ -40,8 +40,8 @@
 // again with a full bucket). A key costs about 130 bytes of heap
 // (BenchmarkAllowed reports B/key).
 //
-// An upstream pause is capped at five minutes (WithMaxPause changes it). In
-// the global scope a pause asked by any upstream pauses everything.
+// An upstream pause is capped at five minutes (Config.MaxPause, yaml
+// max_pause, changes it). In the global scope a pause asked by any upstream pauses everything.
 //
 // # Waiting or rejecting
 //
@@ -62,6 +62,18 @@
 // observation per request that waited), both with attribute service when
 // WithService is given. The allowed path allocates nothing. Snapshot lists
 // the buckets for a status page.
+//
+// # Clock, logger and Close
+//
+// retry, ratelimit, breaker and discovery take the same three hooks; plain
+// data belongs in Config. WithClock replaces the wall clock with a Clock
+// (Now, and Sleep that ends early with ctx); in this package it reads the
+// time for token refills, pauses and deadlines and does the waiting.
+// WithLogger sets the logger for upstream pauses (Debug); without it the
+// Limiter logs nothing, and never writes to slog.Default(). Close stops the
+// goroutines the Limiter started and waits for them; it is safe to call more
+// than once and returns nil or the first error. A Limiter starts none, so
+// its Close returns nil.
 //
 // # Concurrency
 //

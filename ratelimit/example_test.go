@@ -27,7 +27,7 @@ func Example() {
 
 	frozen := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	lim, err := ratelimit.New(ratelimit.Config{RPS: 1, Burst: 2},
-		ratelimit.WithClock(func() time.Time { return frozen }, nil))
+		ratelimit.WithClock(frozenClock{at: frozen}))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -66,7 +66,7 @@ func Example_retryAfter() {
 
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	lim, err := ratelimit.New(ratelimit.Config{RPS: 100},
-		ratelimit.WithClock(func() time.Time { return now }, nil))
+		ratelimit.WithClock(frozenClock{at: now}))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -103,7 +103,7 @@ func ExampleLimiter_Acquire() {
 		return nil
 	}
 	lim, err := ratelimit.New(ratelimit.Config{RPS: 10, Burst: 1, MaxWait: 150 * time.Millisecond},
-		ratelimit.WithClock(func() time.Time { return now }, sleep))
+		ratelimit.WithClock(frozenClock{at: now, sleep: sleep}))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -147,7 +147,7 @@ func ExampleLimiter_UnaryClientInterceptor() {
 
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	lim, err := ratelimit.New(ratelimit.Config{RPS: 2, Burst: 1},
-		ratelimit.WithClock(func() time.Time { return now }, nil))
+		ratelimit.WithClock(frozenClock{at: now}))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -178,4 +178,20 @@ func ExampleLimiter_UnaryClientInterceptor() {
 	// Output:
 	// call 1: SERVING
 	// call 2: ResourceExhausted (ErrLimited: true), retry after 500ms
+}
+
+// frozenClock is a ratelimit.Clock stopped at one instant; Sleep calls
+// sleep if set and otherwise returns at once.
+type frozenClock struct {
+	at    time.Time
+	sleep func(ctx context.Context, d time.Duration) error
+}
+
+func (c frozenClock) Now() time.Time { return c.at }
+
+func (c frozenClock) Sleep(ctx context.Context, d time.Duration) error {
+	if c.sleep != nil {
+		return c.sleep(ctx, d)
+	}
+	return ctx.Err()
 }

@@ -69,7 +69,7 @@ func (c *fakeClock) Sleeps() []time.Duration {
 	return out
 }
 
-func (c *fakeClock) Option() ratelimit.Option { return ratelimit.WithClock(c.Now, c.Sleep) }
+func (c *fakeClock) Option() ratelimit.Option { return ratelimit.WithClock(c) }
 
 // upstream is a loopback HTTP server that counts the requests it receives and
 // answers with the status and Retry-After its test sets.

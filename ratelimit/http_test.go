@@ -178,7 +178,7 @@ func TestRetryAfterPausesKey(t *testing.T) {
 		{"429 without header", ratelimit.Config{RPS: 100}, nil, 429, "", 0},
 		{"ignore_retry_after", ratelimit.Config{RPS: 100, IgnoreRetryAfter: true}, nil, 429, "3", 0},
 		{"capped by default", ratelimit.Config{RPS: 100}, nil, 429, "86400", ratelimit.DefaultMaxPause},
-		{"capped by WithMaxPause", ratelimit.Config{RPS: 100}, []ratelimit.Option{ratelimit.WithMaxPause(time.Minute)}, 503, "86400", time.Minute},
+		{"capped by max_pause", ratelimit.Config{RPS: 100, MaxPause: time.Minute}, nil, 503, "86400", time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			paused, other := newUpstream(t), newUpstream(t)

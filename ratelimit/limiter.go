@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/outbound-go/outbound/internal/attempt"
+	"github.com/outbound-go/outbound/internal/clock"
 )
 
 // globalKey is the key of the single bucket of the global scope.
@@ -60,27 +61,24 @@ func New(c Config, opts ...Option) (*Limiter, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("ratelimit: invalid config: %w", err)
 	}
-	o := options{sleep: sleepTimer, maxPause: DefaultMaxPause}
+	var o options
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)
 		}
 	}
-	realClock := o.now == nil
-	if realClock {
-		o.now = time.Now
-	}
+	clk := clock.OrReal(o.clock)
 	l := &Limiter{
 		rps:              c.RPS,
 		burst:            c.burst(),
 		maxWait:          c.MaxWait,
 		ignoreRetryAfter: c.IgnoreRetryAfter,
-		maxPause:         o.maxPause,
+		maxPause:         c.maxPause(),
 		keyFunc:          o.keyFunc,
 		grpcMethodKey:    o.grpcMethodKey,
-		now:              o.now,
-		realClock:        realClock,
-		sleep:            o.sleep,
+		now:              clk.Now,
+		realClock:        clock.IsReal(clk),
+		sleep:            clk.Sleep,
 		logger:           o.logger,
 	}
 	if c.scope() == ScopeGlobal {
@@ -212,7 +210,7 @@ func pastDeadline(ctx context.Context, t time.Time) bool {
 }
 
 // Pause stops key's bucket (the single bucket in the global scope) from
-// handing out tokens for d, capped by WithMaxPause. Requests meanwhile wait
+// handing out tokens for d, capped by Config.MaxPause. Requests meanwhile wait
 // for the end of the pause when Config.MaxWait allows it, else are refused
 // with RetryAfter = the time left. A shorter pause never cuts a longer one.
 // RoundTripper calls it for an upstream 429 or 503 with Retry-After unless
@@ -258,6 +256,9 @@ func (l *Limiter) Len() int {
 	return l.keys.len()
 }
 
-// Close releases the Limiter. It starts no goroutine, so Close only exists
-// for symmetry with the other policies and always returns nil.
+// Close stops the goroutines the Limiter started and waits for them; it is
+// safe to call more than once and returns nil or the first error. A Limiter
+// starts none (a waiting request sleeps on its own goroutine), so Close
+// returns nil, and the Limiter stays usable: it exists so that every policy
+// closes the same way.
 func (l *Limiter) Close() error { return nil }

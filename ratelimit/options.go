@@ -1,12 +1,12 @@
 package ratelimit
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/outbound-go/outbound/internal/clock"
 )
 
 // Option configures what is not data: providers, logger, clock, key choice.
@@ -18,9 +18,7 @@ type options struct {
 	service       string
 	keyFunc       func(*http.Request) string
 	grpcMethodKey bool
-	now           func() time.Time
-	sleep         func(ctx context.Context, d time.Duration) error
-	maxPause      time.Duration
+	clock         Clock
 }
 
 // WithMeterProvider sets where the instruments are created; the global
@@ -29,13 +27,16 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(o *options) { o.meterProvider = mp }
 }
 
-// WithLogger sets the logger for upstream pauses (Debug level); nothing is
-// logged by default.
+// WithLogger sets the logger for upstream pauses (Debug level). Without it
+// the Limiter logs nothing (it never writes to slog.Default()).
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
 }
 
 // WithService adds the attribute service=name to every instrument.
+// It is an option, not a Config field: the name is the telemetry identity
+// of the service the policy serves (in the process config, the key of
+// services), not a setting of the policy.
 func WithService(name string) Option {
 	return func(o *options) { o.service = name }
 }
@@ -49,43 +50,20 @@ func WithKeyFunc(f func(req *http.Request) string) Option {
 // WithGRPCMethodKey keys gRPC calls by target and full method name
 // ("127.0.0.1:50051/pkg.Svc/Method") instead of by target alone, so each
 // method of a service has its own bucket. It is ignored in the global scope.
+// It is an option, not a Config field, because it chooses the key
+// function, the gRPC side of WithKeyFunc.
 func WithGRPCMethodKey() Option {
 	return func(o *options) { o.grpcMethodKey = true }
 }
 
-// WithClock replaces the time source, for tests. now returns the current
-// time (time.Now by default); sleep blocks for d or until ctx is done and
-// then returns ctx.Err() (a timer by default). Either may be nil to keep the
-// default. Context deadlines are compared with now's times.
-func WithClock(now func() time.Time, sleep func(ctx context.Context, d time.Duration) error) Option {
-	return func(o *options) {
-		if now != nil {
-			o.now = now
-		}
-		if sleep != nil {
-			o.sleep = sleep
-		}
-	}
-}
+// Clock is the time source of a Limiter, the same shape in retry,
+// ratelimit, breaker and discovery: Now reads the time (token refills,
+// pauses, deadlines) and Sleep waits for a token, returning ctx.Err() if
+// ctx ends first.
+type Clock = clock.Clock
 
-// WithMaxPause caps how long one upstream Retry-After or gRPC pushback may
-// pause a key (DefaultMaxPause, 5 minutes, by default), so a bogus header
-// cannot silence a host for a day. d ≤ 0 keeps the default.
-func WithMaxPause(d time.Duration) Option {
-	return func(o *options) {
-		if d > 0 {
-			o.maxPause = d
-		}
-	}
-}
-
-func sleepTimer(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+// WithClock replaces the wall clock, for tests; nil keeps the wall clock.
+// Context deadlines are compared with c.Now's times.
+func WithClock(c Clock) Option {
+	return func(o *options) { o.clock = c }
 }

@@ -74,7 +74,20 @@
 //
 // Discarded responses are drained (at most 64 KiB) and closed so their
 // connection is reused. Tests and simulations can replace the clock that
-// times backoff and Retry-After waits with WithClock.
+// times backoff and Retry-After waits with WithClock (see below).
+//
+// # Clock, logger and Close
+//
+// retry, ratelimit, breaker and discovery take the same three hooks; plain
+// data belongs in Config. WithClock replaces the wall clock with a Clock
+// (Now, and Sleep that ends early with ctx); in this package it reads the
+// time (Retry-After dates, the budget window) and waits out backoff and
+// Retry-After delays; hedge delays and per-try timeouts use real timers.
+// WithLogger sets the logger for retries (Debug); without it the Policy logs
+// nothing, and never writes to slog.Default(). Close stops the goroutines
+// the Policy started and waits for them; it is safe to call more than once
+// and returns nil or the first error. A Policy starts none, so its Close
+// returns nil.
 //
 // # Concurrency
 //

@@ -4,9 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/outbound-go/outbound/internal/attempt"
+	"github.com/outbound-go/outbound/internal/clock"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -15,29 +15,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Clock is the time source of a Policy: Now reads the time (Retry-After
-// dates, the budget window, deadlines), Sleep waits out a backoff or
-// Retry-After delay and returns ctx.Err() (wrapped) if ctx ends first.
-// Hedge delays and per-try timeouts always use real timers.
-type Clock interface {
-	Now() time.Time
-	Sleep(ctx context.Context, d time.Duration) error
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
-func (realClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// Clock is the time source of a Policy, the same shape in retry,
+// ratelimit, breaker and discovery: Now reads the time (Retry-After dates,
+// the budget window, deadlines), Sleep waits out a backoff or Retry-After
+// delay and returns ctx.Err() (wrapped) if ctx ends first. Hedge delays and
+// per-try timeouts always use real timers.
+type Clock = clock.Clock
 
 // Option configures what is not data: clock, providers, logger, service name.
 type Option func(*options)
@@ -51,7 +34,7 @@ type options struct {
 }
 
 // WithClock replaces the wall clock, so tests need not wait out backoff or
-// Retry-After delays.
+// Retry-After delays; nil keeps the wall clock.
 func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
 
 // WithMeterProvider sets where outbound.retry.attempts is recorded (default:
@@ -69,10 +52,14 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(o *options) { o.tracer = tp }
 }
 
-// WithLogger sets the logger for debug lines about retries (default: none).
+// WithLogger sets the logger for debug lines about retries. Without it the
+// Policy logs nothing (it never writes to slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // WithService adds the attribute service=name to the policy's metrics.
+// It is an option, not a Config field: the name is the telemetry identity
+// of the service the policy serves (in the process config, the key of
+// services), not a setting of the policy.
 func WithService(name string) Option { return func(o *options) { o.service = name } }
 
 // Outcomes of an attempt, the values of the outcome attribute of
@@ -122,20 +109,18 @@ func New(c Config, opts ...Option) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := options{clock: realClock{}}
+	var o options
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)
 		}
 	}
-	if o.clock == nil {
-		o.clock = realClock{}
-	}
+	o.clock = clock.OrReal(o.clock)
 	if o.meter == nil {
 		o.meter = otel.GetMeterProvider()
 	}
 	p := &Policy{c: k, clock: o.clock, logger: o.logger, service: o.service}
-	_, p.real = o.clock.(realClock)
+	p.real = clock.IsReal(o.clock)
 	nanos := monoNanos
 	if !p.real {
 		clock := o.clock
@@ -161,6 +146,13 @@ func New(c Config, opts ...Option) (*Policy, error) {
 	}
 	return p, nil
 }
+
+// Close stops the goroutines the Policy started and waits for them; it is
+// safe to call more than once and returns nil or the first error. A Policy
+// starts none of its own (an attempt's goroutines end with the request), so
+// Close returns nil, and the Policy stays usable: it exists so that every
+// policy closes the same way.
+func (p *Policy) Close() error { return nil }
 
 func (p *Policy) count(ctx context.Context, o outcome) {
 	p.attempts.Add(ctx, 1, p.addOpts[o]...)
