@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/outbound-go/outbound/ambassador"
+	"github.com/outbound-go/outbound/ambassador/proxy"
 	"github.com/outbound-go/outbound/breaker"
 	"github.com/outbound-go/outbound/discovery"
 	"github.com/outbound-go/outbound/ratelimit"
@@ -124,7 +125,7 @@ func TestStackPoliciesOnlyWhenConfigured(t *testing.T) {
 func TestNewStackRejectsBadConfig(t *testing.T) {
 	_, err := ambassador.NewStack(ambassador.ServiceConfig{Name: "users", Protocol: "h3", RateLimit: &ratelimit.Config{}})
 	require.Error(t, err)
-	var ce *ambassador.ConfigError
+	var ce *proxy.ConfigError // the error type ServiceConfig.Validate documents
 	require.ErrorAs(t, err, &ce)
 	var paths []string
 	for _, p := range ce.Problems {

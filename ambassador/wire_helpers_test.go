@@ -12,11 +12,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/outbound-go/outbound/ambassador"
 )
 
-// Raw-socket fakes for the adversarial tests (adversarial_*_test.go): an
+// Raw-socket fakes for the re-send tests (a copy of the ones in
+// ../proxy/wire_helpers_test.go, which the adversarial tests use): an
 // upstream that writes exact bytes and records exactly what reached it,
 // and a client that writes exact bytes to the ambassador. The small HTTP
 // head reader below is a test's own view of the bytes on the wire, kept
@@ -296,33 +295,6 @@ func rawSend(t *testing.T, c net.Conn, s string) {
 	require.NoError(t, err)
 }
 
-// oneServiceAmbassador starts an ambassador with one listener sending
-// everything to service "up" at the given endpoints; extra is YAML
-// appended under the service (indented by four spaces), limits is YAML for
-// the top-level limits section (a flow mapping such as "{idle_timeout: 1s}"
-// or ""). It returns the listener's host:port and the server.
-func oneServiceAmbassador(t *testing.T, endpoints []string, extra, limits string) (string, *ambassador.Server) {
-	t.Helper()
-	var b strings.Builder
-	b.WriteString("admin: {address: 127.0.0.1:0}\n")
-	if limits != "" {
-		b.WriteString("limits: " + limits + "\n")
-	}
-	b.WriteString("listeners:\n  - {address: 127.0.0.1:0, service: up}\nservices:\n  up:\n")
-	b.WriteString("    discovery: {static: [" + strings.Join(endpoints, ", ") + "]}\n")
-	for _, l := range strings.Split(strings.TrimSpace(extra), "\n") {
-		if l != "" {
-			b.WriteString("    " + l + "\n")
-		}
-	}
-	cfg, err := ambassador.ParseConfig([]byte(b.String()), t.TempDir())
-	require.NoError(t, err, "config:\n%s", b.String())
-	s, err := ambassador.NewServer(cfg, ambassador.WithServerLogger(quietLogger()))
-	require.NoError(t, err)
-	urls := serve(t, s)
-	return strings.TrimPrefix(urls[0], "http://"), s
-}
-
 // writeResponse writes a raw response string to c and fails the test on a
 // write error.
 func writeResponse(t *testing.T, c net.Conn, s string) {
@@ -330,31 +302,4 @@ func writeResponse(t *testing.T, c net.Conn, s string) {
 	if _, err := io.WriteString(c, s); err != nil {
 		t.Errorf("upstream write: %v", err)
 	}
-}
-
-// TestRawFakesRoundTrip checks the fakes themselves against the
-// ambassador: a request written byte by byte reaches the raw upstream as
-// one request with its body, and the raw answer comes back whole.
-func TestRawFakesRoundTrip(t *testing.T) {
-	up := newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
-		for {
-			req, err := u.readRequest(br)
-			if err != nil {
-				return
-			}
-			writeResponse(t, c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(req.Body)+3)+"\r\n\r\nok:"+string(req.Body))
-		}
-	})
-	addr, _ := oneServiceAmbassador(t, []string{up.Addr()}, "", "")
-	c, br := rawDial(t, addr)
-	rawSend(t, c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
-	resp, err := readRawResponse(br, "POST")
-	require.NoError(t, err)
-	require.Equal(t, 200, resp.Status)
-	require.True(t, resp.Complete)
-	require.Equal(t, "ok:hello", string(resp.Body))
-	reqs := up.Requests()
-	require.Len(t, reqs, 1)
-	require.Equal(t, "/echo", reqs[0].Target)
-	require.Equal(t, "hello", string(reqs[0].Body))
 }

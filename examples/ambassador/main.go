@@ -32,7 +32,7 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
-	"github.com/outbound-go/outbound/ambassador"
+	"github.com/outbound-go/outbound/ambassador/proxy"
 )
 
 // usageError marks bad flags or config: exit code 2.
@@ -138,16 +138,16 @@ func run(ctx context.Context, configPath string, check bool, logFormat string, w
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
 	defer func() { _ = mp.Shutdown(context.Background()) }()
-	opts := []ambassador.ServerOption{
-		ambassador.WithServerLogger(logger),
-		ambassador.WithServerMeterProvider(mp),
-		ambassador.WithMetricsHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})),
+	opts := []proxy.ServerOption{
+		proxy.WithServerLogger(logger),
+		proxy.WithServerMeterProvider(mp),
+		proxy.WithMetricsHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})),
 	}
 
 	if configPath == "" {
-		return ambassador.RunDemo(ctx, stdout, opts...)
+		return proxy.RunDemo(ctx, stdout, opts...)
 	}
-	cfg, err := ambassador.LoadConfig(configPath)
+	cfg, err := proxy.LoadConfig(configPath)
 	if err != nil {
 		return usageError{err}
 	}
@@ -155,7 +155,7 @@ func run(ctx context.Context, configPath string, check bool, logFormat string, w
 		fmt.Fprintln(stdout, "config OK")
 		return nil
 	}
-	srv, err := ambassador.NewServer(cfg, opts...)
+	srv, err := proxy.NewServer(cfg, opts...)
 	if err != nil {
 		return usageError{err}
 	}

@@ -11,7 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/outbound-go/outbound/ambassador"
+	"github.com/outbound-go/outbound/ambassador/proxy"
 	"github.com/outbound-go/outbound/internal/boundedfile"
 )
 
@@ -27,7 +27,7 @@ import (
 // It is not safe for concurrent use: run's loop calls it.
 type reloader struct {
 	path   string
-	srv    *ambassador.Server
+	srv    *proxy.Server
 	logger *slog.Logger
 
 	reloads          metric.Int64Counter
@@ -38,7 +38,7 @@ type reloader struct {
 
 // newReloader returns the reloader of srv, whose config (already loaded) is
 // the file at path.
-func newReloader(path string, srv *ambassador.Server, logger *slog.Logger, mp metric.MeterProvider) (*reloader, error) {
+func newReloader(path string, srv *proxy.Server, logger *slog.Logger, mp metric.MeterProvider) (*reloader, error) {
 	reloads, err := mp.Meter("github.com/outbound-go/outbound/examples/ambassador").Int64Counter(
 		"outbound.config.reloads",
 		metric.WithDescription("Config reloads (SIGHUP or -watch), by result."))
@@ -50,7 +50,7 @@ func newReloader(path string, srv *ambassador.Server, logger *slog.Logger, mp me
 		success: metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "success"))),
 		failure: metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "failure"))),
 	}
-	if data, err := boundedfile.Read(path, ambassador.MaxConfigFileSize); err == nil {
+	if data, err := boundedfile.Read(path, proxy.MaxConfigFileSize); err == nil {
 		r.tried = sha256.Sum256(data)
 	}
 	return r, nil
@@ -87,7 +87,7 @@ func (r *reloader) serve(ctx context.Context, watch bool) error {
 
 // reload loads the file and applies it; trigger names the cause in the log.
 func (r *reloader) reload(ctx context.Context, trigger string, ifChanged bool) {
-	data, err := boundedfile.Read(r.path, ambassador.MaxConfigFileSize)
+	data, err := boundedfile.Read(r.path, proxy.MaxConfigFileSize)
 	if err == nil {
 		sum := sha256.Sum256(data)
 		if ifChanged && sum == r.tried {
@@ -108,7 +108,7 @@ func (r *reloader) reload(ctx context.Context, trigger string, ifChanged bool) {
 // apply loads the file (again: LoadConfig also reads the files it names)
 // and swaps it in.
 func (r *reloader) apply() error {
-	c, err := ambassador.LoadConfig(r.path)
+	c, err := proxy.LoadConfig(r.path)
 	if err != nil {
 		return err
 	}
