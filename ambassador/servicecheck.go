@@ -128,7 +128,7 @@ func (s ServiceConfig) checkPolicies(ck confcheck.Checker) {
 func (s ServiceConfig) CheckFiles() error {
 	var ps []confcheck.Problem
 	ck := confcheck.Checker{Ps: &ps}
-	if s.TLS.Enabled() {
+	if s.TLS.enabled() {
 		readTLSMaterial(s.TLS, func(key string, err error) {
 			ck.Add("tls."+key, "%v", err)
 		})

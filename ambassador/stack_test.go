@@ -102,24 +102,17 @@ func TestNewTransportSendsServiceHostToEndpoints(t *testing.T) {
 func TestStackPoliciesOnlyWhenConfigured(t *testing.T) {
 	eps := discovery.Config{Static: []string{"127.0.0.1:1"}}
 	bare := newStack(t, ambassador.ServiceConfig{Name: "users", Discovery: eps})
-	assert.Nil(t, bare.Retry())
 	assert.Nil(t, bare.Limiter())
 	assert.Nil(t, bare.Breaker())
 	assert.NotNil(t, bare.Discovery())
-	assert.Equal(t, "users", bare.Name())
-	assert.Equal(t, ambassador.DefaultTimeout, bare.Timeout())
 
 	full := newStack(t, ambassador.ServiceConfig{
 		Name: "users", Discovery: eps, Timeout: time.Second, MaxConcurrentRequests: 7,
 		Retry: &retry.Config{}, RateLimit: &ratelimit.Config{RPS: 5}, Breaker: &breaker.Config{},
 	})
-	assert.NotNil(t, full.Retry())
 	assert.NotNil(t, full.Limiter())
 	assert.NotNil(t, full.Breaker())
-	assert.Equal(t, time.Second, full.Timeout())
-	assert.Equal(t, 7, full.MaxConcurrentRequests())
 	assert.Equal(t, "outbound:///users", full.Target())
-	assert.Equal(t, "users", full.Config().Name)
 }
 
 func TestNewStackRejectsBadConfig(t *testing.T) {

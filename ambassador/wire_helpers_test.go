@@ -139,50 +139,6 @@ func readRawRequest(br *bufio.Reader) (rawRequest, error) {
 	return req, err
 }
 
-// rawResponse is a response head as the raw client read it, and its body
-// when the head framed one.
-type rawResponse struct {
-	Status int
-	Header map[string][]string
-	Body   []byte
-	// Complete is false when the body ended before its framing said it
-	// would (short Content-Length, chunked without the last chunk).
-	Complete bool
-}
-
-// readRawResponse reads one response (skipping nothing: a 1xx is returned
-// as it is) from br. method is the request's method: a HEAD response has
-// no body whatever its head says.
-func readRawResponse(br *bufio.Reader, method string) (rawResponse, error) {
-	var resp rawResponse
-	line, err := readLine(br)
-	if err != nil {
-		return resp, err
-	}
-	parts := strings.SplitN(line, " ", 3)
-	if len(parts) < 2 {
-		return resp, fmt.Errorf("status line %q", line)
-	}
-	resp.Status, err = strconv.Atoi(parts[1])
-	if err != nil {
-		return resp, fmt.Errorf("status line %q", line)
-	}
-	resp.Header, err = readHeaderLines(br)
-	if err != nil {
-		return resp, err
-	}
-	if method == "HEAD" || resp.Status < 200 || resp.Status == 204 || resp.Status == 304 {
-		resp.Complete = true
-		return resp, nil
-	}
-	resp.Body, err = readFramedBody(br, resp.Header, 0)
-	resp.Complete = err == nil
-	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		err = nil
-	}
-	return resp, err
-}
-
 func readLine(br *bufio.Reader) (string, error) {
 	line, err := br.ReadString('\n')
 	if err != nil {
@@ -274,25 +230,6 @@ func readChunked(br *bufio.Reader) ([]byte, error) {
 			return body, err
 		}
 	}
-}
-
-// rawDial opens a connection to addr with reads and writes bounded by
-// wireTimeout, closed when the test ends.
-func rawDial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, wireTimeout)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = c.Close() })
-	require.NoError(t, c.SetDeadline(time.Now().Add(wireTimeout)))
-	return c, bufio.NewReader(c)
-}
-
-// rawSend writes raw bytes (\n is sent as written: spell \r\n out) and
-// fails the test if the write fails.
-func rawSend(t *testing.T, c net.Conn, s string) {
-	t.Helper()
-	_, err := io.WriteString(c, s)
-	require.NoError(t, err)
 }
 
 // writeResponse writes a raw response string to c and fails the test on a

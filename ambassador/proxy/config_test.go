@@ -278,7 +278,7 @@ services:
 	assert.Equal(t, "127.0.0.1:9901", c.AdminAddress())
 	assert.Equal(t, proxy.Size(64<<10), c.Limits.MaxHeaderBytesOrDefault())
 	assert.Equal(t, 10*time.Second, c.Limits.ReadHeaderTimeoutOrDefault())
-	assert.Equal(t, 15*time.Second, c.Services["a"].TimeoutOrDefault())
+	assert.Zero(t, c.Services["a"].Timeout, "0: the stack's ambassador.DefaultTimeout")
 }
 
 func TestLoadConfigMissingFile(t *testing.T) {
