@@ -165,7 +165,7 @@ func throughAmbassador(t *testing.T, endpoint string) string {
 		"services:\n  up:\n    discovery: {static: [" + endpoint + "]}\n"
 	cfg, err := proxy.ParseConfig([]byte(doc), "")
 	require.NoError(t, err)
-	s, err := proxy.NewServer(cfg, proxy.WithServerLogger(slog.New(slog.DiscardHandler)))
+	s, err := proxy.NewServer(cfg, proxy.WithLogger(slog.New(slog.DiscardHandler)))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -147,7 +147,7 @@ func TestAdversarialBrokenBodiesToH2CUpstreamWithRetry(t *testing.T) {
 			Retry:     &retry.Config{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond},
 			Breaker:   &breaker.Config{ConsecutiveFailures: 3, OpenTimeout: time.Minute},
 		}},
-	}, proxy.WithServerLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	}, proxy.WithLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	require.NoError(t, err)
 	addr := strings.TrimPrefix(serve(t, s)[0], "http://")
 	arrivedOnce := func(n int32) {

@@ -210,7 +210,7 @@ func TestLimitsKeysChecked(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 24*time.Hour, c.Limits.IdleTimeoutOrDefault())
 	assert.Equal(t, 1048576, c.Limits.MaxClientConnectionsOrDefault())
-	assert.Equal(t, proxy.DefaultIdleTimeout, proxy.LimitsConfig{}.IdleTimeoutOrDefault())
+	assert.Equal(t, 2*time.Minute, proxy.LimitsConfig{}.IdleTimeoutOrDefault())
 	assert.Positive(t, proxy.LimitsConfig{}.MaxClientConnectionsOrDefault())
 }
 
@@ -378,7 +378,7 @@ func TestClientConnCapWaitingConnEndsOnShutdown(t *testing.T) {
 	cfg, err := proxy.ParseConfig([]byte("admin: {address: 127.0.0.1:0}\nlimits: {max_client_connections: 1, drain_timeout: 100ms}\n"+
 		"listeners:\n  - {address: 127.0.0.1:0, service: up}\nservices:\n  up: {discovery: {static: ["+up.Addr()+"]}}\n"), "")
 	require.NoError(t, err)
-	s, err := proxy.NewServer(cfg, proxy.WithServerLogger(quietLogger()))
+	s, err := proxy.NewServer(cfg, proxy.WithLogger(quietLogger()))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -23,8 +23,9 @@ import (
 // with a unit such as "64KiB" or "1MB".
 type Size = size.Size
 
-// Defaults of the process config. (The server's exported Default*
-// constants hold the same values.)
+// Defaults of the process config, the one table of them (limits.idle_timeout
+// and limits.max_client_connections, derived, are in connlimit.go); the
+// ...OrDefault methods below read them.
 const (
 	defaultAdminAddress           = "127.0.0.1:9901"
 	defaultMaxHeaderBytes    Size = 64 << 10

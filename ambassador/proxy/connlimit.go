@@ -26,8 +26,8 @@ import (
 // nothing is refused by the ambassador itself; the client's own connect or
 // request timeout bounds the wait.
 
-// DefaultIdleTimeout is the default of limits.idle_timeout.
-const DefaultIdleTimeout = 2 * time.Minute
+// defaultIdleTimeout is the default of limits.idle_timeout.
+const defaultIdleTimeout = 2 * time.Minute
 
 // Bounds of the limits keys checked by the config check.
 const (
@@ -49,7 +49,7 @@ const (
 // IdleTimeoutOrDefault returns IdleTimeout or its default, 2m.
 func (l LimitsConfig) IdleTimeoutOrDefault() time.Duration {
 	if l.IdleTimeout == 0 {
-		return DefaultIdleTimeout
+		return defaultIdleTimeout
 	}
 	return l.IdleTimeout
 }

@@ -96,7 +96,7 @@ func hopServer(tb testing.TB, addr string) *listenerHandler {
 	s, err := NewServer(&Config{
 		Listeners: []ListenerConfig{{Address: "127.0.0.1:0", Service: "backend"}},
 		Services:  map[string]ambassador.ServiceConfig{"backend": sc},
-	}, WithServerLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithServerMeterProvider(mp))
+	}, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithMeterProvider(mp))
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = s.Close() })
 	return &listenerHandler{s: s}

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/outbound-go/outbound/ambassador"
 	"github.com/outbound-go/outbound/breaker"
 	"github.com/outbound-go/outbound/discovery"
@@ -40,15 +42,6 @@ const (
 	ReasonUpstreamReset          = "upstream_reset"
 	ReasonNoRoute                = "no_route"
 	ReasonBadRequest             = "bad_request"
-)
-
-// gRPC status codes used for local refusals (google.golang.org/grpc/codes).
-const (
-	grpcDeadlineExceeded  = 4
-	grpcResourceExhausted = 8
-	grpcUnimplemented     = 12
-	grpcInternal          = 13
-	grpcUnavailable       = 14
 )
 
 const retiredBit = int64(1) << 62
@@ -423,19 +416,19 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, code int, reason
 	h := w.Header()
 	h[HeaderError] = []string{reason}
 	if isGRPC(r) {
-		gc := grpcUnavailable
+		gc := codes.Unavailable
 		switch code {
 		case http.StatusTooManyRequests:
-			gc = grpcResourceExhausted
+			gc = codes.ResourceExhausted
 		case http.StatusGatewayTimeout:
-			gc = grpcDeadlineExceeded
+			gc = codes.DeadlineExceeded
 		case http.StatusNotFound:
-			gc = grpcUnimplemented
+			gc = codes.Unimplemented
 		case http.StatusMethodNotAllowed, http.StatusBadRequest:
-			gc = grpcInternal
+			gc = codes.Internal
 		}
 		h["Content-Type"] = []string{"application/grpc"}
-		h["Grpc-Status"] = []string{strconv.Itoa(gc)}
+		h["Grpc-Status"] = []string{strconv.Itoa(int(gc))}
 		h["Grpc-Message"] = []string{"outbound: " + reason}
 		if retryAfter > 0 {
 			h["Grpc-Retry-Pushback-Ms"] = []string{strconv.FormatInt(retryAfter.Milliseconds(), 10)}

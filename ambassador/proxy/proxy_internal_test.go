@@ -147,7 +147,7 @@ func BenchmarkHandler(b *testing.B) {
 				level = slog.LevelInfo
 			}
 			s, err := NewServer(&Config{Listeners: []ListenerConfig{l}, Services: map[string]ambassador.ServiceConfig{"a": sc}},
-				WithServerLogger(slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: level}))),
+				WithLogger(slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: level}))),
 				WithStackOptions(ambassador.WithBase(okTransport{})))
 			require.NoError(b, err)
 			defer s.Close()

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -20,28 +19,21 @@ import (
 	"github.com/outbound-go/outbound/ambassador"
 )
 
-// Defaults of LimitsConfig and AdminConfig.
-const (
-	DefaultAdminAddress      = "127.0.0.1:9901"
-	DefaultMaxHeaderBytes    = 64 << 10
-	DefaultReadHeaderTimeout = 10 * time.Second
-	DefaultDrainTimeout      = 30 * time.Second
-)
-
-// ServerOption configures a Server with what is not data.
-type ServerOption func(*serverOptions)
+// Option configures a Server with what is not data.
+type Option func(*serverOptions)
 
 type serverOptions struct {
 	logger  *slog.Logger
+	mp      metric.MeterProvider
 	metrics http.Handler
 	ready   func()
 	stack   []ambassador.Option
 }
 
-// WithServerLogger sets the logger of the access log and of the server's
-// own messages; it is also passed to every service stack. Default:
+// WithLogger sets the logger of the access log and of the server's own
+// messages; it is also passed to every service stack. Default:
 // slog.Default().
-func WithServerLogger(l *slog.Logger) ServerOption {
+func WithLogger(l *slog.Logger) Option {
 	return func(o *serverOptions) {
 		if l != nil {
 			o.logger = l
@@ -50,34 +42,38 @@ func WithServerLogger(l *slog.Logger) ServerOption {
 	}
 }
 
-// WithServerMeterProvider passes mp to every service stack. Default: the
-// global provider.
-func WithServerMeterProvider(mp metric.MeterProvider) ServerOption {
-	return func(o *serverOptions) { o.stack = append(o.stack, ambassador.WithMeterProvider(mp)) }
+// WithMeterProvider records the server's own metrics (inbound requests,
+// config reloads) with mp and passes it to every service stack. Default:
+// the global provider.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(o *serverOptions) {
+		o.mp = mp
+		o.stack = append(o.stack, ambassador.WithMeterProvider(mp))
+	}
 }
 
-// WithServerTracerProvider passes tp to every service stack. Default: the
+// WithTracerProvider passes tp to every service stack. Default: the
 // global provider.
-func WithServerTracerProvider(tp trace.TracerProvider) ServerOption {
+func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(o *serverOptions) { o.stack = append(o.stack, ambassador.WithTracerProvider(tp)) }
 }
 
 // WithStackOptions passes opts to every service stack the server builds
 // (ambassador.WithBase, for instance).
-func WithStackOptions(opts ...ambassador.Option) ServerOption {
+func WithStackOptions(opts ...ambassador.Option) Option {
 	return func(o *serverOptions) { o.stack = append(o.stack, opts...) }
 }
 
 // WithMetricsHandler sets the handler of the admin listener's /metrics,
 // typically promhttp's handler over the registry of the OpenTelemetry
 // Prometheus exporter. Without it /metrics answers 404.
-func WithMetricsHandler(h http.Handler) ServerOption {
+func WithMetricsHandler(h http.Handler) Option {
 	return func(o *serverOptions) { o.metrics = h }
 }
 
 // WithReady registers f to be called once every listener is bound, before
 // the first request is served. Addrs and AdminAddr are valid from then on.
-func WithReady(f func()) ServerOption {
+func WithReady(f func()) Option {
 	return func(o *serverOptions) { o.ready = f }
 }
 
@@ -149,7 +145,7 @@ type Server struct {
 // NewServer builds the service stacks and routing of c. c should come from
 // LoadConfig or ParseConfig, which validate it. Call Run to serve, or Close
 // to release the stacks without serving.
-func NewServer(c *Config, opts ...ServerOption) (*Server, error) {
+func NewServer(c *Config, opts ...Option) (*Server, error) {
 	if c == nil {
 		return nil, errors.New("ambassador: nil config")
 	}
@@ -334,19 +330,10 @@ func (s *Server) Run(ctx context.Context) error {
 		return errors.New("ambassador: Run called on a closed or running server")
 	}
 	lim := c.Limits
-	if lim.MaxHeaderBytes == 0 {
-		lim.MaxHeaderBytes = DefaultMaxHeaderBytes
-	}
-	if lim.ReadHeaderTimeout == 0 {
-		lim.ReadHeaderTimeout = DefaultReadHeaderTimeout
-	}
-	if lim.DrainTimeout == 0 {
-		lim.DrainTimeout = DefaultDrainTimeout
-	}
-	adminAddr := c.Admin.Address
-	if adminAddr == "" {
-		adminAddr = DefaultAdminAddress
-	}
+	lim.MaxHeaderBytes = lim.MaxHeaderBytesOrDefault()
+	lim.ReadHeaderTimeout = lim.ReadHeaderTimeoutOrDefault()
+	lim.DrainTimeout = lim.DrainTimeoutOrDefault()
+	adminAddr := c.AdminAddress()
 
 	// Bind everything first: a port in use fails the start, not a request.
 	var lc net.ListenConfig

@@ -34,7 +34,7 @@ services:
 		fmt.Println(err)
 		return
 	}
-	srv, err := proxy.NewServer(cfg, proxy.WithServerLogger(slog.New(slog.DiscardHandler)))
+	srv, err := proxy.NewServer(cfg, proxy.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -106,7 +106,7 @@ func TestRoutingFirstMatchWins(t *testing.T) {
 			"v6":       svc(named(t, "v6")),
 		},
 	}
-	s, err := proxy.NewServer(cfg, proxy.WithServerLogger(quietLogger()))
+	s, err := proxy.NewServer(cfg, proxy.WithLogger(quietLogger()))
 	require.NoError(t, err)
 	urls := serve(t, s)
 	c := client(t)
@@ -164,7 +164,7 @@ func TestRunReturnsBindFailure(t *testing.T) {
 		Admin:     proxy.AdminConfig{Address: "127.0.0.1:0"},
 		Listeners: []proxy.ListenerConfig{{Address: busy.Addr().String(), Service: "a"}},
 		Services:  map[string]ambassador.ServiceConfig{"a": svc("127.0.0.1:1")},
-	}, proxy.WithServerLogger(quietLogger()))
+	}, proxy.WithLogger(quietLogger()))
 	require.NoError(t, err)
 	err = s.Run(context.Background())
 	require.Error(t, err)
@@ -178,7 +178,7 @@ func TestAccessLogLine(t *testing.T) {
 		Admin:     proxy.AdminConfig{Address: "127.0.0.1:0"},
 		Listeners: []proxy.ListenerConfig{{Address: "127.0.0.1:0", Routes: []proxy.RouteConfig{{PathPrefix: "/u/", Service: "users"}}}},
 		Services:  map[string]ambassador.ServiceConfig{"users": svc(named(t, "users"))},
-	}, proxy.WithServerLogger(logger))
+	}, proxy.WithLogger(logger))
 	require.NoError(t, err)
 	urls := serve(t, s)
 	c := client(t)
@@ -218,7 +218,7 @@ func TestReloadFinishesInFlightOnRemovedService(t *testing.T) {
 		Admin:     proxy.AdminConfig{Address: "127.0.0.1:0"},
 		Listeners: []proxy.ListenerConfig{lis},
 		Services:  map[string]ambassador.ServiceConfig{"a": svc(slow.Listener.Addr().String())},
-	}, proxy.WithServerLogger(quietLogger()))
+	}, proxy.WithLogger(quietLogger()))
 	require.NoError(t, err)
 	urls := serve(t, s)
 	c := client(t)
@@ -264,7 +264,7 @@ func TestReloadKeepsUnchangedStack(t *testing.T) {
 			Services:  map[string]ambassador.ServiceConfig{"a": sc},
 		}
 	}
-	s, err := proxy.NewServer(cfg(limited), proxy.WithServerLogger(quietLogger()))
+	s, err := proxy.NewServer(cfg(limited), proxy.WithLogger(quietLogger()))
 	require.NoError(t, err)
 	urls := serve(t, s)
 	c := client(t)
@@ -292,7 +292,7 @@ func TestAdminStatusAndReady(t *testing.T) {
 		Admin:     proxy.AdminConfig{Address: "127.0.0.1:0"},
 		Listeners: []proxy.ListenerConfig{{Address: "127.0.0.1:0", Service: "a"}},
 		Services:  map[string]ambassador.ServiceConfig{"a": svc(named(t, "a"))},
-	}, proxy.WithServerLogger(quietLogger()),
+	}, proxy.WithLogger(quietLogger()),
 		proxy.WithMetricsHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.WriteString(w, "# metrics\n")
 		})))
@@ -339,7 +339,7 @@ func TestSlowHeaderSenderIsCutOff(t *testing.T) {
 		Listeners: []proxy.ListenerConfig{{Address: "127.0.0.1:0", Service: "a"}},
 		Services:  map[string]ambassador.ServiceConfig{"a": svc(named(t, "a"))},
 		Limits:    proxy.LimitsConfig{ReadHeaderTimeout: 100 * time.Millisecond},
-	}, proxy.WithServerLogger(quietLogger()))
+	}, proxy.WithLogger(quietLogger()))
 	require.NoError(t, err)
 	serve(t, s)
 	conn, err := net.Dial("tcp", s.Addrs()[0].String())
@@ -367,7 +367,7 @@ func TestReadyzListsServicesWithoutReadyEndpoint(t *testing.T) {
 		Admin:     proxy.AdminConfig{Address: "127.0.0.1:0"},
 		Listeners: []proxy.ListenerConfig{{Address: "127.0.0.1:0", Routes: []proxy.RouteConfig{{PathPrefix: "/a/", Service: "good"}, {Service: "bad"}}}},
 		Services:  map[string]ambassador.ServiceConfig{"good": svc(named(t, "good")), "bad": bad},
-	}, proxy.WithServerLogger(quietLogger()))
+	}, proxy.WithLogger(quietLogger()))
 	require.NoError(t, err)
 	serve(t, s)
 	c := client(t)

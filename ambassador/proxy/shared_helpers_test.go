@@ -7,16 +7,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"io"
-	"log"
 	"math/big"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -115,29 +110,6 @@ func (p *pki) clientTLS(cn string) ambassador.TLSConfig {
 		KeyFile:  p.write("client-key.pem", keyPEM),
 		CertFile: p.write("client.pem", certPEM),
 	}
-}
-
-// server starts a TLS upstream that requires a client certificate from the
-// CA and answers "<client CN> <proto>".
-func (p *pki) server(h2 bool) *httptest.Server {
-	p.t.Helper()
-	certPEM, keyPEM := p.issue("upstream", true)
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	require.NoError(p.t, err)
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, r.TLS.PeerCertificates[0].Subject.CommonName+" "+r.Proto)
-	}))
-	srv.EnableHTTP2 = h2
-	srv.TLS = &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    p.pool,
-		MinVersion:   tls.VersionTLS12,
-	}
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
-	srv.StartTLS()
-	p.t.Cleanup(srv.Close)
-	return srv
 }
 
 // grpcUpstream starts a grpc server with the health service on loopback;

@@ -317,7 +317,7 @@ func oneServiceAmbassador(t *testing.T, endpoints []string, extra, limits string
 	}
 	cfg, err := proxy.ParseConfig([]byte(b.String()), t.TempDir())
 	require.NoError(t, err, "config:\n%s", b.String())
-	s, err := proxy.NewServer(cfg, proxy.WithServerLogger(quietLogger()))
+	s, err := proxy.NewServer(cfg, proxy.WithLogger(quietLogger()))
 	require.NoError(t, err)
 	urls := serve(t, s)
 	return strings.TrimPrefix(urls[0], "http://"), s

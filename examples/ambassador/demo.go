@@ -1,4 +1,4 @@
-package proxy
+package main
 
 import (
 	"context"
@@ -15,22 +15,23 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/outbound-go/outbound/ambassador"
+	"github.com/outbound-go/outbound/ambassador/proxy"
 	"github.com/outbound-go/outbound/breaker"
 	"github.com/outbound-go/outbound/discovery"
 	"github.com/outbound-go/outbound/retry"
 )
 
-// DemoRequests is how many requests RunDemo's burst sends each way.
-const DemoRequests = 200
+// demoRequests is how many requests runDemo's burst sends each way.
+const demoRequests = 200
 
-// RunDemo runs the embedded demo that `go run ./examples/ambassador` shows
+// runDemo runs the embedded demo that `go run ./examples/ambassador` shows
 // a newcomer: two demo upstreams on loopback — one answers 503 to about a
 // third of its requests, the other is sometimes slow — behind an ambassador
 // with retry, a circuit breaker and the ewma balancer. It sends a short
 // burst straight to the upstreams and the same burst through the
 // ambassador, writes a summary to w, then keeps serving until ctx is done
 // and returns nil.
-func RunDemo(ctx context.Context, w io.Writer, opts ...ServerOption) error {
+func runDemo(ctx context.Context, w io.Writer, opts ...proxy.Option) error {
 	var flakyHits, slowHits atomic.Int64
 	flaky := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		flakyHits.Add(1)
@@ -69,9 +70,9 @@ func RunDemo(ctx context.Context, w io.Writer, opts ...ServerOption) error {
 		go func() { _ = srv.Serve(ln) }()
 	}
 
-	cfg := &Config{
-		Admin:     AdminConfig{Address: "127.0.0.1:0"},
-		Listeners: []ListenerConfig{{Address: "127.0.0.1:0", Service: "demo"}},
+	cfg := &proxy.Config{
+		Admin:     proxy.AdminConfig{Address: "127.0.0.1:0"},
+		Listeners: []proxy.ListenerConfig{{Address: "127.0.0.1:0", Service: "demo"}},
 		Services: map[string]ambassador.ServiceConfig{"demo": {
 			Name:      "demo",
 			Discovery: discovery.Config{Static: addrs, Balancer: "ewma"},
@@ -79,11 +80,11 @@ func RunDemo(ctx context.Context, w io.Writer, opts ...ServerOption) error {
 			Retry:     &retry.Config{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond},
 			Breaker:   &breaker.Config{ConsecutiveFailures: 3, OpenTimeout: 500 * time.Millisecond},
 		}},
-		Limits: LimitsConfig{DrainTimeout: 5 * time.Second},
+		Limits: proxy.LimitsConfig{DrainTimeout: 5 * time.Second},
 	}
 	var trips atomic.Int64
-	opts = append([]ServerOption{WithServerMeterProvider(tripCounting{MeterProvider: otel.GetMeterProvider(), trips: &trips})}, opts...)
-	srv, err := NewServer(cfg, opts...)
+	opts = append([]proxy.Option{proxy.WithMeterProvider(tripCounting{MeterProvider: otel.GetMeterProvider(), trips: &trips})}, opts...)
+	srv, err := proxy.NewServer(cfg, opts...)
 	if err != nil {
 		return err
 	}
@@ -111,10 +112,10 @@ func RunDemo(ctx context.Context, w io.Writer, opts ...ServerOption) error {
 	attempts := flakyHits.Load() + slowHits.Load()
 
 	fmt.Fprintf(w, "%-28s %8s %10s %9s\n", "", "requests", "succeeded", "rate")
-	fmt.Fprintf(w, "%-28s %8d %10d %8.1f%%\n", "straight to the upstreams", DemoRequests, direct, pct(direct))
-	fmt.Fprintf(w, "%-28s %8d %10d %8.1f%%\n", "through the ambassador", DemoRequests, viaAmb, pct(viaAmb))
-	fmt.Fprintf(w, "\nupstream attempts behind the ambassador: %d for %d requests", attempts, DemoRequests)
-	if extra := attempts - DemoRequests; extra > 0 {
+	fmt.Fprintf(w, "%-28s %8d %10d %8.1f%%\n", "straight to the upstreams", demoRequests, direct, pct(direct))
+	fmt.Fprintf(w, "%-28s %8d %10d %8.1f%%\n", "through the ambassador", demoRequests, viaAmb, pct(viaAmb))
+	fmt.Fprintf(w, "\nupstream attempts behind the ambassador: %d for %d requests", attempts, demoRequests)
+	if extra := attempts - demoRequests; extra > 0 {
 		fmt.Fprintf(w, " (%d retries)", extra)
 	}
 	fmt.Fprintf(w, ": %d to the flaky one, %d to the slow one\n", flakyHits.Load(), slowHits.Load())
@@ -136,7 +137,7 @@ func RunDemo(ctx context.Context, w io.Writer, opts ...ServerOption) error {
 	}
 }
 
-// burst sends DemoRequests GETs, eight at a time, and counts the 2xx answers.
+// burst sends demoRequests GETs, eight at a time, and counts the 2xx answers.
 func burst(ctx context.Context, c *http.Client, url func(i int) string) int {
 	var ok atomic.Int64
 	var wg sync.WaitGroup
@@ -162,7 +163,7 @@ func burst(ctx context.Context, c *http.Client, url func(i int) string) int {
 			}
 		}()
 	}
-	for i := range DemoRequests {
+	for i := range demoRequests {
 		if ctx.Err() != nil {
 			break
 		}
@@ -173,7 +174,7 @@ func burst(ctx context.Context, c *http.Client, url func(i int) string) int {
 	return int(ok.Load())
 }
 
-func pct(n int) float64 { return 100 * float64(n) / DemoRequests }
+func pct(n int) float64 { return 100 * float64(n) / demoRequests }
 
 // tripCounting passes every instrument through to MeterProvider and counts
 // the breaker transitions to open on the way.

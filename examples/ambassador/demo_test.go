@@ -1,6 +1,7 @@
-package proxy_test
+package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,7 +29,7 @@ func TestRunDemo(t *testing.T) {
 	var out syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- proxy.RunDemo(ctx, &out, proxy.WithServerLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+		done <- runDemo(ctx, &out, proxy.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	}()
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "Ctrl-C to stop") }, 30*time.Second, 10*time.Millisecond)
 	s := out.String()
@@ -40,10 +42,10 @@ func TestRunDemo(t *testing.T) {
 		return sent, ok
 	}
 	sent, direct := row("straight to the upstreams")
-	assert.Equal(t, proxy.DemoRequests, sent)
+	assert.Equal(t, demoRequests, sent)
 	assert.Less(t, direct, sent, "the flaky upstream fails some requests sent straight to it:\n%s", s)
 	sent, via := row("through the ambassador")
-	assert.Equal(t, proxy.DemoRequests, sent)
+	assert.Equal(t, demoRequests, sent)
 	assert.Equal(t, sent, via, "retries hide the flaky upstream's 503s:\n%s", s)
 	assert.Regexp(t, `upstream attempts behind the ambassador: \d+ for 200 requests`, s)
 	assert.Regexp(t, `breaker trips: \d+`, s)
@@ -63,6 +65,24 @@ func TestRunDemo(t *testing.T) {
 	case err := <-done:
 		assert.NoError(t, err)
 	case <-time.After(10 * time.Second):
-		t.Fatal("RunDemo did not return after its context ended")
+		t.Fatal("runDemo did not return after its context ended")
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the demo and the test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
