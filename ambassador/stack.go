@@ -239,66 +239,8 @@ func NewStack(c ServiceConfig, opts ...Option) (*Stack, error) {
 		below = httpsScheme{below}
 	}
 
-	if c.Breaker != nil {
-		var bo []breaker.Option
-		if o.mp != nil {
-			bo = append(bo, breaker.WithMeterProvider(o.mp))
-		}
-		bo = append(bo, breaker.WithService(c.Name))
-		b, err := breaker.New(*c.Breaker, bo...)
-		if err != nil {
-			return fail(fmt.Errorf("breaker: %w", err))
-		}
-		s.breaker = b
-	}
-
-	src, err := discovery.FromConfig(c.Discovery)
-	if err != nil {
-		return fail(fmt.Errorf("discovery: %w", err))
-	}
-	var do []discovery.Option
-	if s.breaker != nil {
-		do = append(do, discovery.WithHealth(s.breaker))
-	}
-	if o.mp != nil {
-		do = append(do, discovery.WithMeterProvider(o.mp))
-	}
-	if o.logger != nil {
-		do = append(do, discovery.WithLogger(o.logger))
-	}
-	svc, err := discovery.NewService(c.Name, src, c.Discovery, do...)
-	if err != nil {
-		return fail(fmt.Errorf("discovery: %w", err))
-	}
-	s.disc = svc
-
-	if c.RateLimit != nil {
-		lo := []ratelimit.Option{ratelimit.WithService(c.Name)}
-		if o.mp != nil {
-			lo = append(lo, ratelimit.WithMeterProvider(o.mp))
-		}
-		if o.logger != nil {
-			lo = append(lo, ratelimit.WithLogger(o.logger))
-		}
-		l, err := ratelimit.New(*c.RateLimit, lo...)
-		if err != nil {
-			return fail(fmt.Errorf("ratelimit: %w", err))
-		}
-		s.limiter = l
-	}
-	if c.Retry != nil {
-		ro := []retry.Option{retry.WithService(c.Name)}
-		if o.mp != nil {
-			ro = append(ro, retry.WithMeterProvider(o.mp))
-		}
-		if o.logger != nil {
-			ro = append(ro, retry.WithLogger(o.logger))
-		}
-		p, err := retry.New(*c.Retry, ro...)
-		if err != nil {
-			return fail(fmt.Errorf("retry: %w", err))
-		}
-		s.retry = p
+	if err := s.buildPolicies(c, o); err != nil {
+		return fail(err)
 	}
 
 	mws := make([]Middleware, 0, 4)
@@ -314,6 +256,73 @@ func NewStack(c ServiceConfig, opts ...Option) (*Stack, error) {
 	}
 	s.chain = Chain(below, mws...)
 	return s, nil
+}
+
+// buildPolicies builds the breaker, discovery, ratelimit and retry of c
+// into s, each only when c has its section (discovery always).
+func (s *Stack) buildPolicies(c ServiceConfig, o options) error {
+	if c.Breaker != nil {
+		var bo []breaker.Option
+		if o.mp != nil {
+			bo = append(bo, breaker.WithMeterProvider(o.mp))
+		}
+		bo = append(bo, breaker.WithService(c.Name))
+		b, err := breaker.New(*c.Breaker, bo...)
+		if err != nil {
+			return fmt.Errorf("breaker: %w", err)
+		}
+		s.breaker = b
+	}
+
+	src, err := discovery.FromConfig(c.Discovery)
+	if err != nil {
+		return fmt.Errorf("discovery: %w", err)
+	}
+	var do []discovery.Option
+	if s.breaker != nil {
+		do = append(do, discovery.WithHealth(s.breaker))
+	}
+	if o.mp != nil {
+		do = append(do, discovery.WithMeterProvider(o.mp))
+	}
+	if o.logger != nil {
+		do = append(do, discovery.WithLogger(o.logger))
+	}
+	svc, err := discovery.NewService(c.Name, src, c.Discovery, do...)
+	if err != nil {
+		return fmt.Errorf("discovery: %w", err)
+	}
+	s.disc = svc
+
+	if c.RateLimit != nil {
+		lo := []ratelimit.Option{ratelimit.WithService(c.Name)}
+		if o.mp != nil {
+			lo = append(lo, ratelimit.WithMeterProvider(o.mp))
+		}
+		if o.logger != nil {
+			lo = append(lo, ratelimit.WithLogger(o.logger))
+		}
+		l, err := ratelimit.New(*c.RateLimit, lo...)
+		if err != nil {
+			return fmt.Errorf("ratelimit: %w", err)
+		}
+		s.limiter = l
+	}
+	if c.Retry != nil {
+		ro := []retry.Option{retry.WithService(c.Name)}
+		if o.mp != nil {
+			ro = append(ro, retry.WithMeterProvider(o.mp))
+		}
+		if o.logger != nil {
+			ro = append(ro, retry.WithLogger(o.logger))
+		}
+		p, err := retry.New(*c.Retry, ro...)
+		if err != nil {
+			return fmt.Errorf("retry: %w", err)
+		}
+		s.retry = p
+	}
+	return nil
 }
 
 // RoundTrip sends a request for the service's logical host through the

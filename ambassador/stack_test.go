@@ -112,7 +112,6 @@ func TestStackPoliciesOnlyWhenConfigured(t *testing.T) {
 	})
 	assert.NotNil(t, full.Limiter())
 	assert.NotNil(t, full.Breaker())
-	assert.Equal(t, "outbound:///users", full.Target())
 }
 
 func TestNewStackRejectsBadConfig(t *testing.T) {

@@ -128,6 +128,17 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 		d.decodeMap(n, v, path, depth)
 	case reflect.Slice:
 		d.decodeSlice(n, v, path, depth)
+	case reflect.String, reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Float32, reflect.Float64:
+		d.decodeScalar(n, v, path)
+	default:
+		d.add(path, n.Line, "cannot decode into %s", t)
+	}
+}
+
+// decodeScalar decodes a string, boolean, integer or float scalar into v.
+func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path string) {
+	switch v.Kind() {
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode {
 			d.add(path, n.Line, "expected a string, got %s", kindName(n))
@@ -164,8 +175,6 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 			return
 		}
 		v.SetFloat(f)
-	default:
-		d.add(path, n.Line, "cannot decode into %s", t)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -335,46 +336,11 @@ func (s *Server) Run(ctx context.Context) error {
 	lim.DrainTimeout = lim.DrainTimeoutOrDefault()
 	adminAddr := c.AdminAddress()
 
-	// Bind everything first: a port in use fails the start, not a request.
-	var lc net.ListenConfig
-	lns := make([]net.Listener, 0, len(s.addrs)+1)
-	for _, addr := range append(slices.Clone(s.addrs), adminAddr) {
-		ln, err := lc.Listen(ctx, "tcp", addr)
-		if err != nil {
-			for _, l := range lns {
-				_ = l.Close()
-			}
-			_ = s.Close()
-			return fmt.Errorf("ambassador: listen %s: %w", addr, err)
-		}
-		lns = append(lns, ln)
+	lns, err := s.bind(ctx, adminAddr)
+	if err != nil {
+		return err
 	}
-
-	protos := new(http.Protocols)
-	protos.SetHTTP1(true)
-	protos.SetUnencryptedHTTP2(true)
-	errLog := slog.NewLogLogger(s.opts.logger.Handler(), slog.LevelDebug)
-	conns := s.clientConnLimiter(lim)
-	servers := make([]*http.Server, len(lns))
-	for i := range lns {
-		srv := &http.Server{
-			Protocols:         protos,
-			MaxHeaderBytes:    int(lim.MaxHeaderBytes),
-			ReadHeaderTimeout: lim.ReadHeaderTimeout,
-			IdleTimeout:       lim.IdleTimeoutOrDefault(),
-			ErrorLog:          errLog,
-		}
-		if i < len(s.addrs) {
-			lns[i] = conns.listener(lns[i])
-			srv.ConnState = conns.connState
-			srv.Handler = &listenerHandler{s: s, idx: i}
-			s.boundAddrs = append(s.boundAddrs, lns[i].Addr())
-		} else {
-			srv.Handler = s.adminHandler()
-			s.adminAddr = lns[i].Addr()
-		}
-		servers[i] = srv
-	}
+	servers := s.newHTTPServers(lns, lim)
 
 	errc := make(chan error, len(servers))
 	var wg sync.WaitGroup
@@ -403,10 +369,72 @@ func (s *Server) Run(ctx context.Context) error {
 	case runErr = <-errc:
 	}
 
-	// Drain: stop accepting, let in-flight requests finish.
+	s.drain(servers, lim.DrainTimeout)
+	wg.Wait()
+	_ = s.Close()
+	s.opts.logger.Info("stopped")
+	return runErr
+}
+
+// bind listens on every listener's address and then adminAddr (last):
+// binding everything first makes a port in use fail the start, not a
+// request. On failure it closes what it bound and the server.
+func (s *Server) bind(ctx context.Context, adminAddr string) ([]net.Listener, error) {
+	var lc net.ListenConfig
+	lns := make([]net.Listener, 0, len(s.addrs)+1)
+	for _, addr := range append(slices.Clone(s.addrs), adminAddr) {
+		ln, err := lc.Listen(ctx, "tcp", addr)
+		if err != nil {
+			for _, l := range lns {
+				_ = l.Close()
+			}
+			_ = s.Close()
+			return nil, fmt.Errorf("ambassador: listen %s: %w", addr, err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+// newHTTPServers makes the http.Server of each listener in lns (the admin
+// listener last), wraps the proxy listeners in the client connection
+// limit, and records the bound addresses.
+func (s *Server) newHTTPServers(lns []net.Listener, lim LimitsConfig) []*http.Server {
+	protos := new(http.Protocols)
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	errLog := slog.NewLogLogger(s.opts.logger.Handler(), slog.LevelDebug)
+	conns := s.clientConnLimiter(lim)
+	servers := make([]*http.Server, len(lns))
+	for i := range lns {
+		srv := &http.Server{
+			Protocols:         protos,
+			MaxHeaderBytes:    int(lim.MaxHeaderBytes),
+			ReadHeaderTimeout: lim.ReadHeaderTimeout,
+			IdleTimeout:       lim.IdleTimeoutOrDefault(),
+			ErrorLog:          errLog,
+		}
+		if i < len(s.addrs) {
+			lns[i] = conns.listener(lns[i])
+			srv.ConnState = conns.connState
+			srv.Handler = &listenerHandler{s: s, idx: i}
+			s.boundAddrs = append(s.boundAddrs, lns[i].Addr())
+		} else {
+			srv.Handler = s.adminHandler()
+			s.adminAddr = lns[i].Addr()
+		}
+		servers[i] = srv
+	}
+	return servers
+}
+
+// drain stops accepting and lets in-flight requests finish for up to
+// timeout, then closes what is left; the admin listener (last) closes at
+// once after.
+func (s *Server) drain(servers []*http.Server, timeout time.Duration) {
 	s.draining.Store(true)
-	s.opts.logger.Info("draining", "timeout", lim.DrainTimeout.String())
-	dctx, cancel := context.WithTimeout(context.Background(), lim.DrainTimeout)
+	s.opts.logger.Info("draining", "timeout", timeout.String())
+	dctx, cancel := context.WithTimeout(context.Background(), timeout)
 	var dwg sync.WaitGroup
 	for _, srv := range servers[:len(servers)-1] {
 		dwg.Add(1)
@@ -421,8 +449,4 @@ func (s *Server) Run(ctx context.Context) error {
 	dwg.Wait()
 	cancel()
 	_ = servers[len(servers)-1].Close() // admin
-	wg.Wait()
-	_ = s.Close()
-	s.opts.logger.Info("stopped")
-	return runErr
 }

@@ -32,43 +32,12 @@ const demoRequests = 200
 // ambassador, writes a summary to w, then keeps serving until ctx is done
 // and returns nil.
 func runDemo(ctx context.Context, w io.Writer, opts ...proxy.Option) error {
-	var flakyHits, slowHits atomic.Int64
-	flaky := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		flakyHits.Add(1)
-		if rand.IntN(3) == 0 {
-			http.Error(rw, "flaky upstream: try again", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintf(rw, "hello from the flaky upstream (%s)\n", r.URL.Path)
-	})
-	slow := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		slowHits.Add(1)
-		if rand.IntN(5) == 0 {
-			select {
-			case <-time.After(50 * time.Millisecond):
-			case <-r.Context().Done():
-				return
-			}
-		}
-		fmt.Fprintf(rw, "hello from the sometimes-slow upstream (%s)\n", r.URL.Path)
-	})
-	var upstreams []*http.Server
-	var addrs []string
-	defer func() {
-		for _, u := range upstreams {
-			_ = u.Close()
-		}
-	}()
-	for _, h := range []http.Handler{flaky, slow} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return fmt.Errorf("demo upstream: %w", err)
-		}
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-		upstreams = append(upstreams, srv)
-		addrs = append(addrs, ln.Addr().String())
-		go func() { _ = srv.Serve(ln) }()
+	ups, err := startDemoUpstreams()
+	if err != nil {
+		return err
 	}
+	defer ups.close()
+	addrs := ups.addrs
 
 	cfg := &proxy.Config{
 		Admin:     proxy.AdminConfig{Address: "127.0.0.1:0"},
@@ -106,10 +75,10 @@ func runDemo(ctx context.Context, w io.Writer, opts ...proxy.Option) error {
 	defer client.CloseIdleConnections()
 	start := time.Now()
 	direct := burst(ctx, client, func(i int) string { return "http://" + addrs[i%2] + "/hello" })
-	flakyHits.Store(0)
-	slowHits.Store(0)
+	ups.flakyHits.Store(0)
+	ups.slowHits.Store(0)
 	viaAmb := burst(ctx, client, func(int) string { return proxy + "/hello" })
-	attempts := flakyHits.Load() + slowHits.Load()
+	attempts := ups.flakyHits.Load() + ups.slowHits.Load()
 
 	fmt.Fprintf(w, "%-28s %8s %10s %9s\n", "", "requests", "succeeded", "rate")
 	fmt.Fprintf(w, "%-28s %8d %10d %8.1f%%\n", "straight to the upstreams", demoRequests, direct, pct(direct))
@@ -118,9 +87,9 @@ func runDemo(ctx context.Context, w io.Writer, opts ...proxy.Option) error {
 	if extra := attempts - demoRequests; extra > 0 {
 		fmt.Fprintf(w, " (%d retries)", extra)
 	}
-	fmt.Fprintf(w, ": %d to the flaky one, %d to the slow one\n", flakyHits.Load(), slowHits.Load())
+	fmt.Fprintf(w, ": %d to the flaky one, %d to the slow one\n", ups.flakyHits.Load(), ups.slowHits.Load())
 	fmt.Fprintf(w, "breaker trips: %d", trips.Load())
-	if trips.Load() == 0 && flakyHits.Load() < slowHits.Load() {
+	if trips.Load() == 0 && ups.flakyHits.Load() < ups.slowHits.Load() {
 		// Say why, so a zero does not read as a breaker that does nothing.
 		fmt.Fprint(w, " (ewma moved traffic off the flaky upstream before 3 failures in a row could trip it)")
 	}
@@ -134,6 +103,56 @@ func runDemo(ctx context.Context, w io.Writer, opts ...proxy.Option) error {
 		return <-runErr
 	case err := <-runErr:
 		return err
+	}
+}
+
+// demoUpstreams are the demo's two upstreams on loopback: the flaky one
+// answers 503 to about a third of its requests, the other is sometimes
+// slow; the hits count the requests each got.
+type demoUpstreams struct {
+	addrs               []string
+	servers             []*http.Server
+	flakyHits, slowHits atomic.Int64
+}
+
+func startDemoUpstreams() (*demoUpstreams, error) {
+	u := &demoUpstreams{}
+	flaky := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		u.flakyHits.Add(1)
+		if rand.IntN(3) == 0 {
+			http.Error(rw, "flaky upstream: try again", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(rw, "hello from the flaky upstream (%s)\n", r.URL.Path)
+	})
+	slow := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		u.slowHits.Add(1)
+		if rand.IntN(5) == 0 {
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		fmt.Fprintf(rw, "hello from the sometimes-slow upstream (%s)\n", r.URL.Path)
+	})
+	for _, h := range []http.Handler{flaky, slow} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			u.close()
+			return nil, fmt.Errorf("demo upstream: %w", err)
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		u.servers = append(u.servers, srv)
+		u.addrs = append(u.addrs, ln.Addr().String())
+		go func() { _ = srv.Serve(ln) }()
+	}
+	return u, nil
+}
+
+func (u *demoUpstreams) close() {
+	for _, srv := range u.servers {
+		_ = srv.Close()
 	}
 }
 
