@@ -46,7 +46,7 @@ func newDropUpstream(t *testing.T, fill int) *dropUpstream {
 	d := &dropUpstream{fill: int64(fill), full: make(chan struct{})}
 	d.rawUpstream = newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
 		for {
-			if _, err := u.readRequest(br); err != nil {
+			if _, err := u.ReadRequest(br); err != nil {
 				return
 			}
 			if d.drop.Load() {

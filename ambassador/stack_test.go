@@ -296,7 +296,7 @@ func TestCloseStopsGoroutines(t *testing.T) {
 	s, err := ambassador.NewStack(ambassador.ServiceConfig{
 		Name: "users", Protocol: "h2",
 		Discovery: discovery.Config{Static: []string{"127.0.0.1:1"}},
-		TLS:       pki.clientTLS("client-1"),
+		TLS:       pki.ClientTLS("client-1"),
 		Breaker:   &breaker.Config{}, RateLimit: &ratelimit.Config{RPS: 1},
 	})
 	require.NoError(t, err)

@@ -42,7 +42,7 @@ func inboundUpstream(t *testing.T) (*rawUpstream, <-chan struct{}) {
 			case arrived <- struct{}{}:
 			default:
 			}
-			req, err := u.readRequest(br)
+			req, err := u.ReadRequest(br)
 			if err != nil {
 				return
 			}

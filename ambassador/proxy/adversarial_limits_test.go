@@ -32,7 +32,7 @@ func limUpstream(t *testing.T, release <-chan struct{}) *rawUpstream {
 	stop := make(chan struct{})
 	up := newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
 		for {
-			req, err := u.readRequest(br)
+			req, err := u.ReadRequest(br)
 			if err != nil {
 				return
 			}
@@ -218,7 +218,7 @@ func TestLimitsKeysChecked(t *testing.T) {
 // bytes of resp after reading one request.
 func limFixedUpstream(t *testing.T, resp string) *rawUpstream {
 	return newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
-		if _, err := u.readRequest(br); err != nil {
+		if _, err := u.ReadRequest(br); err != nil {
 			return
 		}
 		writeResponse(t, c, resp)

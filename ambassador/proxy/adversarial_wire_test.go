@@ -37,7 +37,7 @@ func scripted(t *testing.T, answer func(n int, req rawRequest) string) *rawUpstr
 	var n atomic.Int64
 	return newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
 		for {
-			req, err := u.readRequest(br)
+			req, err := u.ReadRequest(br)
 			if err != nil {
 				return
 			}
@@ -122,13 +122,13 @@ func lateBytesUpstream(t *testing.T, first, late string, closeWrite bool) (up *r
 	up = newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
 		if firstConn.Swap(true) {
 			for {
-				if _, err := u.readRequest(br); err != nil {
+				if _, err := u.ReadRequest(br); err != nil {
 					return
 				}
 				writeResponse(t, c, ok("real"))
 			}
 		}
-		if _, err := u.readRequest(br); err != nil {
+		if _, err := u.ReadRequest(br); err != nil {
 			return
 		}
 		writeResponse(t, c, first)
@@ -485,7 +485,7 @@ func TestWireHopByHopHeadersStayOnTheirHop(t *testing.T) {
 func h2cUpstream(t *testing.T) *rawUpstream {
 	return newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
 		for {
-			req, err := u.readRequest(br)
+			req, err := u.ReadRequest(br)
 			if err != nil {
 				return
 			}
@@ -609,7 +609,7 @@ func TestWireHangingUpstreamIsBoundedByTimeout(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			up := newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
-				if _, err := u.readRequest(br); err != nil {
+				if _, err := u.ReadRequest(br); err != nil {
 					return
 				}
 				writeResponse(t, c, head)
@@ -631,7 +631,7 @@ func TestWireHangingUpstreamIsBoundedByTimeout(t *testing.T) {
 // service timeout.
 func TestWireSilentUpstreamIsBoundedByTimeout(t *testing.T) {
 	up := newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
-		if _, err := u.readRequest(br); err != nil {
+		if _, err := u.ReadRequest(br); err != nil {
 			return
 		}
 		_, _ = io.Copy(io.Discard, br)

@@ -40,7 +40,7 @@ func within(t *testing.T, f func()) {
 // key with the line of that key.
 func TestLoadConfigReadsTheFilesItNames(t *testing.T) {
 	p := newPKI(t)
-	good := p.clientTLS("client")
+	good := p.ClientTLS("client")
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "fifo")
 	require.NoError(t, syscall.Mkfifo(fifo, 0o600))

@@ -26,7 +26,7 @@ type tlsUpstream struct {
 
 func newTLSUpstream(t *testing.T, p *pki, body string) *tlsUpstream {
 	t.Helper()
-	certPEM, keyPEM := p.issue("upstream", true)
+	certPEM, keyPEM := p.Issue("upstream", true)
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	require.NoError(t, err)
 	u := &tlsUpstream{}
@@ -53,8 +53,8 @@ func (u *tlsUpstream) addr(*testing.T) string { return u.srv.Listener.Addr().Str
 func TestTLSVerificationFailureIsConnectFailure(t *testing.T) {
 	p := newPKI(t)
 	up := newTLSUpstream(t, p, "up")
-	otherCA := filepath.Join(newPKI(t).dir, "ca.pem")
-	rightCA := filepath.Join(p.dir, "ca.pem")
+	otherCA := filepath.Join(newPKI(t).Dir, "ca.pem")
+	rightCA := filepath.Join(p.Dir, "ca.pem")
 	cases := []struct{ name, tls string }{
 		{"wrong CA", "tls: {ca_file: " + otherCA + "}"},
 		{"wrong server name", "tls: {ca_file: " + rightCA + ", server_name: other.internal}"},
@@ -79,7 +79,7 @@ func TestTLSVerificationFailurePOSTRetriedOnNextEndpoint(t *testing.T) {
 	good := newTLSUpstream(t, p, "good")
 	bad := newTLSUpstream(t, newPKI(t), "bad") // its certificate is from a CA the service does not trust
 	addr, _ := oneServiceAmbassador(t, []string{bad.addr(t), good.addr(t)},
-		"tls: {ca_file: "+filepath.Join(p.dir, "ca.pem")+"}\nretry: {max_attempts: 2, base_delay: 1ms, max_delay: 1ms}", "")
+		"tls: {ca_file: "+filepath.Join(p.Dir, "ca.pem")+"}\nretry: {max_attempts: 2, base_delay: 1ms, max_delay: 1ms}", "")
 	c := client(t)
 	for i := range 4 { // round robin: at least two of them try the bad endpoint first
 		resp, err := c.Post("http://"+addr+"/pay", "text/plain", strings.NewReader("order"))
