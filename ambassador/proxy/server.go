@@ -43,9 +43,8 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithMeterProvider records the server's own metrics (inbound requests,
-// config reloads) with mp and passes it to every service stack. Default:
-// the global provider.
+// WithMeterProvider passes mp to every service stack and records
+// RunReloading's reload counter with it. Default: the global provider.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(o *serverOptions) {
 		o.mp = mp

@@ -15,7 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/outbound-go/outbound/ambassador/proxy"
-	"github.com/outbound-go/outbound/internal/testkit"
 )
 
 // The demo is the first thing a newcomer runs (go run ./examples/ambassador
@@ -25,7 +24,7 @@ import (
 func TestRunDemo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out syncBuf
 	done := make(chan error, 1)
 	go func() {
 		done <- runDemo(ctx, &out, proxy.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
@@ -67,5 +66,3 @@ func TestRunDemo(t *testing.T) {
 		t.Fatal("runDemo did not return after its context ended")
 	}
 }
-
-type syncBuffer = testkit.SyncBuffer
