@@ -1,5 +1,7 @@
-// Package ambassador composes the outbound policies into one client and runs
-// that client as a localhost ambassador process.
+// Package ambassador composes the outbound policies into one client stack,
+// for an application to wrap its own HTTP and gRPC calls. The ambassador
+// process, which runs the same stack for other programs on localhost, is
+// package ambassador/proxy, built on this one.
 //
 // # Composition
 //
@@ -21,7 +23,7 @@
 // # One service, one transport
 //
 // NewTransport builds that stack from a ServiceConfig, the same struct a
-// service has in the process config:
+// service has in the process config (package ambassador/proxy):
 //
 //	rt, err := ambassador.NewTransport(ambassador.ServiceConfig{
 //		Name:      "users",
@@ -76,7 +78,7 @@
 // (retry_on reset, idempotent requests), and every attempt it makes may
 // again use one transport re-send: with max_attempts 3 a request reaches a
 // failing upstream at most 6 times. The breaker counts it as a failure;
-// the ambassador answers 502 upstream_reset. The HTTP/2 transports re-send
+// the ambassador process answers 502 upstream_reset. The HTTP/2 transports re-send
 // only streams the server refused or never processed; the same bound stops
 // them at the third connection they take (a connection shared by other
 // streams is not closed, so one last stream may open and is reset at
@@ -97,69 +99,22 @@
 //	opts, err := ambassador.DialOptions(cfg)
 //	conn, err := grpc.NewClient("outbound:///users", opts...)
 //
-// # The process config
+// # Bad config
 //
-// Config is the ambassador process's YAML: an admin listener, listeners
-// (each sending every request to one service, or routing by Host and path
-// prefix with optional weighted splits), services by name, and
-// process-wide limits. LoadConfig is strict and reports every problem at
-// once in a *ConfigError, one "KEY.PATH: message (line N)" per line:
+// NewStack, NewTransport and DialOptions validate the ServiceConfig first
+// (ServiceConfig.Validate) and report every problem at once, one
+// "KEY.PATH: message" per line of the error (the error is a
+// *proxy.ConfigError of package ambassador/proxy); ServiceConfig.CheckFiles
+// reads the files it names as NewStack will. Every number has a bound,
+// named in its error and in the field's doc (MaxServiceTimeout,
+// MaxConnectionsLimit, MaxTLSFileSize, and those of the policy packages).
 //
-//	services.users.retry.max_atempts: unknown key (did you mean max_attempts?) (line 12)
-//	services.users.timeout: cannot decode "abc" as a duration (line 14)
-//	listeners[1].routes[0].service: no service "pay" (line 31)
+// # Client errors are the caller's
 //
-// Relative file paths in the config are relative to the file's directory.
-// LoadConfig also reads the files the config names, as start-up will, so a
-// file that start-up would refuse is a problem at its key:
-//
-//	services.users.tls.ca_file: /dev/zero is a device: not a regular file (line 9)
-//
-// Only regular files (or symbolic links to one) are read, never a FIFO or a
-// device, and each is bounded: 1 MiB per TLS file (MaxTLSFileSize), 16 MiB
-// per endpoint file and for the config itself (MaxConfigFileSize).
-//
-// Every number has a bound, named in its error and in the field's doc:
-// split weights are integers in [0, 10000] with one positive
-// (MaxSplitWeight); retry.max_attempts is at most 10, ratelimit.rps at
-// least 0.001; durations, counts and sizes are capped where a larger value
-// would overflow a later computation or mean nothing (see the Max*
-// constants here and in the policy packages).
-//
-// # Client connections and what upstreams send back
-//
-// limits.max_client_connections caps the client connections open at once,
-// one count across every listener but the admin listener (which is never
-// capped, so /healthz answers at the cap). 0 derives the cap from the
-// soft open-file limit n (RLIMIT_NOFILE): max((n-128)/2, n/4), at most
-// 1048576, keeping 128 descriptors for listeners, admin and files and
-// half of the rest for upstream connections (448 for n = 1024). At the cap
-// a listener takes one more connection and, if an HTTP/1.1 keep-alive
-// connection sits idle between requests, closes it and serves the new one
-// at once; otherwise the new connection waits, unread, until a connection
-// closes, and later ones wait in the kernel's accept backlog. Accept never
-// spins and never fails with EMFILE because of idle clients; the wait is
-// bounded by the client's own timeouts. limits.idle_timeout (default 2m)
-// closes idle keep-alive connections.
-//
-// An upstream's own X-Outbound-Error is removed from its final headers,
-// from its trailers (announced in a Trailer header or not, HTTP/1.1
-// chunked and HTTP/2 alike) and from its 1xx responses. At most 5 1xx
-// responses (103 Early Hints, 100 Continue, …; 101 is a final answer) are
-// relayed per request; further ones are dropped and the final response is
-// relayed as usual, while an upstream that never sends one meets the
-// service's timeout (504 upstream_timeout).
-//
-// # Client errors are the client's
-//
-// The process tracks each request body it forwards (internal/inbound). A
-// body that cannot be read — malformed chunked encoding, an upload cut off
-// — fails the attempt on the caller's side: the answer is 400 bad_request,
-// or nothing when the client went away (access log status 499, logged at
-// debug), and the endpoint's breaker, its EWMA latency and the retry
-// policy never count it, so no client can eject an endpoint for the
-// others. The same holds for the in-process stack: every layer tells a
-// failure to read the caller's body from an upstream failure.
+// A failure to read the caller's request body (an upload cut off, a
+// malformed body) is the caller's: every layer tells it from an upstream
+// failure, so the endpoint's breaker, its EWMA latency and the retry
+// policy never count it.
 //
 // # Concurrency
 //

@@ -52,12 +52,9 @@ func DialOptions(c ServiceConfig, opts ...Option) ([]grpc.DialOption, error) {
 	return append([]grpc.DialOption{grpc.WithResolvers(owner), grpc.WithIdleTimeout(0)}, dopts...), nil
 }
 
-// Target returns the grpc target of the service, "outbound:///" + name.
-func (s *Stack) Target() string { return s.disc.Target() }
-
 // DialOptions returns the grpc dial options of the stack (see the package
-// function DialOptions); the stack keeps ownership of its goroutines, which
-// (*Stack).Close stops.
+// function DialOptions; dial "outbound:///" + the service's name); the
+// stack keeps ownership of its goroutines, which (*Stack).Close stops.
 func (s *Stack) DialOptions() ([]grpc.DialOption, error) {
 	var creds credentials.TransportCredentials
 	switch {

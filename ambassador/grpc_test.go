@@ -3,7 +3,6 @@ package ambassador_test
 import (
 	"context"
 	"crypto/tls"
-	"net"
 	"testing"
 	"time"
 
@@ -13,42 +12,21 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/outbound-go/outbound/ambassador"
 	"github.com/outbound-go/outbound/breaker"
 	"github.com/outbound-go/outbound/discovery"
+	"github.com/outbound-go/outbound/internal/testkit"
 	"github.com/outbound-go/outbound/ratelimit"
 	"github.com/outbound-go/outbound/retry"
 )
 
-// grpcUpstream starts a grpc server with the health service on loopback;
-// service "users" is SERVING. Calls to unknown methods block until their
-// deadline.
+// grpcUpstream is testkit.GRPCUpstream: the health service with "users"
+// SERVING; unknown methods block until their deadline.
 func grpcUpstream(t *testing.T, opts ...grpc.ServerOption) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	opts = append(opts, grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
-		<-stream.Context().Done()
-		return status.FromContextError(stream.Context().Err()).Err()
-	}))
-	srv := grpc.NewServer(opts...)
-	hs := health.NewServer()
-	hs.SetServingStatus("users", healthpb.HealthCheckResponse_SERVING)
-	healthpb.RegisterHealthServer(srv, hs)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		srv.Stop()
-		<-done
-	})
-	return lis.Addr().String()
+	return testkit.GRPCUpstream(t, opts...)
 }
 
 func checkHealth(t *testing.T, conn *grpc.ClientConn) (healthpb.HealthCheckResponse_ServingStatus, error) {
@@ -76,13 +54,13 @@ func needsRealDiscovery(t *testing.T) {
 // certificates from p's CA.
 func mtlsUpstream(t *testing.T, p *pki) string {
 	t.Helper()
-	certPEM, keyPEM := p.issue("upstream", true)
+	certPEM, keyPEM := p.Issue("upstream", true)
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	require.NoError(t, err)
 	return grpcUpstream(t, grpc.Creds(credentials.NewTLS(&tls.Config{
 		Certificates: []tls.Certificate{cert},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    p.pool,
+		ClientCAs:    p.Pool,
 		MinVersion:   tls.VersionTLS12,
 	})))
 }
@@ -95,7 +73,7 @@ func TestDialOptionsThroughResolver(t *testing.T) {
 	needsRealDiscovery(t)
 	p := newPKI(t)
 	addr := mtlsUpstream(t, p)
-	tlsc := p.clientTLS("client-1")
+	tlsc := p.ClientTLS("client-1")
 	tlsc.ServerName = "users.internal"
 	before := goleak.IgnoreCurrent()
 	opts, err := ambassador.DialOptions(ambassador.ServiceConfig{
@@ -149,7 +127,7 @@ func TestStackDialOptions(t *testing.T) {
 func TestStackDialOptionsMTLS(t *testing.T) {
 	p := newPKI(t)
 	addr := mtlsUpstream(t, p)
-	withCert := p.clientTLS("client-1")
+	withCert := p.ClientTLS("client-1")
 	withCert.ServerName = "users.internal"
 
 	for _, tc := range []struct {

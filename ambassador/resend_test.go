@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/outbound-go/outbound/ambassador"
+	"github.com/outbound-go/outbound/ambassador/proxy"
 	"github.com/outbound-go/outbound/discovery"
 	"github.com/outbound-go/outbound/retry"
 )
@@ -44,7 +46,7 @@ func newDropUpstream(t *testing.T, fill int) *dropUpstream {
 	d := &dropUpstream{fill: int64(fill), full: make(chan struct{})}
 	d.rawUpstream = newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
 		for {
-			if _, err := u.readRequest(br); err != nil {
+			if _, err := u.ReadRequest(br); err != nil {
 				return
 			}
 			if d.drop.Load() {
@@ -139,15 +141,45 @@ func TestResendBoundedWithRetry(t *testing.T) {
 // at most two arrivals.
 func TestResendBoundedThroughAmbassador(t *testing.T) {
 	up := newDropUpstream(t, poolSize)
-	addr, _ := oneServiceAmbassador(t, []string{up.Addr()}, "", "")
-	c := client(t)
-	up.fillPool(t, c.Transport, "http://"+addr+"/fill")
+	addr := throughAmbassador(t, up.Addr())
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	up.fillPool(t, tr, "http://"+addr+"/fill")
 
-	code, reason, _ := fetch(t, c, http.MethodGet, "http://"+addr+"/once", "")
-	assert.Equal(t, http.StatusBadGateway, code)
-	assert.Equal(t, ambassador.ReasonUpstreamReset, reason)
+	resp, err := (&http.Client{Transport: tr}).Get("http://" + addr + "/once")
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	require.NoError(t, resp.Body.Close())
+	assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
+	assert.Equal(t, proxy.ReasonUpstreamReset, resp.Header.Get(proxy.HeaderError))
 	t.Logf("arrivals: %d", up.dropped.Load())
 	assert.LessOrEqual(t, up.dropped.Load(), int64(2), "arrivals of one GET")
+}
+
+// throughAmbassador runs the ambassador process (package proxy) with one
+// listener in front of service "up" at endpoint until the test ends, and
+// returns the listener's host:port.
+func throughAmbassador(t *testing.T, endpoint string) string {
+	t.Helper()
+	doc := "admin: {address: 127.0.0.1:0}\nlisteners:\n  - {address: 127.0.0.1:0, service: up}\n" +
+		"services:\n  up:\n    discovery: {static: [" + endpoint + "]}\n"
+	cfg, err := proxy.ParseConfig([]byte(doc), "")
+	require.NoError(t, err)
+	s, err := proxy.NewServer(cfg, proxy.WithLogger(slog.New(slog.DiscardHandler)))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		assert.NoError(t, <-done)
+	})
+	select {
+	case <-s.Ready():
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	return s.Addrs()[0].String()
 }
 
 // The guard composes with a trace the caller installed: the caller's

@@ -62,7 +62,8 @@ type ServiceConfig struct {
 	MaxConnections int `yaml:"max_connections"`
 	// MaxConcurrentRequests caps in-flight requests to the whole service in
 	// the ambassador process (which refuses the excess with 503 overloaded);
-	// 0 means unlimited; at most 1e6. A Stack does not enforce it.
+	// 0 means unlimited; at most 1e6. It is a setting of the process
+	// (package ambassador/proxy) kept with the service's other settings.
 	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
 	// Retry configures retries; nil leaves retry out of the stack.
 	Retry *retry.Config `yaml:"retry"`
@@ -90,11 +91,11 @@ type TLSConfig struct {
 	ServerName string `yaml:"server_name"`
 }
 
-// Enabled reports whether any field is set, which turns TLS origination on.
-func (t TLSConfig) Enabled() bool { return t != TLSConfig{} }
+// enabled reports whether any field is set, which turns TLS origination on.
+func (t TLSConfig) enabled() bool { return t != TLSConfig{} }
 
-// TimeoutOrDefault returns Timeout, or DefaultTimeout when it is 0.
-func (c ServiceConfig) TimeoutOrDefault() time.Duration {
+// timeoutOrDefault returns Timeout, or DefaultTimeout when it is 0.
+func (c ServiceConfig) timeoutOrDefault() time.Duration {
 	if c.Timeout <= 0 {
 		return DefaultTimeout
 	}
@@ -102,7 +103,7 @@ func (c ServiceConfig) TimeoutOrDefault() time.Duration {
 }
 
 // usesTLS reports whether the endpoints are reached over TLS.
-func (c ServiceConfig) usesTLS() bool { return c.Protocol == ProtocolH2 || c.TLS.Enabled() }
+func (c ServiceConfig) usesTLS() bool { return c.Protocol == ProtocolH2 || c.TLS.enabled() }
 
 // Option customises NewStack, NewTransport and DialOptions with what is not
 // data: the base transport, telemetry providers, the logger.
@@ -200,7 +201,7 @@ func NewStack(c ServiceConfig, opts ...Option) (*Stack, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &Stack{cfg: c, name: c.Name, timeout: c.TimeoutOrDefault()}
+	s := &Stack{cfg: c, name: c.Name, timeout: c.timeoutOrDefault()}
 	fail := func(err error) (*Stack, error) {
 		_ = s.Close()
 		return nil, fmt.Errorf("ambassador: service %q: %w", c.Name, err)
@@ -238,67 +239,8 @@ func NewStack(c ServiceConfig, opts ...Option) (*Stack, error) {
 		below = httpsScheme{below}
 	}
 
-	if c.Breaker != nil {
-		var bo []breaker.Option
-		if o.mp != nil {
-			bo = append(bo, breaker.WithMeterProvider(o.mp))
-		}
-		bo = append(bo, breaker.WithService(c.Name))
-		bo = append(bo, breaker.WithLogger(o.logger))
-		b, err := breaker.New(*c.Breaker, bo...)
-		if err != nil {
-			return fail(fmt.Errorf("breaker: %w", err))
-		}
-		s.breaker = b
-	}
-
-	src, err := discovery.FromConfig(c.Discovery)
-	if err != nil {
-		return fail(fmt.Errorf("discovery: %w", err))
-	}
-	var do []discovery.Option
-	if s.breaker != nil {
-		do = append(do, discovery.WithHealth(s.breaker))
-	}
-	if o.mp != nil {
-		do = append(do, discovery.WithMeterProvider(o.mp))
-	}
-	if o.logger != nil {
-		do = append(do, discovery.WithLogger(o.logger))
-	}
-	svc, err := discovery.NewService(c.Name, src, c.Discovery, do...)
-	if err != nil {
-		return fail(fmt.Errorf("discovery: %w", err))
-	}
-	s.disc = svc
-
-	if c.RateLimit != nil {
-		lo := []ratelimit.Option{ratelimit.WithService(c.Name)}
-		if o.mp != nil {
-			lo = append(lo, ratelimit.WithMeterProvider(o.mp))
-		}
-		if o.logger != nil {
-			lo = append(lo, ratelimit.WithLogger(o.logger))
-		}
-		l, err := ratelimit.New(*c.RateLimit, lo...)
-		if err != nil {
-			return fail(fmt.Errorf("ratelimit: %w", err))
-		}
-		s.limiter = l
-	}
-	if c.Retry != nil {
-		ro := []retry.Option{retry.WithService(c.Name)}
-		if o.mp != nil {
-			ro = append(ro, retry.WithMeterProvider(o.mp))
-		}
-		if o.logger != nil {
-			ro = append(ro, retry.WithLogger(o.logger))
-		}
-		p, err := retry.New(*c.Retry, ro...)
-		if err != nil {
-			return fail(fmt.Errorf("retry: %w", err))
-		}
-		s.retry = p
+	if err := s.buildPolicies(c, o); err != nil {
+		return fail(err)
 	}
 
 	mws := make([]Middleware, 0, 4)
@@ -314,6 +256,76 @@ func NewStack(c ServiceConfig, opts ...Option) (*Stack, error) {
 	}
 	s.chain = Chain(below, mws...)
 	return s, nil
+}
+
+// buildPolicies builds the breaker, discovery, ratelimit and retry of c
+// into s, each only when c has its section (discovery always).
+func (s *Stack) buildPolicies(c ServiceConfig, o options) error {
+	if c.Breaker != nil {
+		var bo []breaker.Option
+		if o.mp != nil {
+			bo = append(bo, breaker.WithMeterProvider(o.mp))
+		}
+		bo = append(bo, breaker.WithService(c.Name))
+		if o.logger != nil {
+			bo = append(bo, breaker.WithLogger(o.logger))
+		}
+		b, err := breaker.New(*c.Breaker, bo...)
+		if err != nil {
+			return fmt.Errorf("breaker: %w", err)
+		}
+		s.breaker = b
+	}
+
+	src, err := discovery.FromConfig(c.Discovery)
+	if err != nil {
+		return fmt.Errorf("discovery: %w", err)
+	}
+	var do []discovery.Option
+	if s.breaker != nil {
+		do = append(do, discovery.WithHealth(s.breaker))
+	}
+	if o.mp != nil {
+		do = append(do, discovery.WithMeterProvider(o.mp))
+	}
+	if o.logger != nil {
+		do = append(do, discovery.WithLogger(o.logger))
+	}
+	svc, err := discovery.NewService(c.Name, src, c.Discovery, do...)
+	if err != nil {
+		return fmt.Errorf("discovery: %w", err)
+	}
+	s.disc = svc
+
+	if c.RateLimit != nil {
+		lo := []ratelimit.Option{ratelimit.WithService(c.Name)}
+		if o.mp != nil {
+			lo = append(lo, ratelimit.WithMeterProvider(o.mp))
+		}
+		if o.logger != nil {
+			lo = append(lo, ratelimit.WithLogger(o.logger))
+		}
+		l, err := ratelimit.New(*c.RateLimit, lo...)
+		if err != nil {
+			return fmt.Errorf("ratelimit: %w", err)
+		}
+		s.limiter = l
+	}
+	if c.Retry != nil {
+		ro := []retry.Option{retry.WithService(c.Name)}
+		if o.mp != nil {
+			ro = append(ro, retry.WithMeterProvider(o.mp))
+		}
+		if o.logger != nil {
+			ro = append(ro, retry.WithLogger(o.logger))
+		}
+		p, err := retry.New(*c.Retry, ro...)
+		if err != nil {
+			return fmt.Errorf("retry: %w", err)
+		}
+		s.retry = p
+	}
+	return nil
 }
 
 // RoundTrip sends a request for the service's logical host through the
@@ -399,20 +411,6 @@ func (s *Stack) Close() error {
 	return s.closeErr
 }
 
-// Name returns the service's logical host name.
-func (s *Stack) Name() string { return s.name }
-
-// Config returns the ServiceConfig the stack was built from.
-func (s *Stack) Config() ServiceConfig { return s.cfg }
-
-// Timeout returns the bound on one logical request (the configured timeout
-// or its 15s default).
-func (s *Stack) Timeout() time.Duration { return s.timeout }
-
-// MaxConcurrentRequests returns the service's max_concurrent_requests (0 =
-// unlimited). The stack does not enforce it; the ambassador's server does.
-func (s *Stack) MaxConcurrentRequests() int { return s.cfg.MaxConcurrentRequests }
-
 // Discovery returns the stack's discovery service (never nil).
 func (s *Stack) Discovery() *discovery.Service { return s.disc }
 
@@ -421,6 +419,3 @@ func (s *Stack) Breaker() *breaker.Breaker { return s.breaker }
 
 // Limiter returns the stack's rate limiter, nil when ratelimit is not configured.
 func (s *Stack) Limiter() *ratelimit.Limiter { return s.limiter }
-
-// Retry returns the stack's retry policy, nil when retry is not configured.
-func (s *Stack) Retry() *retry.Policy { return s.retry }

@@ -6,8 +6,6 @@ import (
 	"net"
 	"net/http"
 	"time"
-
-	kinds "github.com/outbound-go/outbound/internal/classify"
 )
 
 // Tuning of the default base transport. A proxy talks to few hosts with
@@ -84,10 +82,6 @@ func (s *tlsSource) dial(ctx context.Context, d *net.Dialer, network, addr strin
 	}
 	return tc, nil
 }
-
-// tlsHandshakeFailed reports whether err is a failed or unverified TLS
-// handshake, of the stack's own dial or of a WithBase transport's.
-func tlsHandshakeFailed(err error) bool { return kinds.TLSHandshakeFailure(err) }
 
 // httpsScheme sends the picked endpoint's request over TLS.
 type httpsScheme struct{ next http.RoundTripper }

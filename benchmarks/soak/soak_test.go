@@ -21,7 +21,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/net/http2"
 
-	ambconfig "github.com/outbound-go/outbound/ambassador"
+	ambconfig "github.com/outbound-go/outbound/ambassador/proxy"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -22,8 +22,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,7 +30,7 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
-	"github.com/outbound-go/outbound/ambassador"
+	"github.com/outbound-go/outbound/ambassador/proxy"
 )
 
 // usageError marks bad flags or config: exit code 2.
@@ -50,15 +48,8 @@ func main() {
 	}
 	setGCPercent()
 	setMaxProcs()
-	if *pprofAddr != "" {
-		stopPprof, err := servePprof(*pprofAddr)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(2)
-		}
-		defer stopPprof()
-	}
-	err := run(context.Background(), *configPath, *check, *logFormat, *watch, os.Stdout, os.Stderr)
+	err := run(context.Background(), flags{config: *configPath, check: *check, logFormat: *logFormat,
+		watch: *watch, pprof: *pprofAddr}, os.Stdout, os.Stderr)
 	var ue usageError
 	switch {
 	case err == nil:
@@ -71,39 +62,24 @@ func main() {
 	}
 }
 
-// defaultGCPercent is the GOGC the ambassador runs with unless the GOGC
-// environment variable says otherwise. A proxy's live heap is small (a few
-// MiB: routing tables, idle connections, pooled buffers) and its garbage is
-// per-request, so the default of 100 collects very often for little memory
-// saved; 400 cut the CPU per proxied request by about a tenth in
-// benchmarks/proxy on a 2-core machine, for a heap of tens of MiB.
-const defaultGCPercent = 400
-
-// setGCPercent applies defaultGCPercent unless GOGC is set.
-func setGCPercent() {
-	if _, ok := os.LookupEnv("GOGC"); !ok {
-		debug.SetGCPercent(defaultGCPercent)
-	}
+// flags are the command line's settings.
+type flags struct {
+	config, logFormat, pprof string
+	check, watch             bool
 }
 
-// defaultMaxProcs is the GOMAXPROCS the ambassador runs with unless the
-// GOMAXPROCS environment variable says otherwise. It runs beside an
-// application and shares its machine: on one P it spent a quarter less CPU
-// per proxied request at 32 connections and a third less at one (the idle
-// second P's thread is woken and spins for every handoff) in
-// benchmarks/proxy on a 2-core machine, and served more requests per
-// second. One P caps the process at one core; a busy ambassador with cores
-// to spare sets GOMAXPROCS.
-const defaultMaxProcs = 1
-
-// setMaxProcs applies defaultMaxProcs unless GOMAXPROCS is set.
-func setMaxProcs() {
-	if _, ok := os.LookupEnv("GOMAXPROCS"); !ok {
-		runtime.GOMAXPROCS(defaultMaxProcs)
+// run is the whole process; main only maps its error to the exit code, so
+// everything run starts (pprof, the log writer, the meter provider) is
+// stopped by its own defers before the process exits.
+func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
+	configPath, check, logFormat := f.config, f.check, f.logFormat
+	if f.pprof != "" {
+		stopPprof, err := servePprof(f.pprof)
+		if err != nil {
+			return usageError{err}
+		}
+		defer stopPprof()
 	}
-}
-
-func run(ctx context.Context, configPath string, check bool, logFormat string, watch bool, stdout, stderr io.Writer) error {
 	// Log lines (one per request) are written by a background goroutine,
 	// many per system call under load; what is pending is written on return.
 	lw := newLogWriter(stderr)
@@ -138,16 +114,16 @@ func run(ctx context.Context, configPath string, check bool, logFormat string, w
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
 	defer func() { _ = mp.Shutdown(context.Background()) }()
-	opts := []ambassador.ServerOption{
-		ambassador.WithServerLogger(logger),
-		ambassador.WithServerMeterProvider(mp),
-		ambassador.WithMetricsHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})),
+	opts := []proxy.Option{
+		proxy.WithLogger(logger),
+		proxy.WithMeterProvider(mp),
+		proxy.WithMetricsHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})),
 	}
 
 	if configPath == "" {
-		return ambassador.RunDemo(ctx, stdout, opts...)
+		return runDemo(ctx, stdout, opts...)
 	}
-	cfg, err := ambassador.LoadConfig(configPath)
+	cfg, err := proxy.LoadConfig(configPath)
 	if err != nil {
 		return usageError{err}
 	}
@@ -155,14 +131,13 @@ func run(ctx context.Context, configPath string, check bool, logFormat string, w
 		fmt.Fprintln(stdout, "config OK")
 		return nil
 	}
-	srv, err := ambassador.NewServer(cfg, opts...)
+	srv, err := proxy.NewServer(cfg, opts...)
 	if err != nil {
 		return usageError{err}
 	}
 
-	r, err := newReloader(configPath, srv, logger, mp)
-	if err != nil {
-		return err
-	}
-	return r.serve(ctx, watch)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return srv.RunReloading(ctx, configPath, f.watch, hup)
 }

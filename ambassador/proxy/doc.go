@@ -1,0 +1,96 @@
+// Package proxy is the outbound ambassador process as a library: a
+// localhost reverse proxy that sends every request it takes through the
+// client stack of package ambassador, one ambassador.Stack per configured
+// service. examples/ambassador is its thin main (flags, signals, logging);
+// everything else lives here.
+//
+// # How it stacks
+//
+//	client ─▶ listener ─▶ route ─▶ service stack (retry → ratelimit → discovery → breaker) ─▶ endpoint
+//
+// A listener (HTTP/1.1 and h2c on one port) sends every request to one
+// service or routes by Host and path prefix, with weighted splits; the
+// service's ambassador.Stack picks the endpoint of each attempt. proxy
+// imports ambassador and never the other way round: an application that
+// only wraps its own calls never compiles the process.
+//
+// # Use
+//
+//	cfg, err := proxy.LoadConfig("ambassador.yaml")
+//	if err != nil { ... }            // a *ConfigError: every problem, with its key and line
+//	srv, err := proxy.NewServer(cfg, proxy.WithLogger(logger))
+//	if err != nil { ... }
+//	err = srv.Run(ctx)               // serves until ctx is done, then drains
+//
+// Server.Reload swaps in a new Config while it runs; Server.RunReloading is
+// Run that reloads the config file on a signal and, optionally, whenever
+// the file changes (the ambassador's SIGHUP and -watch).
+//
+// # The process config
+//
+// Config is the ambassador process's YAML: an admin listener, listeners
+// (each sending every request to one service, or routing by Host and path
+// prefix with optional weighted splits), services by name, and
+// process-wide limits. LoadConfig is strict and reports every problem at
+// once in a *ConfigError, one "KEY.PATH: message (line N)" per line:
+//
+//	services.users.retry.max_atempts: unknown key (did you mean max_attempts?) (line 12)
+//	services.users.timeout: cannot decode "abc" as a duration (line 14)
+//	listeners[1].routes[0].service: no service "pay" (line 31)
+//
+// Relative file paths in the config are relative to the file's directory.
+// LoadConfig also reads the files the config names, as start-up will, so a
+// file that start-up would refuse is a problem at its key:
+//
+//	services.users.tls.ca_file: /dev/zero is a device: not a regular file (line 9)
+//
+// Only regular files (or symbolic links to one) are read, never a FIFO or a
+// device, and each is bounded: 1 MiB per TLS file (MaxTLSFileSize), 16 MiB
+// per endpoint file and for the config itself (MaxConfigFileSize).
+//
+// Every number has a bound, named in its error and in the field's doc:
+// split weights are integers in [0, 10000] with one positive
+// (MaxSplitWeight); retry.max_attempts is at most 10, ratelimit.rps at
+// least 0.001; durations, counts and sizes are capped where a larger value
+// would overflow a later computation or mean nothing (see the Max*
+// constants here and in the policy packages).
+//
+// # Client connections and what upstreams send back
+//
+// limits.max_client_connections caps the client connections open at once,
+// one count across every listener but the admin listener (which is never
+// capped, so /healthz answers at the cap). 0 derives the cap from the
+// soft open-file limit n (RLIMIT_NOFILE): max((n-128)/2, n/4), at most
+// 1048576, keeping 128 descriptors for listeners, admin and files and
+// half of the rest for upstream connections (448 for n = 1024). At the cap
+// a listener takes one more connection and, if an HTTP/1.1 keep-alive
+// connection sits idle between requests, closes it and serves the new one
+// at once; otherwise the new connection waits, unread, until a connection
+// closes, and later ones wait in the kernel's accept backlog. Accept never
+// spins and never fails with EMFILE because of idle clients; the wait is
+// bounded by the client's own timeouts. limits.idle_timeout (default 2m)
+// closes idle keep-alive connections.
+//
+// An upstream's own X-Outbound-Error is removed from its final headers,
+// from its trailers (announced in a Trailer header or not, HTTP/1.1
+// chunked and HTTP/2 alike) and from its 1xx responses. At most 5 1xx
+// responses (103 Early Hints, 100 Continue, …; 101 is a final answer) are
+// relayed per request; further ones are dropped and the final response is
+// relayed as usual, while an upstream that never sends one meets the
+// service's timeout (504 upstream_timeout).
+//
+// # Client errors are the client's
+//
+// The process tracks each request body it forwards (internal/inbound). A
+// body that cannot be read — malformed chunked encoding, an upload cut off
+// — fails the attempt on the caller's side: the answer is 400 bad_request,
+// or nothing when the client went away (access log status 499, logged at
+// debug), and the endpoint's breaker, its EWMA latency and the retry
+// policy never count it, so no client can eject an endpoint for the
+// others. The same holds for the in-process stack (package ambassador).
+//
+// # Concurrency
+//
+// A Server's methods are safe for concurrent use. Config values are plain
+// data.
+package proxy

@@ -1,0 +1,62 @@
+package proxy
+
+import (
+	"net/http"
+	"strings"
+)
+
+// dropH2CUpgrade removes an offer to upgrade to h2c (cleartext HTTP/2,
+// RFC 7540 §3.2) from a request about to be proxied, and any HTTP2-Settings
+// header. An upstream that accepted such an upgrade would turn the client's
+// connection into a raw HTTP/2 connection to that upstream, past every
+// route and policy of the ambassador; RFC 9113 §3.1 deprecates the upgrade
+// and lets a server ignore it, so the request goes on as a plain request.
+// Other offers in the same Upgrade header (websocket) are kept; when none
+// is left, Upgrade goes and so does the "Upgrade" token of Connection.
+//
+// It runs on the outgoing request after ReverseProxy removed the hop-by-hop
+// headers and re-added the Connection and Upgrade of a protocol switch, so
+// Connection then holds only that token.
+func dropH2CUpgrade(h http.Header) {
+	delete(h, "Http2-Settings")
+	vals, ok := h["Upgrade"]
+	if !ok {
+		return
+	}
+	var kept []string
+	for _, v := range vals {
+		for _, p := range strings.Split(v, ",") {
+			p = strings.TrimSpace(p)
+			name, _, _ := strings.Cut(p, "/")
+			if p != "" && !strings.EqualFold(strings.TrimSpace(name), "h2c") {
+				kept = append(kept, p)
+			}
+		}
+	}
+	if len(kept) == len(vals) && len(vals) == 1 && kept[0] == strings.TrimSpace(vals[0]) {
+		return // nothing removed (the common WebSocket case)
+	}
+	if len(kept) == 0 {
+		delete(h, "Upgrade")
+		delete(h, "Connection")
+		return
+	}
+	h["Upgrade"] = []string{strings.Join(kept, ", ")}
+}
+
+// closeAfterChunkedRequest makes the server close an HTTP/1.x client
+// connection after answering a request whose body came with
+// Transfer-Encoding. net/http lets Transfer-Encoding win over a
+// Content-Length sent with it, as RFC 9112 §6.3 says, but keeps the
+// connection open, and removes the Content-Length before the handler can
+// see it; yet §6.1 requires closing after such a request, because a
+// client (or a proxy in front of us) that framed it by its Content-Length
+// has sent a second request hidden in the first's body, and reading on
+// would forward that smuggled request upstream. Not knowing whether a
+// Content-Length was there, every chunked request ends its connection;
+// chunked uploads are rare and the cost is one new connection.
+func closeAfterChunkedRequest(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		w.Header()["Connection"] = []string{"close"}
+	}
+}

@@ -1,0 +1,55 @@
+package proxy
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestDropH2CUpgrade(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		in      http.Header
+		upgrade []string // nil: no Upgrade header left
+		conn    []string
+	}{
+		{"h2c", http.Header{"Connection": {"Upgrade"}, "Upgrade": {"h2c"}, "Http2-Settings": {"AA"}}, nil, nil},
+		{"case", http.Header{"Connection": {"Upgrade"}, "Upgrade": {"H2c"}}, nil, nil},
+		{"version", http.Header{"Connection": {"Upgrade"}, "Upgrade": {"h2c/1"}}, nil, nil},
+		{"list", http.Header{"Connection": {"Upgrade"}, "Upgrade": {" websocket ,h2c"}}, []string{"websocket"}, []string{"Upgrade"}},
+		{"lines", http.Header{"Connection": {"Upgrade"}, "Upgrade": {"h2c", "websocket"}}, []string{"websocket"}, []string{"Upgrade"}},
+		{"websocket", http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}}, []string{"websocket"}, []string{"Upgrade"}},
+		{"h2c-lookalike", http.Header{"Connection": {"Upgrade"}, "Upgrade": {"h2cx"}}, []string{"h2cx"}, []string{"Upgrade"}},
+		{"settings-only", http.Header{"Http2-Settings": {"AA"}}, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dropH2CUpgrade(tc.in)
+			assert.Equal(t, tc.upgrade, tc.in["Upgrade"])
+			assert.Equal(t, tc.conn, tc.in["Connection"])
+			assert.NotContains(t, tc.in, "Http2-Settings")
+		})
+	}
+}
+
+func TestCloseAfterChunkedRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		major int
+		te    []string
+		want  []string
+	}{
+		{"chunked-h1", 1, []string{"chunked"}, []string{"close"}},
+		{"plain-h1", 1, nil, nil},
+		{"h2", 2, []string{"chunked"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/", nil)
+			r.ProtoMajor, r.TransferEncoding = tc.major, tc.te
+			w := httptest.NewRecorder()
+			closeAfterChunkedRequest(w, r)
+			assert.Equal(t, tc.want, w.Header()["Connection"])
+		})
+	}
+}

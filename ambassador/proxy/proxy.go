@@ -1,0 +1,493 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/outbound-go/outbound/ambassador"
+	"github.com/outbound-go/outbound/breaker"
+	"github.com/outbound-go/outbound/discovery"
+	"github.com/outbound-go/outbound/internal/attempt"
+	kinds "github.com/outbound-go/outbound/internal/classify"
+	"github.com/outbound-go/outbound/internal/inbound"
+	"github.com/outbound-go/outbound/ratelimit"
+	"github.com/outbound-go/outbound/retry"
+)
+
+// HeaderError is the response header that marks a response the ambassador
+// made itself, with the reason (rate_limited, circuit_open, …) as its value.
+const HeaderError = "X-Outbound-Error"
+
+// Reasons carried in HeaderError.
+const (
+	ReasonRateLimited            = "rate_limited"
+	ReasonCircuitOpen            = "circuit_open"
+	ReasonNoEndpoints            = "no_endpoints"
+	ReasonRetryBudgetExhausted   = "retry_budget_exhausted"
+	ReasonOverloaded             = "overloaded"
+	ReasonUpstreamTimeout        = "upstream_timeout"
+	ReasonUpstreamConnectFailure = "upstream_connect_failure"
+	ReasonUpstreamReset          = "upstream_reset"
+	ReasonNoRoute                = "no_route"
+	ReasonBadRequest             = "bad_request"
+)
+
+const retiredBit = int64(1) << 62
+
+// serviceEntry is one service's stack with its reverse proxy and bulkhead.
+// Requests hold a reference while they use it; a reload retires entries
+// that were removed or changed, and the stack closes after the last
+// reference is released.
+type serviceEntry struct {
+	name  string
+	cfg   ambassador.ServiceConfig
+	stack *ambassador.Stack
+	proxy *httputil.ReverseProxy
+	// maxActive is max_concurrent_requests (0: unlimited); active counts
+	// the requests holding a slot. An atomic counter, not a channel: a
+	// request takes a slot with one Add and no lock.
+	maxActive int64
+	active    atomic.Int64
+
+	refs      atomic.Int64 // in-flight requests | retiredBit
+	closeOnce sync.Once
+	logger    *slog.Logger
+}
+
+func (s *Server) newServiceEntry(name string, c ambassador.ServiceConfig) (*serviceEntry, error) {
+	c.Name = name
+	stack, err := ambassador.NewStack(c, s.opts.stack...)
+	if err != nil {
+		return nil, err
+	}
+	e := &serviceEntry{name: name, cfg: c, stack: stack, logger: s.opts.logger}
+	e.maxActive = int64(c.MaxConcurrentRequests)
+	e.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			// The logical host: the stack's discovery layer replaces it by
+			// the endpoint it picks for each attempt.
+			u := pr.Out.URL
+			u.Scheme = "http"
+			u.Host = name
+			u.User = nil
+			u.Opaque = ""
+			pr.Out.Host = ""
+			dropH2CUpgrade(pr.Out.Header)
+		},
+		Transport: stack,
+		// 0, not -1: ReverseProxy already flushes every write of
+		// server-sent events and of responses of unknown length (gRPC,
+		// chunked streams); -1 would also cost a timer and a goroutine
+		// for every fixed-length response.
+		FlushInterval:  0,
+		BufferPool:     sharedBufferPool,
+		ModifyResponse: modifyResponse,
+		ErrorHandler:   s.errorHandler,
+		// Copy errors after the response began (an upstream reset mid-body)
+		// are the access log's status 499/aborted; details at debug.
+		ErrorLog: slog.NewLogLogger(s.opts.logger.Handler(), slog.LevelDebug),
+	}
+	return e, nil
+}
+
+// acquire takes a reference; false means the entry was retired meanwhile.
+func (e *serviceEntry) acquire() bool {
+	for {
+		v := e.refs.Load()
+		if v&retiredBit != 0 {
+			return false
+		}
+		if e.refs.CompareAndSwap(v, v+1) {
+			return true
+		}
+	}
+}
+
+func (e *serviceEntry) release() {
+	if e.refs.Add(-1) == retiredBit {
+		e.close()
+	}
+}
+
+// retire marks the entry as no longer routed to; its stack closes once the
+// last in-flight request is done.
+func (e *serviceEntry) retire() {
+	if e.refs.Or(retiredBit)&^retiredBit == 0 {
+		e.close()
+	}
+}
+
+func (e *serviceEntry) inFlight() int64 { return e.refs.Load() &^ retiredBit }
+
+// takeSlot claims one of the service's max_concurrent_requests slots;
+// false means they are all taken. A true must be paired with freeSlot.
+func (e *serviceEntry) takeSlot() bool {
+	if e.maxActive <= 0 {
+		return true
+	}
+	if e.active.Add(1) > e.maxActive {
+		e.active.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (e *serviceEntry) freeSlot() {
+	if e.maxActive > 0 {
+		e.active.Add(-1)
+	}
+}
+
+func (e *serviceEntry) close() {
+	e.closeOnce.Do(func() {
+		if err := e.stack.Close(); err != nil {
+			e.logger.Warn("closing service stack", "service", e.name, "error", err)
+		}
+	})
+}
+
+// modifyResponse removes an upstream's own X-Outbound-Error (clients can
+// trust the header: only the ambassador sets it) from the headers and from
+// the trailers it announced (see stripTrailerError for the trailers
+// themselves), and re-frames a gRPC trailers-only answer.
+func modifyResponse(resp *http.Response) error {
+	delete(resp.Header, HeaderError)
+	delete(resp.Trailer, HeaderError)
+	if len(resp.Header["Grpc-Status"]) > 0 {
+		trailersOnly(resp)
+	}
+	return nil
+}
+
+// trailersOnly moves the metadata of a gRPC trailers-only answer (status and
+// metadata in the one header block that ends the stream) into trailers.
+// ReverseProxy flushes the response headers before it copies the (empty)
+// body, which would split the block from the end of the stream; a gRPC
+// client reads grpc-status from headers only when they end the stream, but
+// always from trailers.
+func trailersOnly(resp *http.Response) {
+	if resp.ProtoMajor != 2 || resp.ContentLength > 0 {
+		return
+	}
+	tr := make(http.Header, len(resp.Header))
+	for k, v := range resp.Header {
+		if k == "Content-Type" || k == "Date" {
+			continue
+		}
+		tr[k] = v
+		delete(resp.Header, k)
+	}
+	resp.Trailer = tr
+}
+
+// bufferPool hands out 32 KiB copy buffers to every reverse proxy.
+type bufferPool struct{ p sync.Pool }
+
+const copyBufSize = 32 << 10
+
+var sharedBufferPool = &bufferPool{p: sync.Pool{New: func() any { return new([copyBufSize]byte) }}}
+
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufSize]byte)[:] }
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) < copyBufSize {
+		return
+	}
+	b.p.Put((*[copyBufSize]byte)(buf[:copyBufSize]))
+}
+
+// logWriter records what the access log needs about a response.
+type logWriter struct {
+	http.ResponseWriter
+	status int
+	reason string
+	quiet  bool
+	n1xx   int // 1xx responses relayed (see writeInformational)
+}
+
+func (w *logWriter) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		w.writeInformational(code)
+		return
+	}
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController (used by ReverseProxy for Flush and
+// Hijack) reach the server's writer.
+func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+var logWriterPool = sync.Pool{New: func() any { return new(logWriter) }}
+
+// listenerHandler routes and proxies the requests of one listener.
+type listenerHandler struct {
+	s   *Server
+	idx int
+}
+
+func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := h.s
+	start := time.Now()
+	lw := logWriterPool.Get().(*logWriter)
+	*lw = logWriter{ResponseWriter: w}
+	var (
+		rt    *route
+		entry *serviceEntry
+		rec   *attempt.Record
+		slot  bool
+	)
+	// One deferred call does all the bookkeeping: the access log, the
+	// bulkhead slot, the entry reference.
+	defer func() {
+		p := recover()
+		if slot {
+			entry.freeSlot()
+		}
+		s.accessLog(r, lw, rt, entry, rec, start, p)
+		if entry != nil {
+			entry.release()
+		}
+		*lw = logWriter{}
+		logWriterPool.Put(lw)
+		if p != nil {
+			panic(p)
+		}
+	}()
+
+	closeAfterChunkedRequest(lw, r)
+	if r.Method == http.MethodConnect {
+		s.refuse(lw, r, http.StatusMethodNotAllowed, ReasonBadRequest, 0)
+		return
+	}
+	for {
+		t := s.table.Load()
+		rt, entry = t.listeners[h.idx].match(r)
+		if entry == nil {
+			s.refuse(lw, r, http.StatusNotFound, ReasonNoRoute, 0)
+			return
+		}
+		if entry.acquire() {
+			break
+		}
+		entry = nil
+		if s.table.Load() == t {
+			// Retired with no newer table: the server is closing.
+			s.refuse(lw, r, http.StatusServiceUnavailable, ReasonNoEndpoints, 0)
+			return
+		}
+		// Retired by a reload between Load and acquire: route again on the
+		// new table (Reload stores it before it retires the old entries).
+	}
+	if !entry.takeSlot() {
+		s.refuse(lw, r, http.StatusServiceUnavailable, ReasonOverloaded, 0)
+		return
+	}
+	slot = true
+	rec = attempt.NewRecord()
+	ctx := attempt.WithRecord(r.Context(), rec)
+	if isGRPC(r) {
+		if d, ok := parseGRPCTimeout(r.Header.Get("Grpc-Timeout")); ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+	}
+	r2 := r.WithContext(ctx)
+	// errorHandler asks this tracker whether the client's body broke (it
+	// answers 400, not 502); a request without a body is left alone.
+	// ReverseProxy hides it behind a wrapper of its own, so the stack's
+	// layers track the body again: the read error they see is this
+	// tracker's *inbound.Error, and they do not count it either.
+	r2.Body = inbound.Track(r.Body)
+	entry.proxy.ServeHTTP(lw, r2)
+	stripTrailerError(w.Header())
+}
+
+// errorHandler answers a request the stack could not complete.
+// A failure to read the client's body is the client's: 400 bad_request, or
+// nothing when the client went away (it is then gone, and so is its context).
+func (s *Server) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	badBody := inbound.Failed(r.Body, err)
+	if (badBody || errors.Is(err, context.Canceled)) && r.Context().Err() != nil {
+		// The client went away: nobody to answer, nothing worth logging.
+		if lw, ok := w.(*logWriter); ok {
+			lw.quiet = true
+			lw.status = 499
+		}
+		return
+	}
+	if badBody {
+		s.refuse(w, r, http.StatusBadRequest, ReasonBadRequest, 0)
+		return
+	}
+	code, reason, retryAfter := classify(err)
+	if code == http.StatusBadGateway && deadlinePassed(r.Context()) {
+		// The request's deadline (its grpc-timeout) ended the call, even if
+		// what came back first was the upstream's reset of the stream.
+		code, reason = http.StatusGatewayTimeout, ReasonUpstreamTimeout
+	}
+	if code == http.StatusBadGateway || code == http.StatusGatewayTimeout {
+		s.opts.logger.LogAttrs(r.Context(), slog.LevelDebug, "upstream error", slog.String("reason", reason), slog.Any("error", err))
+	}
+	s.refuse(w, r, code, reason, retryAfter)
+}
+
+// classify maps a stack error to the status and reason of a local answer.
+func classify(err error) (int, string, time.Duration) {
+	var le *ratelimit.LimitedError
+	switch {
+	case errors.As(err, &le):
+		return http.StatusTooManyRequests, ReasonRateLimited, le.RetryAfter
+	case errors.Is(err, ratelimit.ErrLimited):
+		return http.StatusTooManyRequests, ReasonRateLimited, time.Second
+	case errors.Is(err, breaker.ErrOpen):
+		return http.StatusServiceUnavailable, ReasonCircuitOpen, 0
+	case errors.Is(err, discovery.ErrNoEndpoints):
+		return http.StatusServiceUnavailable, ReasonNoEndpoints, 0
+	case errors.Is(err, retry.ErrBudgetExhausted):
+		return http.StatusServiceUnavailable, ReasonRetryBudgetExhausted, 0
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return http.StatusGatewayTimeout, ReasonUpstreamTimeout, 0
+	case isDialError(err):
+		return http.StatusBadGateway, ReasonUpstreamConnectFailure, 0
+	default:
+		return http.StatusBadGateway, ReasonUpstreamReset, 0
+	}
+}
+
+// deadlinePassed reports whether ctx has a deadline (for a proxied request,
+// the one its grpc-timeout set) and it has passed, whether or not its timer
+// has fired yet. An upstream that learnt the same deadline from the
+// forwarded grpc-timeout ends the call at about the same moment: grpc-go
+// resets the stream with CANCEL, and that reset can reach the transport
+// before the context's timer cancels the request (or the transport may see
+// both and pick the reset), so the transport error alone would say
+// upstream_reset.
+func deadlinePassed(ctx context.Context) bool {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func isDialError(err error) bool {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || kinds.TLSHandshakeFailure(err)
+}
+
+// refuse writes a locally made answer: an HTTP status with HeaderError, or
+// for gRPC clients a trailers-only gRPC status carrying the reason as
+// x-outbound-error metadata.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, code int, reason string, retryAfter time.Duration) {
+	if lw, ok := w.(*logWriter); ok {
+		lw.reason = reason
+	}
+	h := w.Header()
+	h[HeaderError] = []string{reason}
+	if isGRPC(r) {
+		gc := codes.Unavailable
+		switch code {
+		case http.StatusTooManyRequests:
+			gc = codes.ResourceExhausted
+		case http.StatusGatewayTimeout:
+			gc = codes.DeadlineExceeded
+		case http.StatusNotFound:
+			gc = codes.Unimplemented
+		case http.StatusMethodNotAllowed, http.StatusBadRequest:
+			gc = codes.Internal
+		}
+		h["Content-Type"] = []string{"application/grpc"}
+		h["Grpc-Status"] = []string{strconv.Itoa(int(gc))}
+		h["Grpc-Message"] = []string{"outbound: " + reason}
+		if retryAfter > 0 {
+			h["Grpc-Retry-Pushback-Ms"] = []string{strconv.FormatInt(retryAfter.Milliseconds(), 10)}
+		}
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	if code == http.StatusTooManyRequests {
+		h["Retry-After"] = []string{strconv.Itoa(retryAfterSeconds(retryAfter))}
+	}
+	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte("outbound: " + reason + "\n"))
+}
+
+// retryAfterSeconds rounds d up to whole seconds, at least 1.
+func retryAfterSeconds(d time.Duration) int {
+	s := int(math.Ceil(d.Seconds()))
+	if s < 1 {
+		return 1
+	}
+	return s
+}
+
+func isGRPC(r *http.Request) bool {
+	ct := r.Header["Content-Type"]
+	return len(ct) > 0 && len(ct[0]) >= 16 && ct[0][:16] == "application/grpc"
+}
+
+// parseGRPCTimeout reads a grpc-timeout header: up to 8 digits and a unit
+// (H, M, S, m, u, n).
+func parseGRPCTimeout(v string) (time.Duration, bool) {
+	if len(v) < 2 || len(v) > 9 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v[:len(v)-1], 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	var unit time.Duration
+	switch v[len(v)-1] {
+	case 'H':
+		unit = time.Hour
+	case 'M':
+		unit = time.Minute
+	case 'S':
+		unit = time.Second
+	case 'm':
+		unit = time.Millisecond
+	case 'u':
+		unit = time.Microsecond
+	case 'n':
+		unit = time.Nanosecond
+	default:
+		return 0, false
+	}
+	if n > int64(math.MaxInt64/unit) {
+		return time.Duration(math.MaxInt64), true // beyond ~292 years: no deadline worth the name
+	}
+	return time.Duration(n) * unit, true
+}

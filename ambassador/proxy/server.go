@@ -1,0 +1,451 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/outbound-go/outbound/ambassador"
+)
+
+// Option configures a Server with what is not data.
+type Option func(*serverOptions)
+
+type serverOptions struct {
+	logger  *slog.Logger
+	mp      metric.MeterProvider
+	metrics http.Handler
+	ready   func()
+	stack   []ambassador.Option
+}
+
+// WithLogger sets the logger of the access log and of the server's own
+// messages; it is also passed to every service stack. Default:
+// slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(o *serverOptions) {
+		if l != nil {
+			o.logger = l
+			o.stack = append(o.stack, ambassador.WithLogger(l))
+		}
+	}
+}
+
+// WithMeterProvider passes mp to every service stack and records
+// RunReloading's reload counter with it. Default: the global provider.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(o *serverOptions) {
+		o.mp = mp
+		o.stack = append(o.stack, ambassador.WithMeterProvider(mp))
+	}
+}
+
+// WithTracerProvider passes tp to every service stack. Default: the
+// global provider.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *serverOptions) { o.stack = append(o.stack, ambassador.WithTracerProvider(tp)) }
+}
+
+// WithStackOptions passes opts to every service stack the server builds
+// (ambassador.WithBase, for instance).
+func WithStackOptions(opts ...ambassador.Option) Option {
+	return func(o *serverOptions) { o.stack = append(o.stack, opts...) }
+}
+
+// WithMetricsHandler sets the handler of the admin listener's /metrics,
+// typically promhttp's handler over the registry of the OpenTelemetry
+// Prometheus exporter. Without it /metrics answers 404.
+func WithMetricsHandler(h http.Handler) Option {
+	return func(o *serverOptions) { o.metrics = h }
+}
+
+// WithReady registers f to be called once every listener is bound, before
+// the first request is served. Addrs and AdminAddr are valid from then on.
+func WithReady(f func()) Option {
+	return func(o *serverOptions) { o.ready = f }
+}
+
+// Server is the ambassador process as a value: listeners that route
+// requests to service stacks, and an admin listener.
+//
+// NewServer builds one ambassador.Stack per service; Run binds the listeners and
+// serves until its context is done; Reload swaps in a new configuration
+// while it runs. Its methods are safe for concurrent use.
+//
+// Every listener speaks HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on
+// one port. A listener with service: sends every request to that service;
+// one with routes: takes the first route whose host (compared without case
+// and port; an absolute URI's host wins over the Host header) and path
+// prefix match, and a split: route picks one of its services by weight for
+// each request. A request that matches nothing gets 404 with
+// X-Outbound-Error: no_route and causes no outbound connection.
+//
+// Requests are proxied by httputil.ReverseProxy to http://<service>/<path>,
+// so the service's discovery layer picks the endpoint of each attempt.
+// Bodies stream both ways, hop-by-hop headers are dropped, trailers and
+// upgrades (WebSocket) pass through, and an upstream's own X-Outbound-Error
+// is removed from its headers, trailers and 1xx responses (at most 5 of
+// which are relayed). An offer to upgrade to h2c is never forwarded: the
+// h2c token leaves the Upgrade header and HTTP2-Settings is removed, so the
+// request reaches the upstream as a plain request (or with its other
+// offers, such as websocket) and no upstream can turn the client's
+// connection into an HTTP/2 connection past the routes and policies. An
+// HTTP/1.x client connection is closed after answering a request with a
+// Transfer-Encoding body (RFC 9112 §6.1), so a request framed one way by
+// Content-Length and another by Transfer-Encoding cannot carry a second,
+// smuggled request. Client connections are capped and idle ones closed as
+// limits says (see the package doc). When the stack fails, the answer is
+// made here, with
+// X-Outbound-Error naming the reason (see the Reason constants); a gRPC
+// client gets a trailers-only gRPC status instead (UNAVAILABLE,
+// RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, UNIMPLEMENTED for no_route) with
+// the reason in its x-outbound-error metadata. A grpc-timeout header bounds
+// the upstream call; once it has passed the answer is DEADLINE_EXCEEDED
+// (upstream_timeout), also when the upstream, which learnt the same
+// deadline, reset the stream first. max_concurrent_requests refuses the
+// excess of a service at once with 503 overloaded.
+//
+// HTTP/2 requests that RFC 9113 §8.2.2 calls malformed (a connection-specific
+// header field such as Connection or Transfer-Encoding, TE other than
+// "trailers") never reach a handler: net/http's HTTP/2 server answers them
+// 400 itself, so they are not proxied, carry no X-Outbound-Error and write
+// no access-log line.
+//
+// Each request writes one access-log line (route, service, endpoint,
+// status, attempts, duration, and the reason when the ambassador answered).
+type Server struct {
+	opts serverOptions
+
+	mu       sync.Mutex // serializes Reload, Run's start and Close
+	cfg      *Config
+	addrs    []string // listener addresses in the order of the first config
+	table    atomic.Pointer[table]
+	bound    atomic.Bool
+	draining atomic.Bool
+	closed   bool
+	running  bool
+
+	boundAddrs []net.Addr
+	adminAddr  net.Addr
+	ready      chan struct{}
+}
+
+// NewServer builds the service stacks and routing of c. c should come from
+// LoadConfig or ParseConfig, which validate it. Call Run to serve, or Close
+// to release the stacks without serving.
+func NewServer(c *Config, opts ...Option) (*Server, error) {
+	if c == nil {
+		return nil, errors.New("ambassador: nil config")
+	}
+	s := &Server{ready: make(chan struct{})}
+	for _, o := range opts {
+		o(&s.opts)
+	}
+	if s.opts.logger == nil {
+		s.opts.logger = slog.Default()
+		s.opts.stack = append([]ambassador.Option{ambassador.WithLogger(s.opts.logger)}, s.opts.stack...)
+	}
+	if len(c.Listeners) == 0 {
+		return nil, errors.New("ambassador: listeners: at least one listener is needed")
+	}
+	seen := map[string]bool{}
+	for i, l := range c.Listeners {
+		if seen[l.Address] && !strings.HasSuffix(l.Address, ":0") {
+			return nil, fmt.Errorf("ambassador: listeners[%d].address: %q is used twice", i, l.Address)
+		}
+		seen[l.Address] = true
+		s.addrs = append(s.addrs, l.Address)
+	}
+	t, err := s.buildTable(c, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.cfg = c
+	s.table.Store(t)
+	return s, nil
+}
+
+// buildTable builds the routing table of c, reusing the entries of old
+// whose ambassador.ServiceConfig did not change.
+func (s *Server) buildTable(c *Config, old *table) (*table, error) {
+	t := &table{services: make(map[string]*serviceEntry, len(c.Services))}
+	var built []*serviceEntry
+	for name, sc := range c.Services {
+		sc.Name = name
+		if old != nil {
+			if oe := old.services[name]; oe != nil && reflect.DeepEqual(oe.cfg, sc) {
+				t.services[name] = oe
+				t.order = append(t.order, name)
+				continue
+			}
+		}
+		e, err := s.newServiceEntry(name, sc)
+		if err != nil {
+			for _, b := range built {
+				b.close()
+			}
+			return nil, fmt.Errorf("ambassador: services.%s: %w", name, err)
+		}
+		built = append(built, e)
+		t.services[name] = e
+		t.order = append(t.order, name)
+	}
+	slices.Sort(t.order)
+	// Match listeners by address (in order, for repeated ":0" addresses).
+	byAddr := make(map[string][]ListenerConfig, len(c.Listeners))
+	for _, l := range c.Listeners {
+		byAddr[l.Address] = append(byAddr[l.Address], l)
+	}
+	for i, addr := range s.addrs {
+		ls := byAddr[addr]
+		if len(ls) == 0 || len(c.Listeners) != len(s.addrs) {
+			for _, b := range built {
+				b.close()
+			}
+			return nil, fmt.Errorf("ambassador: listeners[%d].address: the set of listener addresses cannot change without a restart", i)
+		}
+		l := ls[0]
+		byAddr[addr] = ls[1:]
+		for _, name := range append([]string{l.Service}, routeServices(l)...) {
+			if name != "" && t.services[name] == nil {
+				for _, b := range built {
+					b.close()
+				}
+				return nil, fmt.Errorf("ambassador: listener %s: no service %q", addr, name)
+			}
+		}
+		t.listeners = append(t.listeners, buildRoutes(l, t.services))
+	}
+	return t, nil
+}
+
+func routeServices(l ListenerConfig) []string {
+	var out []string
+	for _, r := range l.Routes {
+		out = append(out, r.Service)
+		for _, sp := range r.Split {
+			out = append(out, sp.Service)
+		}
+	}
+	return out
+}
+
+// Reload swaps in c for new requests. Services whose ambassador.ServiceConfig is
+// unchanged keep their stack (breakers, limiters, endpoint state); removed
+// and changed ones are closed once their in-flight requests finish. Listener
+// addresses, limits and the admin address are fixed at start: a c that
+// changes the set of listener addresses is refused. On error the running
+// configuration stays.
+func (s *Server) Reload(c *Config) error {
+	if c == nil {
+		return errors.New("ambassador: nil config")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("ambassador: server closed")
+	}
+	old := s.table.Load()
+	t, err := s.buildTable(c, old)
+	if err != nil {
+		return err
+	}
+	s.table.Store(t)
+	if !reflect.DeepEqual(s.cfg.Limits, c.Limits) || s.cfg.Admin != c.Admin {
+		s.opts.logger.Warn("reload: changes to limits and admin take effect at the next restart")
+	}
+	s.cfg = c
+	for name, oe := range old.services {
+		if t.services[name] != oe {
+			oe.retire()
+		}
+	}
+	return nil
+}
+
+// Addrs returns the bound addresses of the listeners in config order, once
+// Run has bound them (see WithReady); nil before.
+func (s *Server) Addrs() []net.Addr {
+	select {
+	case <-s.ready:
+		return slices.Clone(s.boundAddrs)
+	default:
+		return nil
+	}
+}
+
+// AdminAddr returns the bound address of the admin listener once Run has
+// bound it; nil before.
+func (s *Server) AdminAddr() net.Addr {
+	select {
+	case <-s.ready:
+		return s.adminAddr
+	default:
+		return nil
+	}
+}
+
+// Ready is closed once every listener is bound.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Close releases the service stacks of a server that is not running (Run
+// does it itself when it returns). In-flight requests keep their stacks
+// until they finish.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	for _, e := range s.table.Load().services {
+		e.retire()
+	}
+	return nil
+}
+
+// Run binds every listener and the admin listener, then serves until ctx is
+// done. A listener that cannot be bound is a runtime error returned at once.
+// When ctx is done Run stops accepting, waits up to limits.drain_timeout for
+// in-flight requests, closes the service stacks and returns nil.
+func (s *Server) Run(ctx context.Context) error {
+	s.mu.Lock()
+	c := s.cfg
+	closed, running := s.closed, s.running
+	s.running = true
+	s.mu.Unlock()
+	if closed || running {
+		return errors.New("ambassador: Run called on a closed or running server")
+	}
+	lim := c.Limits
+	lim.MaxHeaderBytes = lim.MaxHeaderBytesOrDefault()
+	lim.ReadHeaderTimeout = lim.ReadHeaderTimeoutOrDefault()
+	lim.DrainTimeout = lim.DrainTimeoutOrDefault()
+	adminAddr := c.AdminAddress()
+
+	lns, err := s.bind(ctx, adminAddr)
+	if err != nil {
+		return err
+	}
+	servers := s.newHTTPServers(lns, lim)
+
+	errc := make(chan error, len(servers))
+	var wg sync.WaitGroup
+	for i, srv := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(lns[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("ambassador: serve %s: %w", lns[i].Addr(), err)
+			}
+		}()
+	}
+	s.bound.Store(true)
+	close(s.ready)
+	for i, a := range s.boundAddrs {
+		s.opts.logger.Info("listening", "listener", s.addrs[i], "addr", a.String())
+	}
+	s.opts.logger.Info("admin listening", "addr", s.adminAddr.String())
+	if s.opts.ready != nil {
+		s.opts.ready()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+
+	s.drain(servers, lim.DrainTimeout)
+	wg.Wait()
+	_ = s.Close()
+	s.opts.logger.Info("stopped")
+	return runErr
+}
+
+// bind listens on every listener's address and then adminAddr (last):
+// binding everything first makes a port in use fail the start, not a
+// request. On failure it closes what it bound and the server.
+func (s *Server) bind(ctx context.Context, adminAddr string) ([]net.Listener, error) {
+	var lc net.ListenConfig
+	lns := make([]net.Listener, 0, len(s.addrs)+1)
+	for _, addr := range append(slices.Clone(s.addrs), adminAddr) {
+		ln, err := lc.Listen(ctx, "tcp", addr)
+		if err != nil {
+			for _, l := range lns {
+				_ = l.Close()
+			}
+			_ = s.Close()
+			return nil, fmt.Errorf("ambassador: listen %s: %w", addr, err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+// newHTTPServers makes the http.Server of each listener in lns (the admin
+// listener last), wraps the proxy listeners in the client connection
+// limit, and records the bound addresses.
+func (s *Server) newHTTPServers(lns []net.Listener, lim LimitsConfig) []*http.Server {
+	protos := new(http.Protocols)
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	errLog := slog.NewLogLogger(s.opts.logger.Handler(), slog.LevelDebug)
+	conns := s.clientConnLimiter(lim)
+	servers := make([]*http.Server, len(lns))
+	for i := range lns {
+		srv := &http.Server{
+			Protocols:         protos,
+			MaxHeaderBytes:    int(lim.MaxHeaderBytes),
+			ReadHeaderTimeout: lim.ReadHeaderTimeout,
+			IdleTimeout:       lim.IdleTimeoutOrDefault(),
+			ErrorLog:          errLog,
+		}
+		if i < len(s.addrs) {
+			lns[i] = conns.listener(lns[i])
+			srv.ConnState = conns.connState
+			srv.Handler = &listenerHandler{s: s, idx: i}
+			s.boundAddrs = append(s.boundAddrs, lns[i].Addr())
+		} else {
+			srv.Handler = s.adminHandler()
+			s.adminAddr = lns[i].Addr()
+		}
+		servers[i] = srv
+	}
+	return servers
+}
+
+// drain stops accepting and lets in-flight requests finish for up to
+// timeout, then closes what is left; the admin listener (last) closes at
+// once after.
+func (s *Server) drain(servers []*http.Server, timeout time.Duration) {
+	s.draining.Store(true)
+	s.opts.logger.Info("draining", "timeout", timeout.String())
+	dctx, cancel := context.WithTimeout(context.Background(), timeout)
+	var dwg sync.WaitGroup
+	for _, srv := range servers[:len(servers)-1] {
+		dwg.Add(1)
+		go func() {
+			defer dwg.Done()
+			if err := srv.Shutdown(dctx); err != nil {
+				s.opts.logger.Warn("drain timeout: closing remaining connections", "error", err)
+				_ = srv.Close()
+			}
+		}()
+	}
+	dwg.Wait()
+	cancel()
+	_ = servers[len(servers)-1].Close() // admin
+}
