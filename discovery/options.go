@@ -32,6 +32,7 @@ type options struct {
 	logger     *slog.Logger
 	httpClient *http.Client
 	host       string
+	startOnUse bool
 }
 
 func defaultOptions() options {

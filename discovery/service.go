@@ -34,7 +34,8 @@ import (
 // Use it through RoundTripper (HTTP) or DialOptions and Target (gRPC);
 // Endpoints reports the set for status pages. A Service is safe for
 // concurrent use. Its goroutines (the source's watch and, when health_check
-// is configured, the health checker) run until Close.
+// is configured, the health checker) run until Close, or only while in use
+// with WithStartOnUse.
 type Service struct {
 	name   string
 	cfg    Config // with defaults applied
@@ -59,8 +60,9 @@ type Service struct {
 	checkClient *http.Client
 	ownedTr     *http.Transport
 
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	src       Source // nil for a static source, applied once
+	onUse     bool   // WithStartOnUse
+	run       runState
 	closeOnce sync.Once
 	reg       metric.Registration
 }
@@ -139,26 +141,7 @@ func NewService(name string, src Source, c Config, opts ...Option) (*Service, er
 			s.checkClient = &http.Client{Transport: s.ownedTr}
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
-	if st, ok := src.(*staticSource); ok {
-		st.Watch(ctx, s.update) // returns at once: no goroutine needed
-		s.markFirst()
-	} else {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			src.Watch(ctx, s.update)
-			s.markFirst()
-		}()
-	}
-	if c.HealthCheck.Path != "" {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.runHealthChecks(ctx)
-		}()
-	}
+	s.start(src, o.startOnUse)
 	return s, nil
 }
 
@@ -169,8 +152,7 @@ func (s *Service) Name() string { return s.name }
 // is safe to call more than once.
 func (s *Service) Close() error {
 	s.closeOnce.Do(func() {
-		s.cancel()
-		s.wg.Wait()
+		s.stopAll()
 		if s.reg != nil {
 			_ = s.reg.Unregister()
 		}
@@ -236,6 +218,9 @@ func (s *Service) update(eps []Endpoint, err error) {
 // current returns the snapshot, waiting for the source's first report if
 // there is none yet.
 func (s *Service) current(ctx context.Context) *snapshot {
+	if s.onUse {
+		s.pin()
+	}
 	if snap := s.snap.Load(); snap != nil {
 		return snap
 	}
