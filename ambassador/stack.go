@@ -113,6 +113,7 @@ type options struct {
 	mp     metric.MeterProvider
 	tp     trace.TracerProvider
 	logger *slog.Logger
+	disc   []discovery.Option // DialOptions: start discovery on use
 }
 
 // WithBase sets the transport under the stack. By default the stack builds
@@ -265,6 +266,7 @@ func NewStack(c ServiceConfig, opts ...Option) (*Stack, error) {
 	if o.logger != nil {
 		do = append(do, discovery.WithLogger(o.logger))
 	}
+	do = append(do, o.disc...)
 	svc, err := discovery.NewService(c.Name, src, c.Discovery, do...)
 	if err != nil {
 		return fail(fmt.Errorf("discovery: %w", err))
