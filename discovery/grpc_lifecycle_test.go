@@ -116,7 +116,7 @@ func TestStartOnUseIdleChannelResolvesAgain(t *testing.T) {
 		require.NoError(t, check(context.Background(), c))
 		return y.hits.Load() > 0
 	}, 5*time.Second, time.Millisecond)
-	assert.EqualValues(t, 2, src.watches.Load())
+	assert.GreaterOrEqual(t, src.watches.Load(), int32(2), "a new resolver, a new watch")
 }
 
 // TestStartOnUseHTTPHoldsUntilClose: in the start-on-use mode an HTTP pick
