@@ -99,6 +99,10 @@
 //	opts, err := ambassador.DialOptions(cfg)
 //	conn, err := grpc.NewClient("outbound:///users", opts...)
 //
+// The options start no goroutine until dialed: discovery runs while grpc
+// holds the resolver (grpc's idle mode, grpc.WithIdleTimeout, is left as it
+// is), and TLS files are read at each handshake.
+//
 // # Bad config
 //
 // NewStack, NewTransport and DialOptions validate the ServiceConfig first

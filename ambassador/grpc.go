@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/resolver"
+
+	"github.com/outbound-go/outbound/discovery"
 )
 
 // DialOptions gives a grpc client the same policies as NewTransport: the
@@ -18,22 +18,26 @@ import (
 // outermost), the service timeout on unary calls, the discovery resolver
 // (scheme "outbound") with the balancer chosen by service config, and
 // transport credentials for the protocol (cleartext h2c for "" and h2c; TLS
-// with the tls files, reloaded on change, for h2). Dial the target
+// with the tls files, re-read at each handshake, for h2). Dial the target
 // "outbound:///" + c.Name:
 //
 //	opts, err := ambassador.DialOptions(cfg)
 //	conn, err := grpc.NewClient("outbound:///users", opts...)
 //
-// The policies' goroutines live as long as the ClientConns dialed with the
-// options: they stop when the last of those closes (the options switch off
-// grpc's idle mode, which would otherwise close the resolver). Options that
-// were never dialed hold them until the process ends; to manage that
-// lifetime yourself use NewStack, (*Stack).DialOptions and (*Stack).Close.
+// The options hold no goroutine of their own: discovery's (source watch,
+// health checks) run while grpc holds the resolver, from when a ClientConn
+// first connects or leaves idle mode until it closes or enters idle mode
+// (discovery.WithStartOnUse), so options that were never dialed cost none,
+// and grpc's idle mode stays as grpc configures it (grpc.WithIdleTimeout).
+// TLS files are read at each handshake instead of being watched. Metric
+// callbacks stay registered for the life of the process; to release them use
+// NewStack, (*Stack).DialOptions and (*Stack).Close.
 // Protocol http1 is refused: gRPC needs HTTP/2.
 func DialOptions(c ServiceConfig, opts ...Option) ([]grpc.DialOption, error) {
 	if c.Protocol == ProtocolHTTP1 {
 		return nil, fmt.Errorf("ambassador: service %q: gRPC needs protocol h2c or h2, not http1", c.Name)
 	}
+	opts = append(opts[:len(opts):len(opts)], func(o *options) { o.disc = append(o.disc, discovery.WithStartOnUse()) })
 	s, err := NewStack(c, opts...)
 	if err != nil {
 		return nil, err
@@ -43,13 +47,11 @@ func DialOptions(c ServiceConfig, opts ...Option) ([]grpc.DialOption, error) {
 		_ = s.Close()
 		return nil, err
 	}
-	rb := s.disc.ResolverBuilder()
-	if rb == nil {
-		return dopts, nil
+	if s.tls != nil {
+		// No watcher: reloadingCreds re-reads the files at each handshake.
+		_ = s.tls.Close()
 	}
-	owner := &stackOwner{Builder: rb, stack: s}
-	// Our resolver comes first: grpc takes the first builder of a scheme.
-	return append([]grpc.DialOption{grpc.WithResolvers(owner), grpc.WithIdleTimeout(0)}, dopts...), nil
+	return dopts, nil
 }
 
 // DialOptions returns the grpc dial options of the stack (see the package
@@ -100,61 +102,10 @@ func (s *Stack) unaryTimeout(ctx context.Context, method string, req, reply any,
 	return invoker(ctx, method, req, reply, cc, opts...)
 }
 
-// stackOwner ties a stack's lifetime to the ClientConns using its resolver:
-// the stack closes when the last resolver built from it closes.
-type stackOwner struct {
-	resolver.Builder
-	stack *Stack
-
-	mu     sync.Mutex
-	live   int
-	closed bool
-}
-
-var errStackReleased = errors.New("ambassador: these DialOptions were released when their last ClientConn closed; call DialOptions again")
-
-func (o *stackOwner) Build(t resolver.Target, cc resolver.ClientConn, opts resolver.BuildOptions) (resolver.Resolver, error) {
-	o.mu.Lock()
-	if o.closed {
-		o.mu.Unlock()
-		return nil, errStackReleased
-	}
-	o.live++
-	o.mu.Unlock()
-	r, err := o.Builder.Build(t, cc, opts)
-	if err != nil {
-		o.release()
-		return nil, err
-	}
-	return &ownedResolver{Resolver: r, owner: o}, nil
-}
-
-func (o *stackOwner) release() {
-	o.mu.Lock()
-	o.live--
-	last := o.live == 0
-	if last {
-		o.closed = true
-	}
-	o.mu.Unlock()
-	if last {
-		_ = o.stack.Close()
-	}
-}
-
-type ownedResolver struct {
-	resolver.Resolver
-	owner *stackOwner
-	once  sync.Once
-}
-
-func (r *ownedResolver) Close() {
-	r.Resolver.Close()
-	r.once.Do(r.owner.release)
-}
-
 // reloadingCreds are grpc TLS credentials that take the current TLS
 // material at every handshake, so rotated files apply to new connections.
+// When the source no longer watches its files (DialOptions closes it), the
+// handshake re-reads them.
 type reloadingCreds struct {
 	src        *tlsSource
 	serverName string // set by OverrideServerName
@@ -169,6 +120,7 @@ func (c *reloadingCreds) ClientHandshake(ctx context.Context, authority string, 
 	case c.src.cfg.ServerName != "":
 		authority = c.src.cfg.ServerName
 	}
+	refreshTLS(c.src)
 	host, _, err := net.SplitHostPort(authority)
 	if err != nil {
 		host = authority
@@ -193,4 +145,20 @@ func (c *reloadingCreds) Clone() credentials.TransportCredentials {
 func (c *reloadingCreds) OverrideServerName(name string) error {
 	c.serverName = name
 	return nil
+}
+
+// refreshTLS re-reads src's files when its watcher is stopped, keeping the
+// previous material when they do not load.
+func refreshTLS(src *tlsSource) {
+	select {
+	case <-src.stop:
+	default:
+		return // the watcher keeps the material current
+	}
+	m, err := src.load()
+	if err != nil {
+		src.logger.Error("ambassador: TLS files not reloaded; the previous certificates stay in use", "err", err)
+		return
+	}
+	src.cur.Store(m)
 }

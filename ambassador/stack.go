@@ -114,6 +114,7 @@ type options struct {
 	mp     metric.MeterProvider
 	tp     trace.TracerProvider
 	logger *slog.Logger
+	disc   []discovery.Option // DialOptions: start discovery on use
 }
 
 // WithBase sets the transport under the stack. By default the stack builds
@@ -291,6 +292,7 @@ func (s *Stack) buildPolicies(c ServiceConfig, o options) error {
 	if o.logger != nil {
 		do = append(do, discovery.WithLogger(o.logger))
 	}
+	do = append(do, o.disc...)
 	svc, err := discovery.NewService(c.Name, src, c.Discovery, do...)
 	if err != nil {
 		return fmt.Errorf("discovery: %w", err)

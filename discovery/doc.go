@@ -99,7 +99,10 @@
 // # Concurrency
 //
 // A Service is safe for concurrent use. Its goroutines (the source's watch
-// and the health checks) stop when Close returns.
+// and the health checks) stop when Close returns. With WithStartOnUse they
+// run only while used: while grpc holds a resolver built from the Service
+// (a ClientConn that is connected and not idle), or from the first HTTP
+// pick on.
 //
 // # HTTP and gRPC
 //
@@ -111,7 +114,12 @@
 // make the same choice as HTTP (weights, readiness, tried endpoints) over
 // grpc's ready connections, and share the endpoints' load and latency state
 // with the HTTP side of the same Service. A stream counts as in flight, and
-// its latency is measured, until it ends.
+// its latency is measured, until it ends. The resolver reports
+// resolver.State.Endpoints (grpc's own pick_first and round_robin read them
+// too). grpc finds balancers named in a service config only in its global
+// registry, whose Register may not run beside other grpc calls, so importing
+// this package registers the three balancers once, in its one init function;
+// nothing else is registered.
 //
 // # Use
 //

@@ -25,9 +25,10 @@ import (
 // "outbound:///users".
 const Scheme = "outbound"
 
-// Names of the gRPC balancers DialOptions registers. They run the same
-// choice as the HTTP side (weights, readiness, avoiding tried endpoints)
-// over grpc's ready connections.
+// Names of the gRPC balancers this package registers with grpc when it is
+// initialised (see grpcbalancer.go). They run the same choice as the HTTP
+// side (weights, readiness, avoiding tried endpoints) over grpc's ready
+// connections.
 const (
 	GRPCBalancerRoundRobin   = "outbound_round_robin"
 	GRPCBalancerEWMA         = "outbound_ewma"
@@ -38,20 +39,23 @@ const (
 func (s *Service) Target() string { return Scheme + ":///" + s.name }
 
 // ResolverBuilder returns a gRPC resolver.Builder (scheme "outbound") that
-// feeds the service's endpoint set to grpc and pushes every change. It is
-// not registered globally; pass it with grpc.WithResolvers (DialOptions
-// does). It resolves only the target s.Target().
+// feeds the service's endpoint set to grpc and pushes every change, as
+// resolver.State.Endpoints (one address each, carrying the endpoint's
+// weight for the outbound balancers). It is not registered globally; pass
+// it with grpc.WithResolvers (DialOptions does). It resolves only the target
+// s.Target(). A resolver it builds holds the Service's goroutines from
+// Build to Close when the Service was made WithStartOnUse.
 func (s *Service) ResolverBuilder() resolver.Builder { return resolverBuilder{s} }
 
 // DialOptions returns the options that connect a grpc.ClientConn to this
 // service: the resolver and a default service config selecting the balancer
 // of the Config (round_robin, least_request, ewma → outbound_round_robin,
 // outbound_least_request, outbound_ewma: the same choice as the HTTP side,
-// registered with grpc once on first use). Use them with s.Target():
+// registered with grpc when the package is initialised). Use them with
+// s.Target():
 //
 //	conn, err := grpc.NewClient(s.Target(), append(s.DialOptions(), creds)...)
 func (s *Service) DialOptions() []grpc.DialOption {
-	registerBalancers()
 	name := GRPCBalancerRoundRobin
 	switch s.kind {
 	case kindEWMA:
@@ -77,6 +81,7 @@ func (b resolverBuilder) Build(target resolver.Target, cc resolver.ClientConn, _
 	b.s.lmu.Lock()
 	b.s.listeners[r] = struct{}{}
 	b.s.lmu.Unlock()
+	b.s.acquire()
 	r.push()
 	return r, nil
 }
@@ -99,25 +104,29 @@ func (r *grpcResolver) push() {
 	if snap == nil || r.closed.Load() {
 		return
 	}
-	addrs := make([]resolver.Address, len(snap.members))
+	eps := make([]resolver.Endpoint, len(snap.members))
 	for i, m := range snap.members {
-		addrs[i] = resolver.Address{
+		eps[i] = resolver.Endpoint{Addresses: []resolver.Address{{
 			Addr:       m.ep.addr,
 			Attributes: attributes.New(epKey{}, m.ep).WithValue(weightKey{}, m.weight),
-		}
+		}}}
 	}
-	_ = r.cc.UpdateState(resolver.State{Addresses: addrs})
+	_ = r.cc.UpdateState(resolver.State{Endpoints: eps})
 }
 
 func (r *grpcResolver) ResolveNow(resolver.ResolveNowOptions) {}
 
-// Close unsubscribes; it never waits for a push in progress (grpc may call
-// it while holding locks a push needs).
+// Close unsubscribes and drops the resolver's hold on the Service's
+// goroutines; it never waits for a push in progress (grpc may call it while
+// holding locks a push needs).
 func (r *grpcResolver) Close() {
-	r.closed.Store(true)
+	if r.closed.Swap(true) {
+		return
+	}
 	r.s.lmu.Lock()
 	delete(r.s.listeners, r)
 	r.s.lmu.Unlock()
+	r.s.release()
 }
 
 func (s *Service) notifyResolvers() {
@@ -130,16 +139,6 @@ func (s *Service) notifyResolvers() {
 	for _, r := range rs {
 		r.push()
 	}
-}
-
-var registerOnce sync.Once
-
-func registerBalancers() {
-	registerOnce.Do(func() {
-		balancer.Register(base.NewBalancerBuilder(GRPCBalancerRoundRobin, pickerBuilder{kindRoundRobin}, base.Config{}))
-		balancer.Register(base.NewBalancerBuilder(GRPCBalancerEWMA, pickerBuilder{kindEWMA}, base.Config{}))
-		balancer.Register(base.NewBalancerBuilder(GRPCBalancerLeastRequest, pickerBuilder{kindLeastRequest}, base.Config{}))
-	})
 }
 
 type pickerBuilder struct{ kind balancerKind }

@@ -35,6 +35,7 @@ type options struct {
 	httpClient *http.Client
 	host       string
 	clock      Clock
+	startOnUse bool
 }
 
 func defaultOptions() options {

@@ -35,7 +35,8 @@ import (
 // Use it through RoundTripper (HTTP) or DialOptions and Target (gRPC);
 // Endpoints reports the set for status pages. A Service is safe for
 // concurrent use. Its goroutines (the source's watch and, when health_check
-// is configured, the health checker) run until Close.
+// is configured, the health checker) run until Close, or only while in use
+// with WithStartOnUse.
 type Service struct {
 	name   string
 	cfg    Config // with defaults applied
@@ -61,8 +62,9 @@ type Service struct {
 	checkClient *http.Client
 	ownedTr     *http.Transport
 
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	src       Source // nil for a static source, applied once
+	onUse     bool   // WithStartOnUse
+	run       runState
 	closeOnce sync.Once
 	reg       metric.Registration
 }
@@ -142,26 +144,7 @@ func NewService(name string, src Source, c Config, opts ...Option) (*Service, er
 			s.checkClient = &http.Client{Transport: s.ownedTr}
 		}
 	}
-	ctx, cancel := context.WithCancel(clock.NewContext(context.Background(), s.clock))
-	s.cancel = cancel
-	if st, ok := src.(*staticSource); ok {
-		st.Watch(ctx, s.update) // returns at once: no goroutine needed
-		s.markFirst()
-	} else {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			src.Watch(ctx, s.update)
-			s.markFirst()
-		}()
-	}
-	if c.HealthCheck.Path != "" {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.runHealthChecks(ctx)
-		}()
-	}
+	s.start(src, o.startOnUse)
 	return s, nil
 }
 
@@ -174,8 +157,7 @@ func (s *Service) Name() string { return s.name }
 // of the Service's own health-check client and unregisters its gauge.
 func (s *Service) Close() error {
 	s.closeOnce.Do(func() {
-		s.cancel()
-		s.wg.Wait()
+		s.stopAll()
 		if s.reg != nil {
 			_ = s.reg.Unregister()
 		}
@@ -241,6 +223,9 @@ func (s *Service) update(eps []Endpoint, err error) {
 // current returns the snapshot, waiting for the source's first report if
 // there is none yet.
 func (s *Service) current(ctx context.Context) *snapshot {
+	if s.onUse {
+		s.pin()
+	}
 	if snap := s.snap.Load(); snap != nil {
 		return snap
 	}
