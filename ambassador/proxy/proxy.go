@@ -257,11 +257,15 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		entry *serviceEntry
 		rec   *attempt.Record
 		slot  bool
+		body  *callerBody
 	)
-	// One deferred call does all the bookkeeping: the access log, the
-	// bulkhead slot, the entry reference.
+	// One deferred call does all the bookkeeping: the caller's body, the
+	// access log, the bulkhead slot, the entry reference.
 	defer func() {
 		p := recover()
+		if body != nil {
+			body.finish(w)
+		}
 		if slot {
 			entry.freeSlot()
 		}
@@ -320,7 +324,16 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// ReverseProxy hides it behind a wrapper of its own, so the stack's
 	// layers track the body again: the read error they see is this
 	// tracker's *inbound.Error, and they do not count it either.
-	r2.Body = inbound.Track(r.Body)
+	//
+	// An HTTP/1 body is guarded so that nothing reads it after this
+	// handler returns (see callerBody): net/http's server cannot abort its
+	// pending read of the connection while the base transport still reads.
+	b := r.Body
+	if r.ProtoMajor == 1 && b != nil && b != http.NoBody {
+		body = newCallerBody(b)
+		b = body
+	}
+	r2.Body = inbound.Track(b)
 	entry.proxy.ServeHTTP(lw, r2)
 	stripTrailerError(w.Header())
 }

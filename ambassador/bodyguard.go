@@ -1,0 +1,112 @@
+package ambassador
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// errHandlerDone is what a read of the caller's body gets once the
+// request's handler has returned.
+var errHandlerDone = errors.New("ambassador: request body read after the handler returned")
+
+// aLongTimeAgo is a read deadline in the past: it ends a pending read at
+// once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// callerBody guards an HTTP/1 request body so that nothing reads it once
+// the handler has returned.
+//
+// The base transport may still be reading the caller's body when the
+// handler returns: an upstream that answers before it has read the whole
+// request leaves http.Transport's write loop copying the rest, and
+// ReverseProxy returns (or panics with http.ErrAbortHandler when the
+// answer is cut) without waiting for it. net/http's HTTP/1 server then
+// aborts the pending read of the connection: a read deadline in the past,
+// then it waits for the read to end. If the caller's last body bytes
+// arrive just then, the write loop's read returns them instead of the
+// deadline error, reaches the end of the body, and the server starts its
+// background read of the connection, which clears the deadline; the
+// server then waits for a read that nothing ends until the client closes
+// the connection. After a cut answer that client gets no answer at all,
+// whatever the service timeout (the soak's rare 5 s client timeouts on
+// /broken/).
+//
+// finish, run as the handler returns, refuses every later Read and Close,
+// interrupts a Read or Close still in progress with a read deadline in
+// the past (what the server's own abort would do), waits for it to end,
+// and clears the deadline again: when the server aborts its pending read,
+// no other reader of the connection is left to race with it.
+type callerBody struct {
+	rc io.ReadCloser
+
+	mu   sync.Mutex
+	busy int           // Reads and Closes of rc in progress
+	done bool          // the handler returned: rc is no longer touched
+	idle chan struct{} // set by finish while busy; closed when busy drops to 0
+}
+
+func newCallerBody(rc io.ReadCloser) *callerBody { return &callerBody{rc: rc} }
+
+// enter starts a Read or Close of rc; false means the handler is done.
+func (b *callerBody) enter() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return false
+	}
+	b.busy++
+	return true
+}
+
+func (b *callerBody) leave() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.busy--
+	if b.busy == 0 && b.idle != nil {
+		close(b.idle)
+		b.idle = nil
+	}
+}
+
+func (b *callerBody) Read(p []byte) (int, error) {
+	if !b.enter() {
+		return 0, errHandlerDone
+	}
+	defer b.leave()
+	return b.rc.Read(p)
+}
+
+// Close closes the caller's body while the handler runs; afterwards the
+// server closes it itself.
+func (b *callerBody) Close() error {
+	if !b.enter() {
+		return nil
+	}
+	defer b.leave()
+	return b.rc.Close()
+}
+
+// finish ends the handler's use of the body: see callerBody. w is the
+// server's ResponseWriter (or one that unwraps to it).
+func (b *callerBody) finish(w http.ResponseWriter) {
+	b.mu.Lock()
+	b.done = true
+	if b.busy == 0 {
+		b.mu.Unlock()
+		return
+	}
+	idle := make(chan struct{})
+	b.idle = idle
+	b.mu.Unlock()
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(aLongTimeAgo); err != nil {
+		// No way to interrupt it (a hijacked connection): leave it be
+		// rather than wait for a read that may never end.
+		return
+	}
+	<-idle
+	_ = rc.SetReadDeadline(time.Time{})
+}
