@@ -124,6 +124,17 @@ func (u *RawUpstream) ReadRequest(br *bufio.Reader) (RawRequest, error) {
 
 // ReadRawRequest reads a request head and its framed body from br.
 func ReadRawRequest(br *bufio.Reader) (RawRequest, error) {
+	req, err := ReadRawRequestHead(br)
+	if err != nil {
+		return req, err
+	}
+	req.Body, err = readFramedBody(br, req.Header, -1)
+	return req, err
+}
+
+// ReadRawRequestHead reads a request head from br and leaves its body, if
+// any, unread.
+func ReadRawRequestHead(br *bufio.Reader) (RawRequest, error) {
 	var req RawRequest
 	line, err := readLine(br)
 	if err != nil {
@@ -135,10 +146,6 @@ func ReadRawRequest(br *bufio.Reader) (RawRequest, error) {
 	}
 	req.Method, req.Target, req.Proto = parts[0], parts[1], parts[2]
 	req.Header, err = readHeaderLines(br)
-	if err != nil {
-		return req, err
-	}
-	req.Body, err = readFramedBody(br, req.Header, -1)
 	return req, err
 }
 

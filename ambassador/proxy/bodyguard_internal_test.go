@@ -1,4 +1,4 @@
-package ambassador
+package proxy
 
 import (
 	"io"

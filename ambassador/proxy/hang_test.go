@@ -1,4 +1,4 @@
-package ambassador_test
+package proxy_test
 
 import (
 	"bufio"
@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/outbound-go/outbound/internal/testkit"
 )
 
 // TestAbortedAnswerWithCallerBodyInFlightEnds reproduces the soak's rare
@@ -59,10 +61,7 @@ func TestAbortedAnswerWithCallerBodyInFlightEnds(t *testing.T) {
 	iters := make(chan iteration, 1)
 	up := newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
 		it := <-iters
-		if _, err := readLine(br); err != nil {
-			return
-		}
-		if _, err := readHeaderLines(br); err != nil {
+		if _, err := testkit.ReadRawRequestHead(br); err != nil {
 			return
 		}
 		// The transport's 4 KiB write buffer may hold back the tail of
