@@ -38,7 +38,10 @@
 //
 // Name is the logical host: http://users/… goes through the stack to the
 // service's endpoints, and every other host goes to the base transport
-// untouched. A policy is in the stack only when its section is non-nil; an
+// untouched. The match ignores case and the scheme's default port
+// (http://USERS/…, http://users:80/… and https://users:443/… are the
+// service); any other port (http://users:8080/…) is another destination
+// and passes through. A policy is in the stack only when its section is non-nil; an
 // empty section is the policy with its defaults. The transport holds
 // goroutines (endpoint refresh, health checks, certificate reloads), so the
 // value NewTransport returns, a *Stack, is also an io.Closer.

@@ -333,11 +333,14 @@ func (s *Stack) buildPolicies(c ServiceConfig, o options) error {
 // RoundTrip sends a request for the service's logical host through the
 // stack, bounded by the service timeout: the deadline covers every attempt
 // and the reading of the response body, and is released when the body is
-// read to its end or closed. A request for any other host goes to the base
-// transport untouched. When the timeout fires, errors.Is(err,
+// read to its end or closed. The logical host matches ignoring case and the
+// scheme's default port (http://USERS/x, http://users:80/x and
+// https://users:443/x are the service; http://users:8080/x is not). A
+// request for any other host goes to the base transport untouched. When the timeout fires, errors.Is(err,
 // context.DeadlineExceeded) holds.
 func (s *Stack) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL == nil || req.URL.Host != s.name {
+	req, ok := s.serviceRequest(req)
+	if !ok {
 		return s.passthrough.RoundTrip(req)
 	}
 	if dl, ok := req.Context().Deadline(); ok && time.Until(dl) <= s.timeout {

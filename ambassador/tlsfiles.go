@@ -8,26 +8,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
-
-	"github.com/fsnotify/fsnotify"
 
 	"github.com/outbound-go/outbound/internal/boundedfile"
+	"github.com/outbound-go/outbound/internal/filewatch"
 )
-
-// tlsPollInterval is how often the files are checked when fsnotify is not
-// available.
-const tlsPollInterval = time.Second
 
 // tlsSource holds a service's TLS material behind an atomic pointer and
 // reloads it when the files change on disk. A goroutine owned by the source
-// watches the files' directories (fsnotify; polling once per second when
-// that fails); Close stops it. A bad new file is logged and the previous
-// material stays in use.
+// follows the files by name (internal/filewatch: their directories are
+// watched, a burst of events is one reload 100ms after the last, and the
+// files are polled once per second when they cannot be watched); Close
+// stops it. A bad new file is logged and the previous material stays in
+// use.
 type tlsSource struct {
 	cfg    TLSConfig
 	logger *slog.Logger
@@ -35,6 +30,7 @@ type tlsSource struct {
 
 	lastErr string // last logged reload error, to log each distinct one once
 
+	w    *filewatch.Watcher // nil when no file is configured
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -56,29 +52,13 @@ func newTLSSource(c TLSConfig, logger *slog.Logger) (*tlsSource, error) {
 	if len(files) == 0 {
 		return s, nil
 	}
-	w, err := fsnotify.NewWatcher()
-	if err == nil {
-		dirs := map[string]bool{}
-		for _, f := range files {
-			dir := filepath.Dir(f)
-			if !dirs[dir] {
-				dirs[dir] = true
-				if aerr := w.Add(dir); aerr != nil && err == nil {
-					err = aerr
-				}
-			}
-		}
-		if err != nil {
-			_ = w.Close()
-		}
-	}
-	s.wg.Add(1)
+	w, err := filewatch.New(files, filewatch.Options{})
 	if err != nil {
-		logger.Warn("ambassador: cannot watch TLS files; polling them instead", "err", err)
-		go s.poll()
-	} else {
-		go s.watch(w)
+		return nil, fmt.Errorf("tls: %w", err)
 	}
+	s.w = w
+	s.wg.Add(1)
+	go s.watch()
 	return s, nil
 }
 
@@ -186,40 +166,18 @@ func (s *tlsSource) reload() {
 	s.logger.Info("ambassador: TLS files reloaded", "ca_file", s.cfg.CAFile, "cert_file", s.cfg.CertFile)
 }
 
-func (s *tlsSource) watch(w *fsnotify.Watcher) {
+// watch reloads the files on every change the watcher reports (reload
+// compares contents, so a change that is not one costs a few reads).
+func (s *tlsSource) watch() {
 	defer s.wg.Done()
-	defer w.Close()
 	for {
 		select {
 		case <-s.stop:
 			return
-		case _, ok := <-w.Events:
-			if !ok {
-				return
-			}
-			// Any change in a watched directory may be ours (editors and
-			// Kubernetes secrets swap files by rename); reload compares
-			// contents, so unrelated events cost a few reads.
+		case <-s.w.Changes():
 			s.reload()
-		case err, ok := <-w.Errors:
-			if !ok {
-				return
-			}
+		case err := <-s.w.Errors():
 			s.logger.Warn("ambassador: watching TLS files", "err", err)
-		}
-	}
-}
-
-func (s *tlsSource) poll() {
-	defer s.wg.Done()
-	t := time.NewTicker(tlsPollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			s.reload()
 		}
 	}
 }
@@ -251,5 +209,8 @@ func (s *tlsSource) Close() error {
 	}
 	close(s.stop)
 	s.wg.Wait()
+	if s.w != nil {
+		return s.w.Close()
+	}
 	return nil
 }

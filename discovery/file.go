@@ -6,30 +6,18 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-	"time"
-
-	"github.com/fsnotify/fsnotify"
 
 	"github.com/outbound-go/outbound/internal/boundedfile"
+	"github.com/outbound-go/outbound/internal/filewatch"
 )
 
-const (
-	// fileDebounce is how long the file source waits after the last change
-	// event before it reads the file: an editor's or an orchestrator's
-	// write arrives as a burst of events.
-	fileDebounce = 100 * time.Millisecond
-	// filePollInterval is how often the file source re-reads the file when
-	// the system cannot watch it (no inotify instance left, say).
-	filePollInterval = time.Second
-	// maxFileSize bounds what the file source reads; only regular files
-	// are read (see internal/boundedfile).
-	maxFileSize = 16 << 20
-)
+// maxFileSize bounds what the file source reads; only regular files are
+// read (see internal/boundedfile).
+const maxFileSize = 16 << 20
 
 // fileSource is the Source File returns.
 type fileSource struct {
-	path     string // absolute
-	debounce time.Duration
+	path string // absolute
 }
 
 // File returns a Source of the endpoints listed in the file at path: a
@@ -55,10 +43,12 @@ type fileSource struct {
 // # Watching
 //
 // Watch reports the set at once, then watches the file's directory with
-// fsnotify and re-reads the file 100ms after the last event in it (a
-// burst of events is one read), so in-place writes, editors' atomic
-// write-then-rename and Kubernetes ConfigMap symlink swaps are all seen. A
-// set is reported only when it differs from the last. A file that is
+// fsnotify and re-reads the file 100ms after the last event for it or for
+// a symlink on the way to it (a burst of events is one read; one that never
+// pauses is a read every second), so in-place writes, editors' atomic
+// write-then-rename and Kubernetes ConfigMap symlink swaps are all seen,
+// and writes to other files in the directory are not. A set is reported
+// only when it differs from the last. A file that is
 // malformed or missing while watched is reported as update(nil, err) and the
 // last good set stays. Relative paths are made absolute when File is called.
 // When the directory cannot be watched, or is itself removed or renamed,
@@ -74,7 +64,7 @@ func File(path string) (Source, error) {
 	if _, err := readEndpointFile(abs); err != nil {
 		return nil, err
 	}
-	return &fileSource{path: abs, debounce: fileDebounce}, nil
+	return &fileSource{path: abs}, nil
 }
 
 // readEndpointFile reads and parses the endpoint file at path.
@@ -126,19 +116,9 @@ func (s *fileSource) Watch(ctx context.Context, update func([]Endpoint, error)) 
 		update(slices.Clone(eps), nil)
 	}
 
-	dir := filepath.Dir(s.path)
-	w, err := fsnotify.NewWatcher()
-	if err == nil {
-		if err = w.Add(dir); err != nil {
-			w.Close()
-		}
-	}
-	if err != nil {
-		if ctx.Err() == nil {
-			update(nil, fmt.Errorf("discovery: endpoint file %s: cannot watch, re-reading every %s: %w", s.path, filePollInterval, err))
-			reload()
-			pollFile(ctx, reload)
-		}
+	w, err := filewatch.New([]string{s.path}, filewatch.Options{})
+	if err != nil { // s.path is absolute already: not expected
+		update(nil, fmt.Errorf("discovery: endpoint file %s: %w", s.path, err))
 		return
 	}
 	defer w.Close()
@@ -147,53 +127,16 @@ func (s *fileSource) Watch(ctx context.Context, update func([]Endpoint, error)) 
 	if ctx.Err() == nil {
 		reload()
 	}
-	debounce := time.NewTimer(0)
-	debounce.Stop()
-	defer debounce.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case ev, ok := <-w.Events:
-			if !ok { // fsnotify gave up: keep the file watched by polling
-				pollFile(ctx, reload)
-				return
-			}
-			if filepath.Clean(ev.Name) == dir && (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)) {
-				// The directory itself went away, and the watch with it.
-				update(nil, fmt.Errorf("discovery: endpoint file %s: directory %s was removed or renamed; re-reading every %s", s.path, dir, filePollInterval))
-				pollFile(ctx, reload)
-				return
-			}
-			// Any event in the directory: the file itself, a rename over
-			// it, or the ..data symlink Kubernetes swaps. reload compares.
-			debounce.Reset(s.debounce)
-		case err, ok := <-w.Errors:
-			if !ok { // fsnotify gave up: keep the file watched by polling
-				pollFile(ctx, reload)
-				return
-			}
-			if errors.Is(err, fsnotify.ErrEventOverflow) {
-				debounce.Reset(s.debounce) // events were lost: read anyway
-				continue
-			}
-			update(nil, fmt.Errorf("discovery: endpoint file %s: watch: %w", s.path, err))
-		case <-debounce.C:
+		case <-w.Changes():
 			reload()
-		}
-	}
-}
-
-// pollFile calls reload every filePollInterval until ctx is done.
-func pollFile(ctx context.Context, reload func()) {
-	t := time.NewTicker(filePollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			reload()
+		case err := <-w.Errors():
+			// Cannot watch, or the directory went away: the watcher
+			// polls from here on, and says so.
+			update(nil, fmt.Errorf("discovery: endpoint file %s: %w", s.path, err))
 		}
 	}
 }

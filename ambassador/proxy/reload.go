@@ -80,16 +80,17 @@ func newReloader(path string, srv *Server, logger *slog.Logger, mp metric.MeterP
 }
 
 // serve runs the server until ctx ends or it fails, reloading on every
-// value of hup and, with watch, on changes of the file (see configWatcher).
+// value of hup and, with watch, on changes of the file (see newConfigWatcher).
 func (r *reloader) serve(ctx context.Context, watch bool, hup <-chan os.Signal) error {
 	var changes <-chan struct{}
+	var watchErrs <-chan error
 	if watch {
 		w, err := newConfigWatcher(r.path)
 		if err != nil {
 			return err
 		}
 		defer w.Close()
-		changes = w.Changes()
+		changes, watchErrs = w.Changes(), w.Errors()
 	}
 	runErr := make(chan error, 1)
 	go func() { runErr <- r.srv.Run(ctx) }()
@@ -105,6 +106,8 @@ func (r *reloader) serve(ctx context.Context, watch bool, hup <-chan os.Signal) 
 			r.reload(ctx, trigger, false)
 		case <-changes:
 			r.reload(ctx, "file change", true)
+		case err := <-watchErrs:
+			r.logger.Warn("ambassador: -watch", "path", r.path, "err", err)
 		}
 	}
 }

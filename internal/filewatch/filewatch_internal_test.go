@@ -1,4 +1,4 @@
-package proxy
+package filewatch
 
 import (
 	"errors"
@@ -13,18 +13,23 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// fedWatcher is a configWatcher on path fed by the test's channels instead
+// fedWatcher is a Watcher on path fed by the test's channels instead
 // of fsnotify, in a synctest bubble: time moves only when every goroutine
 // of the bubble is blocked, so "99ms later" is exact.
 type fedWatcher struct {
-	*configWatcher
+	*Watcher
 	events chan fsnotify.Event
 	errs   chan error
 }
 
+const (
+	watchDebounce = DefaultDebounce
+	watchMaxDelay = DefaultMaxDelay
+)
+
 func newFedWatcher(t *testing.T, path string) *fedWatcher {
 	events, errs := make(chan fsnotify.Event), make(chan error)
-	w := &fedWatcher{startWatcher(path, nil, events, errs, watchDebounce), events, errs}
+	w := &fedWatcher{start([]string{path}, nil, events, errs, Options{}), events, errs}
 	t.Cleanup(func() { require.NoError(t, w.Close()) })
 	return w
 }
