@@ -25,44 +25,23 @@ import (
 // and answers with a status chosen by the test, optionally holding each
 // request until released.
 type upstream struct {
-	srv  *httptest.Server
-	hits atomic.Int64
-
-	mu      sync.Mutex
-	status  int
-	hold    chan struct{} // non-nil: handlers wait for it to close
-	arrived chan struct{} // non-nil: handlers signal here on arrival
+	srv *httptest.Server
+	answer
 }
 
 func newUpstream(t *testing.T, status int) *upstream {
 	t.Helper()
-	u := &upstream{status: status}
+	u := &upstream{answer: answer{status: status}}
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u.hits.Add(1)
-		u.mu.Lock()
-		status, hold, arrived := u.status, u.hold, u.arrived
-		u.mu.Unlock()
-		if arrived != nil {
-			arrived <- struct{}{}
-		}
-		if hold != nil {
-			select {
-			case <-hold:
-			case <-r.Context().Done():
-				return
-			}
+		status, ok := u.arrive(r.Context())
+		if !ok {
+			return
 		}
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, "body")
 	}))
 	t.Cleanup(u.srv.Close)
 	return u
-}
-
-func (u *upstream) set(status int, hold, arrived chan struct{}) {
-	u.mu.Lock()
-	u.status, u.hold, u.arrived = status, hold, arrived
-	u.mu.Unlock()
 }
 
 func (u *upstream) host() string { return strings.TrimPrefix(u.srv.URL, "http://") }

@@ -24,13 +24,7 @@ func TestCallerBodyErrorsNeverTrip(t *testing.T) {
 		t.Run(up.Proto, func(t *testing.T) {
 			b := newBreaker(t, breaker.Config{ConsecutiveFailures: 3})
 			rt := b.RoundTripper(up.Transport)
-			for i := range 5 {
-				req, err := http.NewRequest(http.MethodPost, up.URL, inboundtest.BrokenBody("part", io.ErrUnexpectedEOF))
-				require.NoError(t, err)
-				resp, err := rt.RoundTrip(req)
-				require.Error(t, err, "request %d", i)
-				assert.Nil(t, resp)
-			}
+			inboundtest.SendBroken(t, rt, up.URL, 5)
 			assert.Equal(t, breaker.StateClosed, b.State(up.Host))
 			assert.Zero(t, up.Complete.Load(), "no broken body reached the upstream whole")
 

@@ -18,41 +18,58 @@ import (
 // blocked). It answers like upstream: a status chosen by the test, each
 // request optionally held until released.
 type stubUpstream struct {
-	hits atomic.Int64
-	url  string
-
-	mu      sync.Mutex
-	status  int
-	hold    chan struct{}
-	arrived chan struct{}
+	url string
+	answer
 }
 
 func newStub(status int) *stubUpstream {
-	return &stubUpstream{status: status, url: "http://stub.test:80/"}
+	return &stubUpstream{answer: answer{status: status}, url: "http://stub.test:80/"}
 }
 
 func (u *stubUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
-	u.hits.Add(1)
-	u.mu.Lock()
-	status, hold, arrived := u.status, u.hold, u.arrived
-	u.mu.Unlock()
+	status, ok := u.arrive(r.Context())
+	if !ok {
+		return nil, r.Context().Err()
+	}
+	return &http.Response{StatusCode: status, Body: io.NopCloser(strings.NewReader("body")), Request: r}, nil
+}
+
+// answer is what upstream and stubUpstream share: the requests counted,
+// the status chosen by the test, each request optionally held until
+// released.
+type answer struct {
+	hits atomic.Int64
+
+	mu      sync.Mutex
+	status  int
+	hold    chan struct{} // non-nil: requests wait for it to close
+	arrived chan struct{} // non-nil: requests signal here on arrival
+}
+
+func (a *answer) set(status int, hold, arrived chan struct{}) {
+	a.mu.Lock()
+	a.status, a.hold, a.arrived = status, hold, arrived
+	a.mu.Unlock()
+}
+
+// arrive counts a request, signals its arrival and holds it as the test
+// asked; it returns the status to answer, or false when ctx ended first.
+func (a *answer) arrive(ctx context.Context) (status int, ok bool) {
+	a.hits.Add(1)
+	a.mu.Lock()
+	status, hold, arrived := a.status, a.hold, a.arrived
+	a.mu.Unlock()
 	if arrived != nil {
 		arrived <- struct{}{}
 	}
 	if hold != nil {
 		select {
 		case <-hold:
-		case <-r.Context().Done():
-			return nil, r.Context().Err()
+		case <-ctx.Done():
+			return 0, false
 		}
 	}
-	return &http.Response{StatusCode: status, Body: io.NopCloser(strings.NewReader("body")), Request: r}, nil
-}
-
-func (u *stubUpstream) set(status int, hold, arrived chan struct{}) {
-	u.mu.Lock()
-	u.status, u.hold, u.arrived = status, hold, arrived
-	u.mu.Unlock()
+	return status, true
 }
 
 func (u *stubUpstream) host() string { return "stub.test:80" }

@@ -189,21 +189,3 @@ func (r retryRT) RoundTrip(req *http.Request) (*http.Response, error) {
 func withAttempt(rec *attempt.Record) context.Context {
 	return attempt.WithAttempt(context.Background(), rec, rec.Start())
 }
-
-// syncWriter is an io.Writer safe for the logger's concurrent use.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
-
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return fmt.Sprint(s.w)
-}

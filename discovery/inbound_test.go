@@ -1,7 +1,6 @@
 package discovery_test
 
 import (
-	"io"
 	"net/http"
 	"testing"
 
@@ -21,12 +20,7 @@ func TestCallerBodyErrorsAreNotEndpointLatency(t *testing.T) {
 		t.Run(up.Proto, func(t *testing.T) {
 			s := newService(t, discovery.Static(up.Host), discovery.Config{Balancer: discovery.EWMA})
 			rt := s.RoundTripper(up.Transport)
-			for i := range 5 {
-				req, err := http.NewRequest(http.MethodPost, "http://users/upload", inboundtest.BrokenBody("part", io.ErrUnexpectedEOF))
-				require.NoError(t, err)
-				_, err = rt.RoundTrip(req)
-				require.Error(t, err, "request %d", i)
-			}
+			inboundtest.SendBroken(t, rt, "http://users/upload", 5)
 			eps := s.Endpoints()
 			require.Len(t, eps, 1)
 			assert.Zero(t, eps[0].EWMA, "no latency or failure recorded for the caller's broken bodies")

@@ -1,7 +1,6 @@
 package discovery_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/outbound-go/outbound/discovery"
+	"github.com/outbound-go/outbound/internal/testkit"
 )
 
 func TestEndpointsGauge(t *testing.T) {
@@ -77,9 +77,7 @@ func TestCloseStopsEveryGoroutine(t *testing.T) {
 }
 
 func TestLogsEndpointChangesAndSourceErrors(t *testing.T) {
-	var buf bytes.Buffer
-	var mu syncWriter
-	mu.w = &buf
+	var mu testkit.SyncBuffer
 	src := newSetSource()
 	s, err := discovery.NewService("users", src, discovery.Config{}, discovery.WithLogger(slog.New(slog.NewTextHandler(&mu, nil))))
 	require.NoError(t, err)

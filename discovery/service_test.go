@@ -121,14 +121,22 @@ func TestEWMAPrefersFastEndpoint(t *testing.T) {
 	fast := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(time.Millisecond)
 	})
-	s := newService(t, discovery.Static(slow.addr(), fast.addr()), discovery.Config{Balancer: discovery.EWMA})
+	slowShare, _ := ewmaShares(t, slow, fast)
+	assert.Less(t, slowShare, 0.2)
+}
+
+// ewmaShares sends 500 requests through an EWMA service over a and b and
+// returns the share of them that reached each.
+func ewmaShares(t *testing.T, a, b *upstream) (float64, float64) {
+	t.Helper()
+	s := newService(t, discovery.Static(a.addr(), b.addr()), discovery.Config{Balancer: discovery.EWMA})
 	hc := client(t, s)
 	const n = 500
 	for i := 0; i < n; i++ {
 		get(t, hc, "http://users/")
 	}
-	t.Logf("slow %d, fast %d", slow.hits.Load(), fast.hits.Load())
-	assert.Less(t, float64(slow.hits.Load())/n, 0.2)
+	t.Logf("%d to the first, %d to the second", a.hits.Load(), b.hits.Load())
+	return float64(a.hits.Load()) / n, float64(b.hits.Load()) / n
 }
 
 func TestEWMACountsFastFailuresAsSlow(t *testing.T) {
@@ -138,15 +146,8 @@ func TestEWMACountsFastFailuresAsSlow(t *testing.T) {
 	failing := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	})
-	s := newService(t, discovery.Static(healthy.addr(), failing.addr()), discovery.Config{Balancer: discovery.EWMA})
-	hc := client(t, s)
-	const n = 500
-	for i := 0; i < n; i++ {
-		get(t, hc, "http://users/")
-	}
-	t.Logf("healthy %d, failing %d", healthy.hits.Load(), failing.hits.Load())
-	assert.Less(t, float64(failing.hits.Load())/n, 0.2)
-
+	_, failingShare := ewmaShares(t, healthy, failing)
+	assert.Less(t, failingShare, 0.2)
 }
 
 func TestAvoidsEndpointsAlreadyTried(t *testing.T) {

@@ -47,6 +47,26 @@ const maxProblems = 20
 // list of {address, weight, metadata}. It returns the endpoints sorted by
 // address, or every problem found as joined *FileError values.
 func parseEndpointFile(data []byte) (eps []Endpoint, err error) {
+	list, ferr := decodeEndpointList(data)
+	if ferr != nil {
+		return nil, ferr
+	}
+	p := fileParser{seen: make(map[string]int, len(list.Content))}
+	eps = make([]Endpoint, 0, len(list.Content))
+	for i, item := range list.Content {
+		if ep, ok := p.item(i, item); ok {
+			eps = append(eps, ep)
+		}
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return sortEndpoints(eps), nil
+}
+
+// decodeEndpointList decodes data as a single YAML document and returns
+// its top-level list node.
+func decodeEndpointList(data []byte) (*yaml.Node, *FileError) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -72,82 +92,101 @@ func parseEndpointFile(data []byte) (eps []Endpoint, err error) {
 	if list.Kind != yaml.SequenceNode {
 		return nil, &FileError{Line: list.Line, Msg: "want a top-level list of {address, weight}, got " + describe(list)}
 	}
+	return list, nil
+}
 
-	var problems []error
-	problem := func(line int, format string, args ...any) {
-		problems = append(problems, &FileError{Line: line, Msg: fmt.Sprintf(format, args...)})
-	}
-	seen := make(map[string]int, len(list.Content)) // address → line
-	eps = make([]Endpoint, 0, len(list.Content))
-	for i, item := range list.Content {
-		if item.Kind != yaml.MappingNode {
-			problem(item.Line, "[%d]: want a map with address and weight, got %s", i, describe(item))
-			continue
-		}
-		var ep Endpoint
-		var hasAddress bool
-		keys := make(map[string]bool, 3)
-		for k := 0; k+1 < len(item.Content); k += 2 {
-			key, val := item.Content[k], item.Content[k+1]
-			if key.Kind != yaml.ScalarNode {
-				problem(key.Line, "[%d]: want a key, got %s", i, describe(key))
-				continue
-			}
-			if keys[key.Value] {
-				problem(key.Line, "[%d].%s: given twice", i, key.Value)
-				continue
-			}
-			keys[key.Value] = true
-			switch key.Value {
-			case "address":
-				hasAddress = true
-				if val.Kind != yaml.ScalarNode || val.Tag == "!!null" {
-					problem(val.Line, "[%d].address: want host:port, got %s", i, describe(val))
-					continue
-				}
-				if _, _, err := parseEndpointAddr(val.Value); err != nil {
-					problem(val.Line, "[%d].address: %v", i, err)
-					continue
-				}
-				if line, dup := seen[val.Value]; dup {
-					problem(val.Line, "[%d].address: %q is already listed on line %d", i, val.Value, line)
-					continue
-				}
-				seen[val.Value] = val.Line
-				ep.Address = val.Value
-			case "weight":
-				w, err := parseWeight(val)
-				if err != nil {
-					problem(val.Line, "[%d].weight: %v", i, err)
-					continue
-				}
-				ep.Weight = w
-			case "metadata":
-				md, err := parseMetadata(val)
-				if err != nil {
-					problem(val.Line, "[%d].metadata: %v", i, err)
-					continue
-				}
-				ep.Metadata = md
-			default:
-				problem(key.Line, "[%d]: unknown key %q (want address, weight, metadata)", i, key.Value)
-			}
-		}
-		if !hasAddress {
-			problem(item.Line, "[%d]: address is missing", i)
-		}
-		if ep.Address != "" {
-			eps = append(eps, ep)
-		}
-	}
+// fileParser collects the problems of one endpoint file, in file order,
+// and the addresses seen so far (address → line) to find duplicates.
+type fileParser struct {
+	problems []error
+	seen     map[string]int
+}
+
+func (p *fileParser) problem(line int, format string, args ...any) {
+	p.problems = append(p.problems, &FileError{Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+// err returns the problems found, at most maxProblems and a count of the
+// rest, joined; nil when there are none.
+func (p *fileParser) err() error {
+	problems := p.problems
 	if len(problems) > maxProblems {
 		more := len(problems) - maxProblems
 		problems = append(problems[:maxProblems], &FileError{Msg: fmt.Sprintf("and %d more problems", more)})
 	}
 	if len(problems) > 0 {
-		return nil, errors.Join(problems...)
+		return errors.Join(problems...)
 	}
-	return sortEndpoints(eps), nil
+	return nil
+}
+
+// item parses list item i; ok reports whether it yielded an endpoint (one
+// with a valid address that is not listed before).
+func (p *fileParser) item(i int, item *yaml.Node) (ep Endpoint, ok bool) {
+	if item.Kind != yaml.MappingNode {
+		p.problem(item.Line, "[%d]: want a map with address and weight, got %s", i, describe(item))
+		return Endpoint{}, false
+	}
+	var hasAddress bool
+	keys := make(map[string]bool, 3)
+	for k := 0; k+1 < len(item.Content); k += 2 {
+		key, val := item.Content[k], item.Content[k+1]
+		if key.Kind != yaml.ScalarNode {
+			p.problem(key.Line, "[%d]: want a key, got %s", i, describe(key))
+			continue
+		}
+		if keys[key.Value] {
+			p.problem(key.Line, "[%d].%s: given twice", i, key.Value)
+			continue
+		}
+		keys[key.Value] = true
+		if key.Value == "address" {
+			hasAddress = true
+		}
+		p.field(i, key, val, &ep)
+	}
+	if !hasAddress {
+		p.problem(item.Line, "[%d]: address is missing", i)
+	}
+	return ep, ep.Address != ""
+}
+
+// field parses the value of key in list item i into ep, or records why it
+// cannot.
+func (p *fileParser) field(i int, key, val *yaml.Node, ep *Endpoint) {
+	switch key.Value {
+	case "address":
+		if val.Kind != yaml.ScalarNode || val.Tag == "!!null" {
+			p.problem(val.Line, "[%d].address: want host:port, got %s", i, describe(val))
+			return
+		}
+		if _, _, err := parseEndpointAddr(val.Value); err != nil {
+			p.problem(val.Line, "[%d].address: %v", i, err)
+			return
+		}
+		if line, dup := p.seen[val.Value]; dup {
+			p.problem(val.Line, "[%d].address: %q is already listed on line %d", i, val.Value, line)
+			return
+		}
+		p.seen[val.Value] = val.Line
+		ep.Address = val.Value
+	case "weight":
+		w, err := parseWeight(val)
+		if err != nil {
+			p.problem(val.Line, "[%d].weight: %v", i, err)
+			return
+		}
+		ep.Weight = w
+	case "metadata":
+		md, err := parseMetadata(val)
+		if err != nil {
+			p.problem(val.Line, "[%d].metadata: %v", i, err)
+			return
+		}
+		ep.Metadata = md
+	default:
+		p.problem(key.Line, "[%d]: unknown key %q (want address, weight, metadata)", i, key.Value)
+	}
 }
 
 // parseWeight reads an integer weight in 0..maxWeight.

@@ -138,15 +138,19 @@ func requireLimited(t *testing.T, err error, key string, retryAfter time.Duratio
 	assert.Equal(t, retryAfter, le.RetryAfter)
 }
 
+// grpcCallKinds are the two call shapes the gRPC tests run: a unary call
+// and a stream, each with the server counter it moves.
+var grpcCallKinds = []struct {
+	name string
+	call func(context.Context, healthpb.HealthClient) error
+	hits func(*healthServer) int64
+}{
+	{"unary", check, func(s *healthServer) int64 { return s.checks.Load() }},
+	{"stream", watch, func(s *healthServer) int64 { return s.watches.Load() }},
+}
+
 func TestGRPCRejectMode(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		call func(context.Context, healthpb.HealthClient) error
-		hits func(*healthServer) int64
-	}{
-		{"unary", check, func(s *healthServer) int64 { return s.checks.Load() }},
-		{"stream", watch, func(s *healthServer) int64 { return s.watches.Load() }},
-	} {
+	for _, tc := range grpcCallKinds {
 		t.Run(tc.name, func(t *testing.T) {
 			hs, addr := grpcUpstream(t)
 			clk := newFakeClock()
@@ -170,14 +174,7 @@ func TestGRPCRejectMode(t *testing.T) {
 }
 
 func TestGRPCWaitMode(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		call func(context.Context, healthpb.HealthClient) error
-		hits func(*healthServer) int64
-	}{
-		{"unary", check, func(s *healthServer) int64 { return s.checks.Load() }},
-		{"stream", watch, func(s *healthServer) int64 { return s.watches.Load() }},
-	} {
+	for _, tc := range grpcCallKinds {
 		t.Run(tc.name, func(t *testing.T) {
 			hs, addr := grpcUpstream(t)
 			clk := newFakeClock()

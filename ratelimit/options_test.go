@@ -2,7 +2,6 @@ package ratelimit_test
 
 import (
 	"bytes"
-	"log/slog"
 	"net/http"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/outbound-go/outbound/internal/testkit"
 	"github.com/outbound-go/outbound/ratelimit"
 )
 
@@ -30,16 +30,13 @@ func pauseOnce(t *testing.T, opts ...ratelimit.Option) {
 }
 
 func TestLoggerOnlyWhenGiven(t *testing.T) {
-	var def bytes.Buffer
-	prev := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(&def, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	t.Cleanup(func() { slog.SetDefault(prev) })
+	def := testkit.CaptureDefaultLog(t)
 
 	pauseOnce(t)
 	assert.Empty(t, def.String(), "a Limiter without WithLogger writes nothing to slog.Default()")
 
 	var buf bytes.Buffer
-	pauseOnce(t, ratelimit.WithLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	pauseOnce(t, ratelimit.WithLogger(testkit.DebugLogger(&buf)))
 	assert.Contains(t, buf.String(), "key paused")
 	assert.Empty(t, def.String())
 }

@@ -1,6 +1,7 @@
 package retry_test
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"net"
@@ -14,71 +15,37 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/outbound-go/outbound/internal/testkit"
 	"github.com/outbound-go/outbound/retry"
 )
 
 // refusingH2 is a minimal HTTP/2 (h2c, prior knowledge) server that answers
 // the first stream with RST_STREAM(REFUSED_STREAM) — the server never
 // processed it — and every later stream with 200. It records the request
-// body of every stream.
+// body of every stream. testkit's raw upstream closes the server's side of
+// every connection when the test ends rather than wait for the client to:
+// a connection the client does not see as idle yet (a stream still being
+// forgotten) survives CloseIdleConnections.
 type refusingH2 struct {
-	ln     net.Listener
-	wg     sync.WaitGroup
+	up     *testkit.RawUpstream
 	mu     sync.Mutex
-	conns  []net.Conn
-	closed bool
 	bodies []string
 }
 
 func startRefusingH2(t *testing.T) *refusingH2 {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	s := &refusingH2{ln: ln}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			if s.closed {
-				_ = conn.Close()
-			}
-			s.conns = append(s.conns, conn)
-			s.mu.Unlock()
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				s.serve(conn)
-			}()
-		}
-	}()
-	// Close the server's side of every connection rather than wait for the
-	// client to: a connection the client does not see as idle yet (a stream
-	// still being forgotten) survives CloseIdleConnections, and waiting for
-	// it would hang the test.
-	t.Cleanup(func() {
-		_ = ln.Close()
-		s.mu.Lock()
-		s.closed = true
-		for _, c := range s.conns {
-			_ = c.Close()
-		}
-		s.mu.Unlock()
-		s.wg.Wait()
+	s := &refusingH2{}
+	s.up = testkit.NewRawUpstream(t, func(_ *testkit.RawUpstream, c net.Conn, br *bufio.Reader) {
+		s.serve(c, br)
 	})
 	return s
 }
 
-func (s *refusingH2) serve(conn net.Conn) {
-	defer conn.Close()
+func (s *refusingH2) serve(conn net.Conn, br *bufio.Reader) {
 	preface := make([]byte, len(http2.ClientPreface))
-	if _, err := io.ReadFull(conn, preface); err != nil {
+	if _, err := io.ReadFull(br, preface); err != nil {
 		return
 	}
-	fr := http2.NewFramer(conn, conn)
+	fr := http2.NewFramer(conn, br)
 	if err := fr.WriteSettings(); err != nil {
 		return
 	}
@@ -147,7 +114,7 @@ func TestRefusedStreamResendsPOST(t *testing.T) {
 
 	p, _, m := newPolicy(t, retry.Config{})
 	client := &http.Client{Transport: p.RoundTripper(tr)}
-	resp, err := client.Post("http://"+srv.ln.Addr().String()+"/orders", "text/plain", onlyReader{strings.NewReader("order-42")})
+	resp, err := client.Post("http://"+srv.up.Addr()+"/orders", "text/plain", onlyReader{strings.NewReader("order-42")})
 	require.NoError(t, err)
 	require.NoError(t, resp.Body.Close())
 	assert.Equal(t, 200, resp.StatusCode)

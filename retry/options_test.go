@@ -2,7 +2,6 @@ package retry_test
 
 import (
 	"bytes"
-	"log/slog"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -10,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/outbound-go/outbound/internal/testkit"
 	"github.com/outbound-go/outbound/retry"
 )
 
@@ -36,16 +36,13 @@ func retryOnce(t *testing.T, opts ...retry.Option) {
 }
 
 func TestLoggerOnlyWhenGiven(t *testing.T) {
-	var def bytes.Buffer
-	prev := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(&def, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	t.Cleanup(func() { slog.SetDefault(prev) })
+	def := testkit.CaptureDefaultLog(t)
 
 	retryOnce(t)
 	assert.Empty(t, def.String(), "a Policy without WithLogger writes nothing to slog.Default()")
 
 	var buf bytes.Buffer
-	retryOnce(t, retry.WithLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	retryOnce(t, retry.WithLogger(testkit.DebugLogger(&buf)))
 	assert.Contains(t, buf.String(), "retrying request")
 	assert.Empty(t, def.String())
 }

@@ -285,24 +285,8 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(lw, r, http.StatusMethodNotAllowed, ReasonBadRequest, 0)
 		return
 	}
-	for {
-		t := s.table.Load()
-		rt, entry = t.listeners[h.idx].match(r)
-		if entry == nil {
-			s.refuse(lw, r, http.StatusNotFound, ReasonNoRoute, 0)
-			return
-		}
-		if entry.acquire() {
-			break
-		}
-		entry = nil
-		if s.table.Load() == t {
-			// Retired with no newer table: the server is closing.
-			s.refuse(lw, r, http.StatusServiceUnavailable, ReasonNoEndpoints, 0)
-			return
-		}
-		// Retired by a reload between Load and acquire: route again on the
-		// new table (Reload stores it before it retires the old entries).
+	if rt, entry = h.route(lw, r); entry == nil {
+		return
 	}
 	if !entry.takeSlot() {
 		s.refuse(lw, r, http.StatusServiceUnavailable, ReasonOverloaded, 0)
@@ -336,6 +320,31 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r2.Body = inbound.Track(b)
 	entry.proxy.ServeHTTP(lw, r2)
 	stripTrailerError(w.Header())
+}
+
+// route matches r on the current table and returns its route and entry,
+// acquired; when there is none it answers the refusal and returns a nil
+// entry.
+func (h *listenerHandler) route(w http.ResponseWriter, r *http.Request) (*route, *serviceEntry) {
+	s := h.s
+	for {
+		t := s.table.Load()
+		rt, entry := t.listeners[h.idx].match(r)
+		if entry == nil {
+			s.refuse(w, r, http.StatusNotFound, ReasonNoRoute, 0)
+			return rt, nil
+		}
+		if entry.acquire() {
+			return rt, entry
+		}
+		if s.table.Load() == t {
+			// Retired with no newer table: the server is closing.
+			s.refuse(w, r, http.StatusServiceUnavailable, ReasonNoEndpoints, 0)
+			return rt, nil
+		}
+		// Retired by a reload between Load and acquire: route again on the
+		// new table (Reload stores it before it retires the old entries).
+	}
 }
 
 // errorHandler answers a request the stack could not complete.

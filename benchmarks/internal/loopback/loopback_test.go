@@ -1,6 +1,7 @@
 package loopback_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -29,4 +30,20 @@ func TestListen(t *testing.T) {
 	require.NoError(t, ln.Close())
 	_, err = loopback.Listen("0.0.0.0:0")
 	assert.Error(t, err)
+}
+
+func TestServeUntil(t *testing.T) {
+	// serve ends first: its error is returned and stop is not called.
+	err := loopback.ServeUntil(context.Background(), func() error { return assert.AnError },
+		func() error { t.Error("stop called"); return nil })
+	assert.ErrorIs(t, err, assert.AnError)
+
+	// ctx ends first: stop ends serve, and serve's result is returned.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	started := make(chan struct{})
+	go func() { <-started; cancel() }()
+	err = loopback.ServeUntil(ctx, func() error { close(started); <-done; return nil },
+		func() error { close(done); return nil })
+	assert.NoError(t, err)
 }

@@ -10,13 +10,9 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
-	"fmt"
+	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/outbound-go/outbound/benchmarks/internal/loopback"
@@ -25,20 +21,9 @@ import (
 // body is the 100 bytes every response carries.
 var body = []byte("0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789")
 
-func main() {
-	addr := flag.String("addr", "127.0.0.1:18080", "loopback host:port to listen on")
-	flag.Parse()
-	if err := run(*addr); err != nil {
-		fmt.Fprintln(os.Stderr, "backend:", err)
-		os.Exit(1)
-	}
-}
+func main() { loopback.Main("backend", "127.0.0.1:18080", run) }
 
-func run(addr string) error {
-	ln, err := loopback.Listen(addr)
-	if err != nil {
-		return err
-	}
+func run(ctx context.Context, ln net.Listener) error {
 	length := strconv.Itoa(len(body))
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -50,22 +35,14 @@ func run(addr string) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return loopback.ServeUntil(ctx, func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, func() error {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(shutdownCtx)
+	})
 }

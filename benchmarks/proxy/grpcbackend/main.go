@@ -9,11 +9,7 @@ package main
 
 import (
 	"context"
-	"flag"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+	"net"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -22,34 +18,15 @@ import (
 	"github.com/outbound-go/outbound/benchmarks/internal/loopback"
 )
 
-func main() {
-	addr := flag.String("addr", "127.0.0.1:18090", "loopback host:port to listen on")
-	flag.Parse()
-	if err := run(*addr); err != nil {
-		fmt.Fprintln(os.Stderr, "grpcbackend:", err)
-		os.Exit(1)
-	}
-}
+func main() { loopback.Main("grpcbackend", "127.0.0.1:18090", run) }
 
-func run(addr string) error {
-	ln, err := loopback.Listen(addr)
-	if err != nil {
-		return err
-	}
+func run(ctx context.Context, ln net.Listener) error {
 	srv := grpc.NewServer()
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	srv.GracefulStop()
-	return <-errc
+	return loopback.ServeUntil(ctx, func() error { return srv.Serve(ln) }, func() error {
+		srv.GracefulStop()
+		return nil
+	})
 }

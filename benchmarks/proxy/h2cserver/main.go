@@ -14,14 +14,10 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
-	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/outbound-go/outbound/benchmarks/internal/loopback"
@@ -30,20 +26,9 @@ import (
 // body is the 100 bytes every response carries.
 var body = []byte(strings.Repeat("0123456789", 10))
 
-func main() {
-	addr := flag.String("addr", "127.0.0.1:18081", "loopback host:port to listen on")
-	flag.Parse()
-	if err := run(*addr); err != nil {
-		fmt.Fprintln(os.Stderr, "h2cserver:", err)
-		os.Exit(1)
-	}
-}
+func main() { loopback.Main("h2cserver", "127.0.0.1:18081", run) }
 
-func run(addr string) error {
-	ln, err := loopback.Listen(addr)
-	if err != nil {
-		return err
-	}
+func run(ctx context.Context, ln net.Listener) error {
 	var protos http.Protocols
 	protos.SetUnencryptedHTTP2(true)
 	srv := &http.Server{
@@ -55,19 +40,17 @@ func run(addr string) error {
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return loopback.ServeUntil(ctx, func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
 }

@@ -72,3 +72,21 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	_, _ = io.WriteString(w, "ok")
 }
+
+// SendBroken sends n POST requests to url through rt, each with a body
+// that breaks after a few bytes (BrokenBody with io.ErrUnexpectedEOF), and
+// fails the test unless every one of them returns an error and no
+// response.
+func SendBroken(t *testing.T, rt http.RoundTripper, url string, n int) {
+	t.Helper()
+	for i := range n {
+		req, err := http.NewRequest(http.MethodPost, url, BrokenBody("part", io.ErrUnexpectedEOF))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		resp, err := rt.RoundTrip(req)
+		if err == nil || resp != nil {
+			t.Fatalf("request %d: got response %v, error %v; want an error and no response", i, resp, err)
+		}
+	}
+}
