@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/outbound-go/outbound/internal/fielderr"
 	"github.com/outbound-go/outbound/internal/size"
 )
 
@@ -137,13 +138,11 @@ type HedgeConfig struct {
 	MaxExtra int `yaml:"max_extra"`
 }
 
-// FieldError is one problem of a Config, naming its yaml key.
-type FieldError struct {
-	Field string // yaml key path inside the retry section, e.g. "budget.ratio"
-	Msg   string
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+// FieldError is one problem of a Config: Field is the yaml key path inside
+// the retry section ("budget.ratio"), Msg says what is wrong, and Error
+// returns "field: msg". It is the one validation error all policy packages
+// share.
+type FieldError = fielderr.Error
 
 // Validate reports every problem of c, each a *FieldError, joined with
 // errors.Join. It returns nil for a valid config.
