@@ -115,6 +115,10 @@
 // reads the files it names as NewStack will. Every number has a bound,
 // named in its error and in the field's doc (MaxServiceTimeout,
 // MaxConnectionsLimit, MaxTLSFileSize, and those of the policy packages).
+// The policy packages report through one error type, FieldError (the same
+// type in retry, ratelimit, breaker and discovery): Validate returns one
+// per bad key, joined with errors.Join, and ServiceConfig.Validate places
+// each under its section ("retry.budget.ratio: ...").
 //
 // # Client errors are the caller's
 //

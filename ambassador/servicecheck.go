@@ -2,7 +2,6 @@ package ambassador
 
 import (
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -62,24 +61,8 @@ func (s ServiceConfig) check(ck confcheck.Checker) {
 		ck.Add("name", "%q is not a valid host name (lower-case letters, digits, '.', '-', '_')", s.Name)
 	}
 
-	dp := "discovery"
-	srcs := s.sources()
-	switch len(srcs) {
-	case 0:
-		ck.Add(dp, "no source: set one of static, dns, srv, file")
-	case 1:
-	default:
-		ck.Add(dp, "set one source, got %s", strings.Join(srcs, " and "))
-	}
-	ck.Policy(dp, "discovery", s.Discovery.Validate(), func(field, msg string) bool {
-		// Our own message above covers the number of sources.
-		return field == "" && strings.Contains(msg, "source")
-	})
-	for i, a := range s.Discovery.Static {
-		if err := confcheck.CheckHostPort(a); err != nil {
-			ck.AddOnce(dp+".static["+strconv.Itoa(i)+"]", "%v", err)
-		}
-	}
+	// discovery's own Validate checks the sources, their number included.
+	ck.Policy("discovery", s.Discovery.Validate())
 
 	switch s.Protocol {
 	case "", ProtocolHTTP1, ProtocolH2C, ProtocolH2:
@@ -105,17 +88,13 @@ func (s ServiceConfig) check(ck confcheck.Checker) {
 
 func (s ServiceConfig) checkPolicies(ck confcheck.Checker) {
 	if s.Retry != nil {
-		ck.Policy("retry", "retry", s.Retry.Validate(), nil)
+		ck.Policy("retry", s.Retry.Validate())
 	}
 	if s.RateLimit != nil {
-		before := len(*ck.Ps)
-		ck.Policy("ratelimit", "ratelimit", s.RateLimit.Validate(), nil)
-		if s.RateLimit.RPS <= 0 && !confcheck.HasPath((*ck.Ps)[before:], "ratelimit.rps") {
-			ck.Add("ratelimit.rps", "required: a ratelimit section needs rps > 0")
-		}
+		ck.Policy("ratelimit", s.RateLimit.Validate())
 	}
 	if s.Breaker != nil {
-		ck.Policy("breaker", "breaker", s.Breaker.Validate(), nil)
+		ck.Policy("breaker", s.Breaker.Validate())
 	}
 }
 

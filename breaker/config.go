@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+
+	"github.com/outbound-go/outbound/internal/fielderr"
 )
 
 // Defaults applied to the zero fields of a Config.
@@ -69,14 +71,10 @@ type Config struct {
 	GRPCFailureCodes []string `yaml:"grpc_failure_codes"`
 }
 
-// FieldError is one problem Validate found, naming the YAML key.
-type FieldError struct {
-	Field string // YAML key, e.g. "failure_ratio"
-	Msg   string // e.g. "must be between 0 and 1, got 1.5"
-}
-
-// Error returns "field: msg".
-func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+// FieldError is one problem Validate found, naming the YAML key in Field
+// and saying what is wrong in Msg; Error returns "field: msg". It is the
+// one validation error all policy packages share.
+type FieldError = fielderr.Error
 
 // Validate reports every bad value of c, each as a *FieldError, joined with
 // errors.Join. It returns nil for a valid config.

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/outbound-go/outbound/internal/fielderr"
 )
 
 // Balancer names accepted by Config.Balancer.
@@ -42,18 +44,10 @@ const (
 // FieldError is one problem with a Config, naming the yaml key it concerns
 // (for example "static[1]" or "health_check.interval"). Field is empty for a
 // problem that concerns the section as a whole, such as a missing source.
-// Validate joins FieldErrors with errors.Join.
-type FieldError struct {
-	Field string
-	Msg   string
-}
-
-func (e *FieldError) Error() string {
-	if e.Field == "" {
-		return "discovery: " + e.Msg
-	}
-	return "discovery: " + e.Field + ": " + e.Msg
-}
+// Validate joins FieldErrors with errors.Join. Its Section is "discovery",
+// so Error returns "discovery: field: msg". It is the one validation error
+// all policy packages share.
+type FieldError = fielderr.Error
 
 // Validate reports every problem with c, each as a *FieldError naming its
 // yaml key, joined with errors.Join; nil means c is usable. Exactly one of
@@ -82,13 +76,13 @@ func (c Config) sources() []string {
 func (c Config) validate(needSource bool) error {
 	var errs []error
 	add := func(field, format string, args ...any) {
-		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, &FieldError{Section: "discovery", Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	switch src := c.sources(); {
 	case len(src) == 0 && needSource:
 		add("", "no source: set one of static, dns, srv, file")
 	case len(src) > 1:
-		add("", "more than one source: %s are set; set only one", strings.Join(src, " and "))
+		add("", "set one source, got %s", strings.Join(src, " and "))
 	}
 	for i, a := range c.Static {
 		if err := checkHostPort(a); err != nil {

@@ -26,7 +26,7 @@ func TestValidate(t *testing.T) {
 		{"no source", discovery.Config{}, []string{
 			"discovery: no source: set one of static, dns, srv, file"}},
 		{"two sources", discovery.Config{Static: []string{"127.0.0.1:80"}, DNS: "users:80"}, []string{
-			"discovery: more than one source: static and dns are set; set only one"}},
+			"discovery: set one source, got static and dns"}},
 		{"bad addresses", discovery.Config{Static: []string{"127.0.0.1", "127.0.0.1:0", ":80", "h:http", "a@evil:80"}}, []string{
 			`discovery: static[0]: address "127.0.0.1": want host:port`,
 			`discovery: static[1]: address "127.0.0.1:0": port must be a number in 1–65535`,

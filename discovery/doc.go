@@ -82,6 +82,8 @@
 // FromConfig never refuses what Validate accepts; a known balancer; refresh
 // and the health-check interval and timeout 0 or between 1ms and 24h). An
 // endpoint file is read only when it is a regular file of at most 16 MiB.
+// Each problem is a *FieldError (Section "discovery", Field the key,
+// empty for the source count), joined with errors.Join.
 //
 // # Clock, logger and Close
 //

@@ -73,7 +73,7 @@ func ExampleConfig_Validate() {
 	}.Validate()
 	fmt.Println(err)
 	// Output:
-	// discovery: more than one source: static and dns are set; set only one
+	// discovery: set one source, got static and dns
 	// discovery: static[1]: address "127.0.0.1": want host:port
 	// discovery: balancer: unknown balancer "fastest": want round_robin, least_request or ewma
 }

@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/outbound-go/outbound/internal/fielderr"
 )
 
 // Scope values for Config.Scope.
@@ -68,14 +70,10 @@ type Config struct {
 	MaxPause time.Duration `yaml:"max_pause"`
 }
 
-// FieldError is one problem Validate found, naming the YAML key.
-type FieldError struct {
-	Field string // YAML key, e.g. "rps"
-	Msg   string // e.g. "required, must be > 0"
-}
-
-// Error returns "field: msg".
-func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+// FieldError is one problem Validate found, naming the YAML key in Field
+// and saying what is wrong in Msg; Error returns "field: msg". It is the
+// one validation error all policy packages share.
+type FieldError = fielderr.Error
 
 // Validate reports every bad value of c, each as a *FieldError, joined with
 // errors.Join. It returns nil for a valid config.

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/outbound-go/outbound/internal/fielderr"
 	"github.com/outbound-go/outbound/internal/size"
 )
 
@@ -137,13 +138,11 @@ type HedgeConfig struct {
 	MaxExtra int `yaml:"max_extra"`
 }
 
-// FieldError is one problem of a Config, naming its yaml key.
-type FieldError struct {
-	Field string // yaml key path inside the retry section, e.g. "budget.ratio"
-	Msg   string
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+// FieldError is one problem of a Config: Field is the yaml key path inside
+// the retry section ("budget.ratio"), Msg says what is wrong, and Error
+// returns "field: msg". It is the one validation error all policy packages
+// share.
+type FieldError = fielderr.Error
 
 // Validate reports every problem of c, each a *FieldError, joined with
 // errors.Join. It returns nil for a valid config.
@@ -200,133 +199,181 @@ var grpcCodeNames = map[string]codes.Code{
 	"UNAUTHENTICATED": codes.Unauthenticated,
 }
 
-func (c Config) compile() (compiled, error) {
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
-	}
-	negDur := func(field string, d time.Duration) {
-		switch {
-		case d < 0:
-			bad(field, "must be ≥ 0, got %s", d)
-		case d > MaxDuration:
-			bad(field, "must be at most %s, got %s", MaxDuration, d)
-		}
-	}
-	var k compiled
+// problems collects the FieldErrors of a Config in the order they are found.
+type problems []error
 
+func (p *problems) add(field, format string, args ...any) {
+	*p = append(*p, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// duration reports d unless 0 ≤ d ≤ MaxDuration.
+func (p *problems) duration(field string, d time.Duration) {
 	switch {
-	case c.MaxAttempts < 0:
-		bad("max_attempts", "must be ≥ 1, got %d", c.MaxAttempts)
-	case c.MaxAttempts > MaxMaxAttempts:
-		bad("max_attempts", "must be at most %d, got %d", MaxMaxAttempts, c.MaxAttempts)
-	case c.MaxAttempts == 0:
-		k.maxAttempts = DefaultMaxAttempts
-	default:
-		k.maxAttempts = c.MaxAttempts
+	case d < 0:
+		p.add(field, "must be ≥ 0, got %s", d)
+	case d > MaxDuration:
+		p.add(field, "must be at most %s, got %s", MaxDuration, d)
 	}
-	negDur("per_try_timeout", c.PerTryTimeout)
-	k.perTry = c.PerTryTimeout
-	negDur("base_delay", c.BaseDelay)
-	k.baseDelay = orDur(c.BaseDelay, DefaultBaseDelay)
-	negDur("max_delay", c.MaxDelay)
-	k.maxDelay = orDur(c.MaxDelay, DefaultMaxDelay)
-	if c.BaseDelay > 0 && c.MaxDelay > 0 && c.BaseDelay > c.MaxDelay {
-		bad("base_delay", "must be ≤ max_delay (%s), got %s", c.MaxDelay, c.BaseDelay)
-	} else if k.baseDelay > k.maxDelay {
-		// Only one of the two was set: the default of the other gives way.
-		if c.BaseDelay == 0 {
-			k.baseDelay = k.maxDelay
-		} else {
-			k.maxDelay = k.baseDelay
-		}
-	}
+}
 
-	words := c.RetryOn
-	if len(words) == 0 {
-		words = DefaultRetryOn()
-	}
-	for i, w := range words {
-		cond, ok := conditionWords[strings.ToLower(strings.TrimSpace(w))]
-		if !ok {
-			bad(fmt.Sprintf("retry_on[%d]", i), "unknown condition %q (want one of connect-failure, refused-stream, reset, gateway-error, 5xx, retriable-status-codes)", w)
-			continue
-		}
-		k.on |= cond
-	}
-	for i, code := range c.RetriableStatusCodes {
-		if code < 100 || code > 599 {
-			bad(fmt.Sprintf("retriable_status_codes[%d]", i), "must be an HTTP status code in [100, 599], got %d", code)
-		}
-	}
+// compile validates c and applies its defaults; every problem is reported,
+// in the order of Config's fields.
+func (c Config) compile() (compiled, error) {
+	var p problems
+	var k compiled
+	k.maxAttempts = c.attempts(&p)
+	k.perTry, k.baseDelay, k.maxDelay = c.delays(&p)
+	k.on = c.retryOn(&p)
 	if len(c.RetriableStatusCodes) > 0 {
 		k.on |= condStatus
 		k.statusCodes = append([]int(nil), c.RetriableStatusCodes...)
 	}
+	k.grpcCodes = c.grpcCodes(&p)
+	k.nonIdempotent = c.RetryNonIdempotent
+	p.duration("max_retry_after", c.MaxRetryAfter)
+	k.maxRetryAfter = orDur(c.MaxRetryAfter, DefaultMaxRetryAfter)
+	k.maxBody = c.bodyBuffer(&p)
+	k.budget = c.Budget.compile(&p)
+	k.hedgeDelay, k.hedgeMax = c.Hedge.compile(&p)
+	if err := errors.Join(p...); err != nil {
+		return compiled{}, err
+	}
+	return k, nil
+}
+
+// attempts checks MaxAttempts and returns it with its default applied.
+func (c Config) attempts(p *problems) int {
+	switch {
+	case c.MaxAttempts < 0:
+		p.add("max_attempts", "must be ≥ 1, got %d", c.MaxAttempts)
+	case c.MaxAttempts > MaxMaxAttempts:
+		p.add("max_attempts", "must be at most %d, got %d", MaxMaxAttempts, c.MaxAttempts)
+	case c.MaxAttempts == 0:
+		return DefaultMaxAttempts
+	default:
+		return c.MaxAttempts
+	}
+	return 0
+}
+
+// delays checks PerTryTimeout, BaseDelay and MaxDelay and returns them
+// with their defaults applied; when only one of base and max is set, the
+// default of the other gives way.
+func (c Config) delays(p *problems) (perTry, base, maxDelay time.Duration) {
+	p.duration("per_try_timeout", c.PerTryTimeout)
+	p.duration("base_delay", c.BaseDelay)
+	base = orDur(c.BaseDelay, DefaultBaseDelay)
+	p.duration("max_delay", c.MaxDelay)
+	maxDelay = orDur(c.MaxDelay, DefaultMaxDelay)
+	if c.BaseDelay > 0 && c.MaxDelay > 0 && c.BaseDelay > c.MaxDelay {
+		p.add("base_delay", "must be ≤ max_delay (%s), got %s", c.MaxDelay, c.BaseDelay)
+	} else if base > maxDelay {
+		if c.BaseDelay == 0 {
+			base = maxDelay
+		} else {
+			maxDelay = base
+		}
+	}
+	return c.PerTryTimeout, base, maxDelay
+}
+
+// retryOn checks RetryOn and RetriableStatusCodes and returns the
+// conditions RetryOn names (DefaultRetryOn when empty).
+func (c Config) retryOn(p *problems) conditions {
+	words := c.RetryOn
+	if len(words) == 0 {
+		words = DefaultRetryOn()
+	}
+	var on conditions
+	for i, w := range words {
+		cond, ok := conditionWords[strings.ToLower(strings.TrimSpace(w))]
+		if !ok {
+			p.add(fmt.Sprintf("retry_on[%d]", i), "unknown condition %q (want one of connect-failure, refused-stream, reset, gateway-error, 5xx, retriable-status-codes)", w)
+			continue
+		}
+		on |= cond
+	}
+	for i, code := range c.RetriableStatusCodes {
+		if code < 100 || code > 599 {
+			p.add(fmt.Sprintf("retriable_status_codes[%d]", i), "must be an HTTP status code in [100, 599], got %d", code)
+		}
+	}
+	return on
+}
+
+// grpcCodes checks RetriableGRPCCodes and returns the set it names
+// (DefaultRetriableGRPCCodes when empty).
+func (c Config) grpcCodes(p *problems) [17]bool {
 	names := c.RetriableGRPCCodes
 	if len(names) == 0 {
 		names = DefaultRetriableGRPCCodes()
 	}
+	var set [17]bool
 	for i, name := range names {
 		code, ok := grpcCodeNames[strings.ToUpper(strings.TrimSpace(name))]
 		if !ok {
-			bad(fmt.Sprintf("retriable_grpc_codes[%d]", i), "unknown gRPC code %q (want a name such as UNAVAILABLE)", name)
+			p.add(fmt.Sprintf("retriable_grpc_codes[%d]", i), "unknown gRPC code %q (want a name such as UNAVAILABLE)", name)
 			continue
 		}
 		if code == codes.OK {
-			bad(fmt.Sprintf("retriable_grpc_codes[%d]", i), "OK is not an error and cannot be retried")
+			p.add(fmt.Sprintf("retriable_grpc_codes[%d]", i), "OK is not an error and cannot be retried")
 			continue
 		}
-		k.grpcCodes[code] = true
+		set[code] = true
 	}
-	k.nonIdempotent = c.RetryNonIdempotent
-	negDur("max_retry_after", c.MaxRetryAfter)
-	k.maxRetryAfter = orDur(c.MaxRetryAfter, DefaultMaxRetryAfter)
+	return set
+}
+
+// bodyBuffer checks MaxBodyBuffer and returns it with its default applied.
+func (c Config) bodyBuffer(p *problems) int64 {
 	switch {
 	case c.MaxBodyBuffer < 0:
-		bad("max_body_buffer", "must be ≥ 0, got %d", int64(c.MaxBodyBuffer))
+		p.add("max_body_buffer", "must be ≥ 0, got %d", int64(c.MaxBodyBuffer))
 	case c.MaxBodyBuffer > MaxBodyBufferLimit:
-		bad("max_body_buffer", "must be at most %d bytes (256MiB), got %d", int64(MaxBodyBufferLimit), int64(c.MaxBodyBuffer))
+		p.add("max_body_buffer", "must be at most %d bytes (256MiB), got %d", int64(MaxBodyBufferLimit), int64(c.MaxBodyBuffer))
 	case c.MaxBodyBuffer == 0:
-		k.maxBody = int64(DefaultMaxBodyBuffer)
+		return int64(DefaultMaxBodyBuffer)
 	default:
-		k.maxBody = int64(c.MaxBodyBuffer)
+		return int64(c.MaxBodyBuffer)
 	}
+	return 0
+}
 
-	b := c.Budget
+// compile checks b and returns it with its defaults applied.
+func (b BudgetConfig) compile(p *problems) BudgetConfig {
 	if math.IsNaN(b.Ratio) || b.Ratio < 0 || b.Ratio > 1 {
-		bad("budget.ratio", "must be in [0, 1], got %v", b.Ratio)
+		p.add("budget.ratio", "must be in [0, 1], got %v", b.Ratio)
 	}
 	if math.IsNaN(b.MinPerSecond) || b.MinPerSecond < 0 || b.MinPerSecond > MaxBudgetMinPerSecond {
-		bad("budget.min_per_second", "must be between 0 and %g, got %v", float64(MaxBudgetMinPerSecond), b.MinPerSecond)
+		p.add("budget.min_per_second", "must be between 0 and %g, got %v", float64(MaxBudgetMinPerSecond), b.MinPerSecond)
 	}
-	negDur("budget.ttl", b.TTL)
+	p.duration("budget.ttl", b.TTL)
 	if b.TTL > 0 && b.TTL < MinBudgetTTL {
-		bad("budget.ttl", "must be 0 (= %s) or at least %s, got %s", DefaultBudgetTTL, MinBudgetTTL, b.TTL)
+		p.add("budget.ttl", "must be 0 (= %s) or at least %s, got %s", DefaultBudgetTTL, MinBudgetTTL, b.TTL)
 	}
-	k.budget = BudgetConfig{
+	return BudgetConfig{
 		Ratio:        orFloat(b.Ratio, DefaultBudgetRatio),
 		MinPerSecond: orFloat(b.MinPerSecond, DefaultBudgetMin),
 		TTL:          orDur(b.TTL, DefaultBudgetTTL),
 		Disabled:     b.Disabled,
 	}
+}
 
-	negDur("hedge.delay", c.Hedge.Delay)
-	k.hedgeDelay = c.Hedge.Delay
+// compile checks h and returns its delay and, with its default applied,
+// its number of extra copies.
+func (h HedgeConfig) compile(p *problems) (time.Duration, int) {
+	p.duration("hedge.delay", h.Delay)
 	switch {
-	case c.Hedge.MaxExtra < 0:
-		bad("hedge.max_extra", "must be ≥ 0, got %d", c.Hedge.MaxExtra)
-	case c.Hedge.MaxExtra > MaxHedgeExtra:
-		bad("hedge.max_extra", "must be at most %d, got %d", MaxHedgeExtra, c.Hedge.MaxExtra)
-	case c.Hedge.MaxExtra == 0:
-		k.hedgeMax = DefaultHedgeMaxExtra
+	case h.MaxExtra < 0:
+		p.add("hedge.max_extra", "must be ≥ 0, got %d", h.MaxExtra)
+	case h.MaxExtra > MaxHedgeExtra:
+		p.add("hedge.max_extra", "must be at most %d, got %d", MaxHedgeExtra, h.MaxExtra)
+	case h.MaxExtra == 0:
+		return h.Delay, DefaultHedgeMaxExtra
 	default:
-		k.hedgeMax = c.Hedge.MaxExtra
+		return h.Delay, h.MaxExtra
 	}
-	if err := errors.Join(errs...); err != nil {
-		return compiled{}, err
-	}
-	return k, nil
+	return h.Delay, 0
 }
 
 func orDur(d, def time.Duration) time.Duration {

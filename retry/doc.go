@@ -37,7 +37,8 @@
 // thousands of attempts or overflows a computation: max_attempts 1 to 10
 // (MaxMaxAttempts), hedge.max_extra at most 10, every duration at most 1h
 // (MaxDuration), budget.ttl 0 or at least 10ms, budget.min_per_second at
-// most 1e6, max_body_buffer at most 256MiB.
+// most 1e6, max_body_buffer at most 256MiB. Each problem is a *FieldError
+// naming its key, joined with errors.Join; errors.As finds them.
 //
 // Idempotent requests (GET, HEAD, OPTIONS, TRACE, PUT, DELETE, or any
 // request with an Idempotency-Key header) are retried under every

@@ -245,6 +245,15 @@ func (l LimitsConfig) DrainTimeoutOrDefault() time.Duration {
 
 func newConfigError(ps []Problem) *ConfigError { return confcheck.NewError(ps) }
 
+// yamlLineRE reads the line out of a YAML syntax error. It does not
+// classify errors (every error parseDocument passes to syntaxProblem is a
+// syntax error, reported the same way); it only recovers the position, and
+// the Node tree cannot give it: a document that fails to parse yields no
+// node, and yaml.v3 (v3.0.6, decode.go parser.fail and yaml.go failf)
+// reports the parser's mark only inside the text of a plain
+// fmt.Errorf("yaml: line N: msg"), with no typed error carrying it
+// (yaml.TypeError is for decoding into Go values, which we do on nodes).
+// Every position after a successful parse comes from the nodes.
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // parseDocument parses data into the root node of its single document; a

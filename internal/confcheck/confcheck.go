@@ -8,11 +8,11 @@ package confcheck
 import (
 	"fmt"
 	"net"
-	"reflect"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/outbound-go/outbound/internal/fielderr"
 )
 
 // Problem is one thing wrong with a config.
@@ -74,9 +74,6 @@ func NewError(ps []Problem) *ConfigError {
 	return &ConfigError{Problems: ps}
 }
 
-// policyKeyRE matches the leading "key: " of a policy Validate error.
-var policyKeyRE = regexp.MustCompile(`^([a-z0-9_]+(\[[0-9]+\])?(\.[a-z0-9_]+(\[[0-9]+\])?)*): (.+)$`)
-
 // Checker collects problems into *Ps. Lines maps key paths to YAML lines
 // (nil for a config built in code).
 type Checker struct {
@@ -117,13 +114,6 @@ func (c Checker) Line(path string) int {
 	return 0
 }
 
-// AddOnce adds a problem unless path already has one.
-func (c Checker) AddOnce(path, format string, args ...any) {
-	if !HasPath(*c.Ps, path) {
-		c.Add(path, format, args...)
-	}
-}
-
 // Add adds a problem at path unless the decoder reported it or a parent.
 func (c Checker) Add(path, format string, args ...any) {
 	if c.Covered(path) {
@@ -132,39 +122,13 @@ func (c Checker) Add(path, format string, args ...any) {
 	*c.Ps = append(*c.Ps, Problem{Path: path, Line: c.Line(path), Msg: fmt.Sprintf(format, args...)})
 }
 
-// Policy records the errors of a policy's Validate under prefix. Policies
-// join one *FieldError{Field, Msg} per problem (read by reflection, as each
-// package has its own type); other errors are read from their text, "key:
-// message", after an optional "<package>: " prefix. skip drops errors that
-// one of our own checks reports better.
-func (c Checker) Policy(prefix, pkg string, err error, skip func(field, msg string) bool) {
-	for _, e := range LeafErrors(err) {
-		field, msg := splitFieldError(e, pkg)
-		if skip != nil && skip(field, msg) {
-			continue
-		}
+// Policy records the problems of a policy's Validate under prefix: each
+// *fielderr.Error (found with errors.As, walking the errors.Join tree) at
+// prefix plus its Field, any other error at prefix with its whole text.
+func (c Checker) Policy(prefix string, err error) {
+	fielderr.Each(err, func(field, msg string) {
 		c.Add(Join(prefix, field), "%s", msg)
-	}
-}
-
-// splitFieldError returns the yaml key an error of package pkg names ("" for
-// the section) and its message.
-func splitFieldError(e error, pkg string) (field, msg string) {
-	v := reflect.ValueOf(e)
-	if v.Kind() == reflect.Pointer && !v.IsNil() {
-		v = v.Elem()
-	}
-	if v.Kind() == reflect.Struct {
-		f, m := v.FieldByName("Field"), v.FieldByName("Msg")
-		if f.IsValid() && m.IsValid() && f.Kind() == reflect.String && m.Kind() == reflect.String && m.String() != "" {
-			return f.String(), m.String()
-		}
-	}
-	text := strings.TrimPrefix(e.Error(), pkg+": ")
-	if m := policyKeyRE.FindStringSubmatch(text); m != nil {
-		return m[1], m[5]
-	}
-	return "", text
+	})
 }
 
 // LeafErrors flattens the errors.Join tree of err.
@@ -182,25 +146,19 @@ func LeafErrors(err error) []error {
 	return []error{err}
 }
 
-// Join appends key to the path prefix ("a" + "b" = "a.b", "a" + "[0]" = "a[0]").
+// Join appends key to the path prefix ("a" + "b" = "a.b", "a" + "[0]" =
+// "a[0]", "a" + "" = "a").
 func Join(prefix, key string) string {
 	if prefix == "" {
 		return key
+	}
+	if key == "" {
+		return prefix
 	}
 	if strings.HasPrefix(key, "[") {
 		return prefix + key
 	}
 	return prefix + "." + key
-}
-
-// HasPath reports whether a problem was recorded at path.
-func HasPath(ps []Problem, path string) bool {
-	for _, p := range ps {
-		if p.Path == path {
-			return true
-		}
-	}
-	return false
 }
 
 // HasPrefix reports whether a problem was recorded at path or under it.
