@@ -346,7 +346,7 @@ func (s *Stack) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	parent := req.Context()
 	now := time.Now()
-	c := &stackCall{parent: parent, deadline: now.Add(s.timeout)}
+	c := &stackCall{lazyCtx: lazyCtx{parent: parent, deadline: now.Add(s.timeout)}}
 	var (
 		resp *http.Response
 		err  error
@@ -362,7 +362,7 @@ func (s *Stack) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if err != nil {
 		timedOut := c.Err() != nil && parent.Err() == nil
-		c.cancel()
+		c.release()
 		if timedOut && !errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("ambassador: service %q: timeout %s: %w: %w", s.name, s.timeout, context.DeadlineExceeded, err)
 		}
@@ -371,7 +371,7 @@ func (s *Stack) RoundTrip(req *http.Request) (*http.Response, error) {
 	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil || resp.Body == http.NoBody {
 		// An upgraded connection belongs to the caller from here on: the
 		// timeout bounded the handshake only.
-		c.cancel()
+		c.release()
 		return resp, nil
 	}
 	c.body = stackBody{rc: resp.Body, c: c}
