@@ -114,6 +114,9 @@ func (c *lazyCtx) cancel(cause error) {
 // release ends the context once the request is done: a timer and a parent
 // registration exist only if it was armed.
 func (c *lazyCtx) release() {
+	if c.released.Load() {
+		return // released before: nothing is left to end
+	}
 	c.mu.Lock()
 	c.released.Store(true)
 	armed := c.isArmed.Load()

@@ -3,20 +3,19 @@ package ambassador
 import (
 	"context"
 	"io"
-	"sync"
 
 	"github.com/outbound-go/outbound/internal/attempt"
 )
 
 // stackCall is the state a Stack keeps for one request in one allocation:
 // the request's context, bounded by the service timeout (a lazyCtx: see its
-// invariants), the response body wrapper that releases it, and the retry
-// layer's call state.
+// invariants), the response body wrapper that releases it (release is
+// idempotent: the body may reach EOF and be closed), and the retry layer's
+// call state.
 type stackCall struct {
 	lazyCtx
 
-	body     stackBody
-	bodyOnce sync.Once
+	body stackBody
 
 	// call is the retry layer's state for this request (when retry is the
 	// stack's outermost layer), in the same allocation.
@@ -37,13 +36,13 @@ type stackBody struct {
 func (b *stackBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if err == io.EOF {
-		b.c.bodyOnce.Do(b.c.release)
+		b.c.release()
 	}
 	return n, err
 }
 
 func (b *stackBody) Close() error {
 	err := b.rc.Close()
-	b.c.bodyOnce.Do(b.c.release)
+	b.c.release()
 	return err
 }
