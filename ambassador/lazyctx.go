@@ -2,6 +2,7 @@ package ambassador
 
 import (
 	"context"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -124,4 +125,26 @@ func (c *lazyCtx) release() {
 	if armed {
 		c.cancel(nil)
 	}
+}
+
+// releaseBody is a response body that releases its request's lazyCtx once
+// it is read to its end or closed (whichever comes first; release is
+// idempotent). It lives in the same allocation as the context it releases.
+type releaseBody struct {
+	rc io.ReadCloser
+	c  *lazyCtx
+}
+
+func (b *releaseBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.c.release()
+	}
+	return n, err
+}
+
+func (b *releaseBody) Close() error {
+	err := b.rc.Close()
+	b.c.release()
+	return err
 }

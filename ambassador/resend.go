@@ -81,7 +81,7 @@ type resendCall struct {
 	h2            bool
 	stoppedH2     atomic.Bool // the connection the RoundTrip was stopped at is HTTP/2
 
-	body resendBody
+	body releaseBody
 }
 
 var _ context.Context = (*resendCall)(nil)
@@ -119,7 +119,7 @@ func (g *resendGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.release()
 		return resp, nil
 	}
-	c.body = resendBody{rc: resp.Body, c: c}
+	c.body = releaseBody{rc: resp.Body, c: &c.lazyCtx}
 	resp.Body = &c.body
 	return resp, nil
 }
@@ -174,27 +174,6 @@ func (c *resendCall) stop(conn net.Conn) {
 func negotiatedH2(conn net.Conn) bool {
 	tc, ok := conn.(*tls.Conn)
 	return ok && tc.ConnectionState().NegotiatedProtocol == "h2"
-}
-
-// resendBody releases the RoundTrip's context once the body is read to its
-// end or closed.
-type resendBody struct {
-	rc io.ReadCloser
-	c  *resendCall
-}
-
-func (b *resendBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	if err == io.EOF {
-		b.c.release()
-	}
-	return n, err
-}
-
-func (b *resendBody) Close() error {
-	err := b.rc.Close()
-	b.c.release()
-	return err
 }
 
 // drainClose reads a little of a response body that is discarded and

@@ -374,7 +374,7 @@ func (s *Stack) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.release()
 		return resp, nil
 	}
-	c.body = stackBody{rc: resp.Body, c: c}
+	c.body = releaseBody{rc: resp.Body, c: &c.lazyCtx}
 	resp.Body = &c.body
 	return resp, nil
 }

@@ -2,7 +2,6 @@ package ambassador
 
 import (
 	"context"
-	"io"
 
 	"github.com/outbound-go/outbound/internal/attempt"
 )
@@ -15,7 +14,7 @@ import (
 type stackCall struct {
 	lazyCtx
 
-	body stackBody
+	body releaseBody
 
 	// call is the retry layer's state for this request (when retry is the
 	// stack's outermost layer), in the same allocation.
@@ -25,24 +24,3 @@ type stackCall struct {
 var _ context.Context = (*stackCall)(nil)
 
 func (c *stackCall) String() string { return "ambassador.Stack request context" }
-
-// stackBody releases the request's context once the body is read to its
-// end or closed.
-type stackBody struct {
-	rc io.ReadCloser
-	c  *stackCall
-}
-
-func (b *stackBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	if err == io.EOF {
-		b.c.release()
-	}
-	return n, err
-}
-
-func (b *stackBody) Close() error {
-	err := b.rc.Close()
-	b.c.release()
-	return err
-}
