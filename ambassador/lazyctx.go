@@ -3,6 +3,7 @@ package ambassador
 import (
 	"context"
 	"io"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,4 +148,19 @@ func (b *releaseBody) Close() error {
 	err := b.rc.Close()
 	b.c.release()
 	return err
+}
+
+// holdFor keeps c until resp's body is read to its end or closed, through
+// body (a releaseBody in the caller's allocation), and returns resp. A
+// response with nothing to read, or an upgraded connection (which no
+// longer depends on the request's context: net/http releases its own, and
+// the caller owns it from here on), releases c at once.
+func (c *lazyCtx) holdFor(resp *http.Response, body *releaseBody) *http.Response {
+	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil || resp.Body == http.NoBody {
+		c.release()
+		return resp
+	}
+	*body = releaseBody{rc: resp.Body, c: c}
+	resp.Body = body
+	return resp
 }

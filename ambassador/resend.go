@@ -113,15 +113,7 @@ func (g *resendGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.release()
 		return nil, err
 	}
-	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil || resp.Body == http.NoBody {
-		// An upgraded connection no longer depends on the request's
-		// context (net/http releases its own); nothing else to read.
-		c.release()
-		return resp, nil
-	}
-	c.body = releaseBody{rc: resp.Body, c: &c.lazyCtx}
-	resp.Body = &c.body
-	return resp, nil
+	return c.holdFor(resp, &c.body), nil
 }
 
 // traceKeyProbe holds a trace under httptrace's own (unexported) key and

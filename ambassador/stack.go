@@ -368,15 +368,9 @@ func (s *Stack) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil || resp.Body == http.NoBody {
-		// An upgraded connection belongs to the caller from here on: the
-		// timeout bounded the handshake only.
-		c.release()
-		return resp, nil
-	}
-	c.body = releaseBody{rc: resp.Body, c: &c.lazyCtx}
-	resp.Body = &c.body
-	return resp, nil
+	// An upgraded connection belongs to the caller from here on: the
+	// timeout bounded the handshake only.
+	return c.holdFor(resp, &c.body), nil
 }
 
 // CloseIdleConnections closes the idle connections of the base transport
