@@ -9,9 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	kinds "github.com/outbound-go/outbound/internal/classify"
 )
@@ -68,13 +66,14 @@ func guardResends(base http.RoundTripper, h2 bool) http.RoundTripper {
 // and the guard's cancellation), the trace, the connection count and the
 // body wrapper that releases the context.
 //
-// The cancellation is lazy, as the Stack's own context is: no
-// context.WithCancelCause exists until something asks for Done (a real
-// transport does at once; a RoundTripper that never blocks does not), so a
-// base that does no I/O costs no cancellation machinery. The trace is
-// found by its key without a context.WithValue: see isTraceKey.
+// The cancellation is a lazyCtx without a deadline of its own (see its
+// invariants): no context.WithCancelCause exists until something asks for
+// Done (a real transport does at once; a RoundTripper that never blocks
+// does not), so a base that does no I/O costs no cancellation machinery.
+// The trace is found by its key without a context.WithValue: see
+// isTraceKey.
 type resendCall struct {
-	parent        context.Context
+	lazyCtx
 	trace         httptrace.ClientTrace
 	callerGotConn func(httptrace.GotConnInfo)
 	conns         atomic.Int32
@@ -82,21 +81,13 @@ type resendCall struct {
 	h2            bool
 	stoppedH2     atomic.Bool // the connection the RoundTrip was stopped at is HTTP/2
 
-	mu       sync.Mutex
-	released bool // release ran before arming
-	// armedCtx and armedCancel are set once, under mu, before isArmed is
-	// stored.
-	isArmed     atomic.Bool
-	armedCtx    context.Context
-	armedCancel context.CancelCauseFunc
-
-	body resendBody
+	body releaseBody
 }
 
 var _ context.Context = (*resendCall)(nil)
 
 func (g *resendGuard) RoundTrip(req *http.Request) (*http.Response, error) {
-	c := &resendCall{parent: req.Context(), h2: g.h2}
+	c := &resendCall{lazyCtx: lazyCtx{parent: req.Context()}, h2: g.h2}
 	if old := httptrace.ContextClientTrace(c.parent); old != nil {
 		// Compose with the caller's trace: its hooks stay, and its
 		// GotConn runs after ours (as httptrace.WithClientTrace would).
@@ -122,15 +113,7 @@ func (g *resendGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.release()
 		return nil, err
 	}
-	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil || resp.Body == http.NoBody {
-		// An upgraded connection no longer depends on the request's
-		// context (net/http releases its own); nothing else to read.
-		c.release()
-		return resp, nil
-	}
-	c.body = resendBody{rc: resp.Body, c: c}
-	resp.Body = &c.body
-	return resp, nil
+	return c.holdFor(resp, &c.body), nil
 }
 
 // traceKeyProbe holds a trace under httptrace's own (unexported) key and
@@ -141,57 +124,14 @@ var traceKeyProbe = httptrace.WithClientTrace(context.Background(), &httptrace.C
 // looks up.
 func isTraceKey(key any) bool { return traceKeyProbe.Value(key) != nil }
 
-func (c *resendCall) Deadline() (time.Time, bool) { return c.parent.Deadline() }
-
-func (c *resendCall) Done() <-chan struct{} { return c.arm().Done() }
-
-func (c *resendCall) Err() error {
-	if c.isArmed.Load() {
-		return c.armedCtx.Err()
-	}
-	return c.parent.Err()
-}
-
 func (c *resendCall) Value(key any) any {
 	if isTraceKey(key) {
 		return &c.trace
 	}
-	if c.isArmed.Load() {
-		return c.armedCtx.Value(key)
-	}
-	return c.parent.Value(key)
+	return c.lazyCtx.Value(key)
 }
 
 func (c *resendCall) String() string { return "ambassador re-send guard context" }
-
-// arm creates the cancellable context on first need; after release it is
-// born cancelled, so a late Done registers nothing with the parent.
-func (c *resendCall) arm() context.Context {
-	if c.isArmed.Load() {
-		return c.armedCtx
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.isArmed.Load() {
-		c.armedCtx, c.armedCancel = context.WithCancelCause(c.parent)
-		if c.released {
-			c.armedCancel(nil)
-		}
-		c.isArmed.Store(true)
-	}
-	return c.armedCtx
-}
-
-// release lets the context go once the RoundTrip and its body are done.
-func (c *resendCall) release() {
-	c.mu.Lock()
-	c.released = true
-	armed := c.isArmed.Load()
-	c.mu.Unlock()
-	if armed {
-		c.armedCancel(nil)
-	}
-}
 
 // gotConn counts the connections the RoundTrip takes and stops it at one
 // too many.
@@ -212,8 +152,7 @@ func (c *resendCall) stop(conn net.Conn) {
 		c.stoppedH2.Store(true)
 	}
 	c.stopped.Store(true)
-	c.arm()
-	c.armedCancel(errStopResends)
+	c.cancel(errStopResends)
 	if !h2 && conn != nil {
 		// net/http writes the request to this HTTP/1 connection whether
 		// or not the context is done by then: closing it first means not
@@ -227,27 +166,6 @@ func (c *resendCall) stop(conn net.Conn) {
 func negotiatedH2(conn net.Conn) bool {
 	tc, ok := conn.(*tls.Conn)
 	return ok && tc.ConnectionState().NegotiatedProtocol == "h2"
-}
-
-// resendBody releases the RoundTrip's context once the body is read to its
-// end or closed.
-type resendBody struct {
-	rc io.ReadCloser
-	c  *resendCall
-}
-
-func (b *resendBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	if err == io.EOF {
-		b.c.release()
-	}
-	return n, err
-}
-
-func (b *resendBody) Close() error {
-	err := b.rc.Close()
-	b.c.release()
-	return err
 }
 
 // drainClose reads a little of a response body that is discarded and

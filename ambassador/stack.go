@@ -349,7 +349,7 @@ func (s *Stack) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	parent := req.Context()
 	now := time.Now()
-	c := &stackCall{parent: parent, deadline: now.Add(s.timeout)}
+	c := &stackCall{lazyCtx: lazyCtx{parent: parent, deadline: now.Add(s.timeout)}}
 	var (
 		resp *http.Response
 		err  error
@@ -365,21 +365,15 @@ func (s *Stack) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if err != nil {
 		timedOut := c.Err() != nil && parent.Err() == nil
-		c.cancel()
+		c.release()
 		if timedOut && !errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("ambassador: service %q: timeout %s: %w: %w", s.name, s.timeout, context.DeadlineExceeded, err)
 		}
 		return nil, err
 	}
-	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil || resp.Body == http.NoBody {
-		// An upgraded connection belongs to the caller from here on: the
-		// timeout bounded the handshake only.
-		c.cancel()
-		return resp, nil
-	}
-	c.body = stackBody{rc: resp.Body, c: c}
-	resp.Body = &c.body
-	return resp, nil
+	// An upgraded connection belongs to the caller from here on: the
+	// timeout bounded the handshake only.
+	return c.holdFor(resp, &c.body), nil
 }
 
 // CloseIdleConnections closes the idle connections of the base transport

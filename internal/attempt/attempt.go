@@ -1,15 +1,28 @@
 // Package attempt carries the per-request attempt record between the layers
-// of an outbound stack.
+// of an outbound stack, and the little state that travels with it.
 //
-// The retry layer owns one Record per logical request and derives one context
-// per attempt with WithAttempt. Layers below it (discovery, the ambassador's
-// access log) read the record from the attempt's context: discovery asks which
-// endpoints this logical request has already tried and adds the one it picks.
-// A request that did not pass through retry has no record; every reader must
-// cope with FromContext returning nil.
+// What it carries, and who writes and reads it:
 //
-// A Record is safe for concurrent use: hedged attempts of one logical request
-// run at the same time and share it.
+//   - Record: one per logical request, kept by the retry layer (or adopted
+//     from the caller, WithRecord: the ambassador's access log reads it
+//     after the request). Discovery reads which endpoints were tried and
+//     adds the one it picks; the access log reads the attempt count and
+//     the last endpoint. A request that did not pass through retry has no
+//     record: every reader must cope with FromContext returning nil.
+//   - The attempt context (WithAttempt, Call.Attempt, HTTPCall.Request):
+//     the record and the attempt number, plus three things a layer below
+//     may use to save work, each with its invariant on its field of
+//     attemptCtx: the request copy it may rewrite in place (Owned), where
+//     the gRPC trailer is captured (Trailer), and a real-clock reading
+//     taken just before sending (Now, Refresh).
+//   - Call, HTTPCall, GRPCCall: the retry layer's state for one logical
+//     request in one allocation (or inside the ambassador Stack's own,
+//     through ContextRoundTripper), so that a request with no retry
+//     allocates no record, attempt context or URL of its own.
+//
+// A Record is safe for concurrent use: hedged attempts of one logical
+// request run at the same time and share it. A Call is not: its attempts
+// are sequential (see HTTPCall).
 package attempt
 
 import (
@@ -90,17 +103,32 @@ type attemptCtx struct {
 	rec *Record
 	n   int
 
-	// owned is the attempt's own shallow copy of the request, made by the
-	// layer that keeps the record, with a URL of its own: a layer below may
-	// rewrite it in place instead of copying it again (see Owned).
+	// owned is the attempt's own shallow copy of the request, made by
+	// HTTPCall.Request, with a URL of its own: a layer below may rewrite it
+	// in place instead of copying it again (see Owned).
+	//
+	// Invariant: only the current attempt's request is owned. Request
+	// clears the previous attempt's owned before it reuses the URL, so a
+	// request copy whose URL storage was handed on is never reported as
+	// owned (TestOwnedOnlyCurrentAttempt).
 	owned *http.Request
-	// trailer, when set, is filled with the attempt's gRPC trailer by a
-	// grpc.Trailer call option that the layer keeping the record passes
-	// down (see Trailer).
+	// trailer, when set, is filled with the attempt's gRPC trailer by the
+	// grpc.Trailer call option of GRPCCall.CallOptions (see Trailer).
+	//
+	// Invariant: it is valid once the attempt's invoker returned and until
+	// the next GRPCCall.Attempt, which resets it.
 	trailer *metadata.MD
 	// now, when not zero, is a reading of the real clock taken by the layer
-	// keeping the record just before it sent the attempt, for layers below
-	// that would read it again (see Now).
+	// keeping the record just before it sent the attempt (Call.SetNow),
+	// for layers below that would read it again (Now): the rate limiter's
+	// bucket and discovery's latency start take it instead of a clock read.
+	//
+	// Invariant: it is the moment the attempt leaves the last layer that
+	// may wait. A layer that waits before passing the attempt on (the rate
+	// limiter, for a token) must Refresh it after the wait, or the layers
+	// below take the time before the wait for the time of sending. Only a
+	// layer on the real clock may set or refresh it (a fake clock's
+	// readings would mix with real ones). Zero means "read the clock".
 	now time.Time
 }
 
@@ -185,6 +213,12 @@ func (c *Call) attempt(n int) *attemptCtx {
 // HTTPCall is a Call with room for the URL of the attempts' request copies.
 type HTTPCall struct {
 	Call
+	// url is the URL of the current attempt's request copy (Request).
+	//
+	// Invariant: attempts through one HTTPCall are sequential. The next
+	// Request overwrites url, so the previous attempt must be over (its
+	// response discarded or returned) before it; hedged attempts, which
+	// overlap, do not use an HTTPCall.
 	url url.URL
 }
 
@@ -202,9 +236,12 @@ func (c *HTTPCall) Init(parent context.Context, adopt *Record) { c.init(parent, 
 
 // Request returns attempt n's shallow copy of req, whose context is the
 // attempt's (carrying the record and n) and whose URL is a copy the call
-// owns. Layers below may rewrite that copy in place (Owned reports it).
-// Attempts must be sequential: the next call of Request reuses the URL.
+// owns. Layers below may rewrite that copy in place (Owned reports it)
+// until the next call of Request, which reuses the URL (see url).
 func (c *HTTPCall) Request(req *http.Request, n int) *http.Request {
+	if c.last != nil {
+		c.last.owned = nil // its URL is about to be reused
+	}
 	a := c.attempt(n)
 	r := req.WithContext(a)
 	if req.URL != nil {
@@ -302,7 +339,8 @@ func Trailer(ctx context.Context) *metadata.MD {
 //
 // now, when not zero, is a reading of the real clock the caller has just
 // taken: a layer on the real clock uses it instead of reading the clock
-// again (a clock read is costly on some virtual machines).
+// again (a clock read is costly on some virtual machines). Only a caller
+// on the real clock passes one.
 //
 // call, when not nil, is a zero HTTPCall the caller allocated for this
 // request (it must not be used for anything else, nor after the response

@@ -81,3 +81,26 @@ func TestNowAndRefresh(t *testing.T) {
 	require.True(t, ok)
 	assert.True(t, got.Equal(later), "the refreshed reading replaces the first")
 }
+
+// Only the current attempt's request copy is owned: the next Request
+// reuses the URL storage, so the copy before it must no longer be
+// rewritten in place by a layer below.
+func TestOwnedOnlyCurrentAttempt(t *testing.T) {
+	req := httptest.NewRequest(http.MethodGet, "http://users/a", nil)
+	assert.False(t, attempt.Owned(req), "the caller's request is not owned")
+
+	call := attempt.NewHTTPCall(context.Background(), nil)
+	r1 := call.Request(req, 1)
+	require.True(t, attempt.Owned(r1))
+	assert.NotSame(t, req.URL, r1.URL, "the copy has a URL of its own")
+	r1.URL.Host = "10.0.0.1:80" // what discovery does to an owned copy
+	assert.Equal(t, "users", req.URL.Host, "the caller's URL is untouched")
+
+	r2 := call.Request(req, 2)
+	assert.True(t, attempt.Owned(r2))
+	assert.False(t, attempt.Owned(r1), "the previous copy's URL storage was handed on")
+	assert.Same(t, r1.URL, r2.URL, "the URL storage is reused (attempts are sequential)")
+	assert.Equal(t, "users", r2.URL.Host, "and refilled from the caller's request")
+	_, n := attempt.FromContext(r2.Context())
+	assert.Equal(t, 2, n)
+}
