@@ -1,0 +1,124 @@
+package proxy
+
+import (
+	"log/slog"
+	"net/http/httputil"
+	"sync"
+	"sync/atomic"
+
+	"github.com/outbound-go/outbound/ambassador"
+)
+
+const retiredBit = int64(1) << 62
+
+// serviceEntry is one service's stack with its reverse proxy and bulkhead.
+// Requests hold a reference while they use it; a reload retires entries
+// that were removed or changed, and the stack closes after the last
+// reference is released.
+type serviceEntry struct {
+	name  string
+	cfg   ambassador.ServiceConfig
+	stack *ambassador.Stack
+	proxy *httputil.ReverseProxy
+	// maxActive is max_concurrent_requests (0: unlimited); active counts
+	// the requests holding a slot. An atomic counter, not a channel: a
+	// request takes a slot with one Add and no lock.
+	maxActive int64
+	active    atomic.Int64
+
+	refs      atomic.Int64 // in-flight requests | retiredBit
+	closeOnce sync.Once
+	logger    *slog.Logger
+}
+
+func (s *Server) newServiceEntry(name string, c ambassador.ServiceConfig) (*serviceEntry, error) {
+	c.Name = name
+	stack, err := ambassador.NewStack(c, s.opts.stack...)
+	if err != nil {
+		return nil, err
+	}
+	e := &serviceEntry{name: name, cfg: c, stack: stack, logger: s.opts.logger}
+	e.maxActive = int64(c.MaxConcurrentRequests)
+	e.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			// The logical host: the stack's discovery layer replaces it by
+			// the endpoint it picks for each attempt.
+			u := pr.Out.URL
+			u.Scheme = "http"
+			u.Host = name
+			u.User = nil
+			u.Opaque = ""
+			pr.Out.Host = ""
+			dropH2CUpgrade(pr.Out.Header)
+		},
+		Transport: stack,
+		// 0, not -1: ReverseProxy already flushes every write of
+		// server-sent events and of responses of unknown length (gRPC,
+		// chunked streams); -1 would also cost a timer and a goroutine
+		// for every fixed-length response.
+		FlushInterval:  0,
+		BufferPool:     sharedBufferPool,
+		ModifyResponse: modifyResponse,
+		ErrorHandler:   s.errorHandler,
+		// Copy errors after the response began (an upstream reset mid-body)
+		// are the access log's status 499/aborted; details at debug.
+		ErrorLog: slog.NewLogLogger(s.opts.logger.Handler(), slog.LevelDebug),
+	}
+	return e, nil
+}
+
+// acquire takes a reference; false means the entry was retired meanwhile.
+func (e *serviceEntry) acquire() bool {
+	for {
+		v := e.refs.Load()
+		if v&retiredBit != 0 {
+			return false
+		}
+		if e.refs.CompareAndSwap(v, v+1) {
+			return true
+		}
+	}
+}
+
+func (e *serviceEntry) release() {
+	if e.refs.Add(-1) == retiredBit {
+		e.close()
+	}
+}
+
+// retire marks the entry as no longer routed to; its stack closes once the
+// last in-flight request is done.
+func (e *serviceEntry) retire() {
+	if e.refs.Or(retiredBit)&^retiredBit == 0 {
+		e.close()
+	}
+}
+
+func (e *serviceEntry) inFlight() int64 { return e.refs.Load() &^ retiredBit }
+
+// takeSlot claims one of the service's max_concurrent_requests slots;
+// false means they are all taken. A true must be paired with freeSlot.
+func (e *serviceEntry) takeSlot() bool {
+	if e.maxActive <= 0 {
+		return true
+	}
+	if e.active.Add(1) > e.maxActive {
+		e.active.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (e *serviceEntry) freeSlot() {
+	if e.maxActive > 0 {
+		e.active.Add(-1)
+	}
+}
+
+func (e *serviceEntry) close() {
+	e.closeOnce.Do(func() {
+		if err := e.stack.Close(); err != nil {
+			e.logger.Warn("closing service stack", "service", e.name, "error", err)
+		}
+	})
+}
