@@ -24,11 +24,15 @@ func (s *Server) adminHandler() http.Handler {
 }
 
 // NotReady lists what keeps the server from being ready: listeners not
-// bound, draining, services without a ready endpoint. Empty means ready.
+// bound, shutting down (limits.shutdown_delay), draining, services without
+// a ready endpoint. Empty means ready.
 func (s *Server) NotReady() []string {
 	var missing []string
 	if !s.bound.Load() {
 		missing = append(missing, "listeners: not bound yet")
+	}
+	if s.shuttingDown.Load() {
+		missing = append(missing, "server: shutting down")
 	}
 	if s.draining.Load() {
 		missing = append(missing, "server: draining")

@@ -112,6 +112,13 @@ type LimitsConfig struct {
 	// At the cap an idle keep-alive connection is closed to make room, or
 	// else new connections wait until one closes.
 	MaxClientConnections int `yaml:"max_client_connections"`
+	// ShutdownDelay is how long Run keeps accepting and serving after its
+	// context is done (SIGTERM), with /readyz answering 503 "shutting
+	// down" so a load balancer or kubelet stops sending; then it stops
+	// accepting and drains for up to DrainTimeout. 0 (the default) drains
+	// at once; at most 1h. Server.EndShutdownDelay (the ambassador's
+	// second SIGTERM/SIGINT) cuts it short.
+	ShutdownDelay time.Duration `yaml:"shutdown_delay"`
 }
 
 // Problem is one thing wrong with a config: its key path, its YAML line

@@ -12,7 +12,7 @@ const (
 	MaxSplitWeight = 10000
 	// MaxHeaderBytesLimit bounds LimitsConfig.MaxHeaderBytes.
 	MaxHeaderBytesLimit Size = 16 << 20
-	// MaxLimitsTimeout bounds LimitsConfig.ReadHeaderTimeout and
-	// LimitsConfig.DrainTimeout.
+	// MaxLimitsTimeout bounds LimitsConfig.ReadHeaderTimeout,
+	// LimitsConfig.DrainTimeout and LimitsConfig.ShutdownDelay.
 	MaxLimitsTimeout = time.Hour
 )

@@ -89,6 +89,7 @@ func (c *Config) check(lines map[string]int, ps *[]Problem) {
 
 	ck.CheckRange("limits.read_header_timeout", int64(c.Limits.ReadHeaderTimeout), int64(MaxLimitsTimeout), MaxLimitsTimeout.String())
 	ck.CheckRange("limits.drain_timeout", int64(c.Limits.DrainTimeout), int64(MaxLimitsTimeout), MaxLimitsTimeout.String())
+	ck.CheckRange("limits.shutdown_delay", int64(c.Limits.ShutdownDelay), int64(MaxLimitsTimeout), MaxLimitsTimeout.String())
 	ck.CheckRange("limits.max_header_bytes", int64(c.Limits.MaxHeaderBytes), int64(MaxHeaderBytesLimit), "16MiB")
 	checkLimits(ck, c.Limits)
 }

@@ -55,6 +55,21 @@
 // would overflow a later computation or mean nothing (see the Max*
 // constants here and in the policy packages).
 //
+// # Shutdown
+//
+// When Run's context is done (the ambassador's SIGTERM or SIGINT) the
+// server first waits limits.shutdown_delay (default 0): it keeps accepting
+// and serving new connections while /readyz answers 503 "server: shutting
+// down", so a load balancer or kubelet takes it out of rotation while an
+// app in the same pod, which got SIGTERM at the same moment, still makes
+// its last outbound calls. Then it stops accepting and drains in-flight
+// requests for up to limits.drain_timeout (default 30s), and Run returns
+// nil (exit 0). Server.EndShutdownDelay ends the delay at once; the
+// ambassador calls it on a second SIGTERM or SIGINT, so a second signal
+// means "drain now" (the drain itself still gets its drain_timeout). Keep
+// shutdown_delay + drain_timeout under the pod's
+// terminationGracePeriodSeconds.
+//
 // # Client connections and what upstreams send back
 //
 // limits.max_client_connections caps the client connections open at once,

@@ -140,6 +140,10 @@ type Server struct {
 	boundAddrs []net.Addr
 	adminAddr  net.Addr
 	ready      chan struct{}
+
+	shuttingDown atomic.Bool   // in limits.shutdown_delay (shutdown.go)
+	endDelay     chan struct{} // closed by EndShutdownDelay
+	endDelayOnce sync.Once
 }
 
 // NewServer builds the service stacks and routing of c. c should come from
@@ -149,7 +153,7 @@ func NewServer(c *Config, opts ...Option) (*Server, error) {
 	if c == nil {
 		return nil, errors.New("ambassador: nil config")
 	}
-	s := &Server{ready: make(chan struct{})}
+	s := &Server{ready: make(chan struct{}), endDelay: make(chan struct{})}
 	for _, o := range opts {
 		o(&s.opts)
 	}
@@ -318,8 +322,10 @@ func (s *Server) Close() error {
 
 // Run binds every listener and the admin listener, then serves until ctx is
 // done. A listener that cannot be bound is a runtime error returned at once.
-// When ctx is done Run stops accepting, waits up to limits.drain_timeout for
-// in-flight requests, closes the service stacks and returns nil.
+// When ctx is done Run keeps accepting and serving for limits.shutdown_delay
+// (0 by default) while /readyz answers 503 "shutting down" (see
+// EndShutdownDelay), then stops accepting, waits up to limits.drain_timeout
+// for in-flight requests, closes the service stacks and returns nil.
 func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	c := s.cfg
@@ -365,6 +371,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
+		runErr = s.delayShutdown(lim.ShutdownDelay, errc)
 	case runErr = <-errc:
 	}
 

@@ -5,7 +5,8 @@
 //	ambassador [-config FILE] [-check] [-log-format text|json] [-watch]
 //
 // Without -config it runs the embedded demo. Exit codes: 0 clean shutdown,
-// 1 runtime failure, 2 bad flags or config. SIGTERM/SIGINT drain and exit;
+// 1 runtime failure, 2 bad flags or config. SIGTERM/SIGINT drain and exit
+// (after limits.shutdown_delay, which a second SIGTERM/SIGINT cuts short);
 // SIGHUP reloads the config, and so, with -watch, does a change of FILE
 // itself (written in place, renamed over, or a Kubernetes ConfigMap's ..data
 // symlink swapped), not of other files in its directory; events less than
@@ -139,5 +140,6 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	defer endDelayOnSecondSignal(ctx, srv)()
 	return srv.RunReloading(ctx, configPath, f.watch, hup)
 }
