@@ -46,6 +46,18 @@
 // goroutines (endpoint refresh, health checks, certificate reloads), so the
 // value NewTransport returns, a *Stack, is also an io.Closer.
 //
+// # The Host header
+//
+// ServiceConfig.HostHeader (the process config's host_header) chooses the
+// Host each attempt sends, retries included: "" or HostEndpoint the picked
+// endpoint's host:port (a caller's own req.Host other than the service
+// name is kept), HostPreserve the caller's req.Host as set (in the
+// ambassador process, the inbound request's Host), or a literal host name
+// or host:port such as "api.example.com" for upstreams behind virtual
+// hosting. It never changes TLS: SNI and certificate verification use
+// TLSConfig.ServerName, or the endpoint's host when that is empty, so a
+// literal host_header over TLS usually wants tls.server_name too.
+//
 // # Timeouts
 //
 // ServiceConfig.Timeout (default 15s) bounds the whole logical request:

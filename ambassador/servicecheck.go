@@ -23,7 +23,8 @@ var serviceNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,251}[a-z0-9])?$`
 
 // Validate checks a ServiceConfig: a valid Name, exactly one discovery
 // source, a known protocol, consistent TLS files, limits within their
-// bounds and every present policy's own Validate. Every problem is
+// bounds, a host_header keyword or valid host name, and every present
+// policy's own Validate. Every problem is
 // reported, each with its key path relative to the service
 // ("retry.max_attempts: ..."), one per line of the error's text; the error
 // is the *ConfigError of package ambassador/proxy.
@@ -83,6 +84,7 @@ func (s ServiceConfig) check(ck confcheck.Checker) {
 	ck.CheckRange("timeout", int64(s.Timeout), int64(MaxServiceTimeout), MaxServiceTimeout.String())
 	ck.CheckRange("max_connections", int64(s.MaxConnections), MaxConnectionsLimit, "1000000")
 	ck.CheckRange("max_concurrent_requests", int64(s.MaxConcurrentRequests), MaxConnectionsLimit, "1000000")
+	checkHostHeader(ck, s.HostHeader)
 	s.checkPolicies(ck)
 }
 

@@ -65,6 +65,11 @@ type ServiceConfig struct {
 	// 0 means unlimited; at most 1e6. It is a setting of the process
 	// (package ambassador/proxy) kept with the service's other settings.
 	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
+	// HostHeader chooses the Host header sent upstream on every attempt:
+	// "" or HostEndpoint, HostPreserve, or a literal host name or
+	// host:port such as "api.example.com" (see HostEndpoint). It does not
+	// change the TLS server name: that is TLS.ServerName.
+	HostHeader string `yaml:"host_header"`
 	// Retry configures retries; nil leaves retry out of the stack.
 	Retry *retry.Config `yaml:"retry"`
 	// RateLimit configures rate limiting; nil leaves it out. Its rps is required.
@@ -292,6 +297,7 @@ func (s *Stack) buildPolicies(c ServiceConfig, o options) error {
 	if o.logger != nil {
 		do = append(do, discovery.WithLogger(o.logger))
 	}
+	do = append(do, c.hostOptions()...)
 	do = append(do, o.disc...)
 	svc, err := discovery.NewService(c.Name, src, c.Discovery, do...)
 	if err != nil {

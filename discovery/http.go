@@ -24,8 +24,9 @@ import (
 // endpoint's host:port (when the request is already the attempt's own copy
 // made by the retry layer above, that copy is rewritten instead); scheme, path and query stay. The Host header the
 // upstream sees is, in order: the WithHost option if set; the caller's
-// req.Host if it was set to something other than the logical name; else the
-// endpoint's host:port, exactly as if the caller had dialled it directly.
+// req.Host if it was set to something other than the logical name (with
+// WithPreservedHost, if it was set at all); else the endpoint's host:port,
+// exactly as if the caller had dialled it directly.
 // For https://<name>/… the TLS server name next verifies is the endpoint's
 // host too: give next a tls.Config with ServerName set when the endpoints'
 // certificates name the service instead.
@@ -86,6 +87,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch {
 	case s.host != "":
 		host, setHost = s.host, true
+	case s.preserve && req.Host != "":
 	case req.Host == "" || sameHost(req.Host, s.name):
 		setHost = true
 	}

@@ -36,6 +36,9 @@ type options struct {
 	host       string
 	clock      Clock
 	startOnUse bool
+
+	// preserveHost keeps the caller's req.Host (WithPreservedHost).
+	preserveHost bool
 }
 
 func defaultOptions() options {
@@ -95,3 +98,10 @@ func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpCli
 // A host field in the discovery section would be a second, partial,
 // spelling of host_header.
 func WithHost(host string) Option { return func(o *options) { o.host = host } }
+
+// WithPreservedHost keeps the caller's Host header on requests the
+// RoundTripper rewrites, even when it is the logical name: the upstream
+// sees req.Host exactly as the caller set it. A request with no Host (an
+// empty req.Host) still gets the endpoint's host:port. WithHost, when also
+// given, wins. It is the process config's host_header: preserve.
+func WithPreservedHost() Option { return func(o *options) { o.preserveHost = true } }

@@ -45,6 +45,8 @@ type Service struct {
 	host   string
 	log    *slog.Logger
 	clock  Clock
+	// preserve: req.Host as the caller set it (WithPreservedHost).
+	preserve bool
 
 	snap  atomic.Pointer[snapshot]
 	ctr   atomic.Uint64
@@ -128,6 +130,7 @@ func NewService(name string, src Source, c Config, opts ...Option) (*Service, er
 		listeners: make(map[*grpcResolver]struct{}),
 		errNone:   newNoEndpointsError(name),
 	}
+	s.preserve = o.preserveHost
 	s.ctr.Store(rand.Uint64()) // clients of one service do not start in step
 	if err := s.registerMetrics(o.meter); err != nil {
 		return nil, err

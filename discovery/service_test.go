@@ -304,6 +304,9 @@ func TestRewriteAndHostHeader(t *testing.T) {
 		{"default: the endpoint", nil, "", up.addr()},
 		{"caller's explicit Host kept", nil, "users.example", "users.example"},
 		{"WithHost wins", []discovery.Option{discovery.WithHost("users.internal")}, "users.example", "users.internal"},
+		{"WithPreservedHost keeps the logical name", []discovery.Option{discovery.WithPreservedHost()}, "", "users"},
+		{"WithPreservedHost keeps the caller's", []discovery.Option{discovery.WithPreservedHost()}, "users.example", "users.example"},
+		{"WithHost wins over WithPreservedHost", []discovery.Option{discovery.WithPreservedHost(), discovery.WithHost("users.internal")}, "users.example", "users.internal"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

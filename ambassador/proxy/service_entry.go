@@ -39,6 +39,7 @@ func (s *Server) newServiceEntry(name string, c ambassador.ServiceConfig) (*serv
 	}
 	e := &serviceEntry{name: name, cfg: c, stack: stack, logger: s.opts.logger}
 	e.maxActive = int64(c.MaxConcurrentRequests)
+	preserve := c.HostHeader == ambassador.HostPreserve
 	e.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			// The logical host: the stack's discovery layer replaces it by
@@ -48,7 +49,12 @@ func (s *Server) newServiceEntry(name string, c ambassador.ServiceConfig) (*serv
 			u.Host = name
 			u.User = nil
 			u.Opaque = ""
+			// Host: "" lets the stack send the endpoint's (or the
+			// host_header literal); preserve hands it the client's.
 			pr.Out.Host = ""
+			if preserve {
+				pr.Out.Host = pr.In.Host
+			}
 			dropH2CUpgrade(pr.Out.Header)
 		},
 		Transport: stack,
