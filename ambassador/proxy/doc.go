@@ -55,6 +55,16 @@
 // would overflow a later computation or mean nothing (see the Max*
 // constants here and in the policy packages).
 //
+// # Admin
+//
+// The admin listener serves / (a list of its endpoints), /healthz, /readyz,
+// /metrics (WithMetricsHandler), /status (Server.Status as JSON: per
+// endpoint the discovery and breaker state and the attempts seen, requests,
+// failures and last_error; per process the Version, the config file's path
+// and SHA-256 as LoadConfig read it, and when it was applied) and /config
+// (the config in use as YAML, credential-like values REDACTED; file paths
+// are shown, their contents never).
+//
 // # Client connections and what upstreams send back
 //
 // limits.max_client_connections caps the client connections open at once,
