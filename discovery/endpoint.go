@@ -71,7 +71,15 @@ type endpoint struct {
 	cost  atomic.Uint64 // float64 bits: peak-EWMA latency in ns
 	fails atomic.Uint64 // float64 bits: recent-failure count, decaying
 	stamp atomic.Int64  // monoNow of the last observation; 0 = never observed
+
+	requests atomic.Int64           // attempts observed (observeAt calls)
+	failures atomic.Int64           // of which failed
+	lastErr  atomic.Pointer[string] // why the last failed attempt failed; nil before one
 }
+
+// failedWith records why an attempt failed, for Endpoints' LastError. It is
+// called on the failure path only, after observeAt.
+func (e *endpoint) failedWith(why string) { e.lastErr.Store(&why) }
 
 func newEndpoint(addr string, s *Service) *endpoint {
 	return &endpoint{addr: addr, svc: s}
@@ -93,6 +101,10 @@ func (e *endpoint) ready() bool {
 // failed responses count as at least failurePenalty and raise the
 // recent-failure count.
 func (e *endpoint) observeAt(now int64, rtt time.Duration, failed bool) {
+	e.requests.Add(1)
+	if failed {
+		e.failures.Add(1)
+	}
 	if failed && rtt < failurePenalty {
 		rtt = failurePenalty
 	}

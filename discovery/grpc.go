@@ -239,6 +239,7 @@ func (p *grpcPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		case codes.Unavailable, codes.ResourceExhausted, codes.Internal, codes.Unknown,
 			codes.DataLoss, codes.DeadlineExceeded:
 			ep.observeAt(end, rtt, true)
+			ep.failedWith(di.Err.Error())
 		default: // an application answer: the endpoint worked
 			ep.observeAt(end, rtt, false)
 		}

@@ -173,9 +173,14 @@ func (t *transport) send(out *http.Request, ep *endpoint) (*http.Response, error
 		// caller's body says anything about the endpoint.
 		if !errors.Is(err, context.Canceled) && !inbound.Failed(out.Body, err) {
 			ep.observeAt(end, rtt, true)
+			ep.failedWith(err.Error())
 		}
 	default:
-		ep.observeAt(end, rtt, resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests)
+		failed := resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests
+		ep.observeAt(end, rtt, failed)
+		if failed {
+			ep.failedWith(resp.Status)
+		}
 	}
 	return resp, err
 }

@@ -284,6 +284,15 @@ type EndpointStatus struct {
 	// answer); it is tracked whichever balancer is configured.
 	EWMA     time.Duration
 	Metadata map[string]string
+	// Requests counts the attempts sent to the endpoint whose outcome was
+	// seen (an attempt the caller cancelled is not counted); Failures counts
+	// those that failed (transport error, 5xx, 429, or a gRPC server-side
+	// failure). Both live with the endpoint: they survive set updates.
+	Requests, Failures int64
+	// LastError says why the last failed attempt failed ("" before one):
+	// the transport error, or the upstream's status line such as "503
+	// Service Unavailable".
+	LastError string
 }
 
 // Endpoints returns a snapshot of the current endpoint set, in source order.
@@ -303,6 +312,11 @@ func (s *Service) Endpoints() []EndpointStatus {
 			InFlight: int(m.ep.inflight.Load()),
 			EWMA:     time.Duration(lat),
 			Metadata: maps.Clone(m.meta),
+			Requests: m.ep.requests.Load(),
+			Failures: m.ep.failures.Load(),
+		}
+		if p := m.ep.lastErr.Load(); p != nil {
+			out[i].LastError = *p
 		}
 	}
 	return out

@@ -8,9 +8,11 @@ import (
 	"time"
 )
 
-// adminHandler serves /healthz, /readyz, /metrics and /status.
+// adminHandler serves /, /healthz, /readyz, /metrics, /status and /config.
 func (s *Server) adminHandler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.serveIndex)
+	mux.HandleFunc("GET /config", s.serveConfig)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -72,6 +74,8 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 // Status is the document /status serves.
 type Status struct {
 	Services map[string]ServiceStatus `json:"services"`
+	// Process describes the binary and the config in use.
+	Process ProcessStatus `json:"process"`
 }
 
 // ServiceStatus is one service in Status.
@@ -92,6 +96,12 @@ type EndpointStatus struct {
 	Breaker  string  `json:"breaker,omitempty"`
 	InFlight int     `json:"in_flight"`
 	EWMAms   float64 `json:"ewma_ms"`
+	// Requests and Failures count the attempts sent to the endpoint whose
+	// outcome was seen, and those that failed (transport error, 5xx, 429,
+	// gRPC server-side failure); LastError says why the last failure failed.
+	Requests  int64  `json:"requests"`
+	Failures  int64  `json:"failures"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 // BucketStatus is one rate-limit bucket in ServiceStatus.
@@ -104,7 +114,7 @@ type BucketStatus struct {
 // Status returns what /status serves.
 func (s *Server) Status() Status {
 	t := s.table.Load()
-	st := Status{Services: make(map[string]ServiceStatus, len(t.services))}
+	st := Status{Services: make(map[string]ServiceStatus, len(t.services)), Process: s.processStatus()}
 	for name, e := range t.services {
 		ss := ServiceStatus{Endpoints: []EndpointStatus{}, InFlight: e.inFlight()}
 		if d := e.stack.Discovery(); d != nil {
@@ -115,6 +125,7 @@ func (s *Server) Status() Status {
 					Ready:    ep.Ready,
 					InFlight: ep.InFlight,
 					EWMAms:   float64(ep.EWMA) / float64(time.Millisecond),
+					Requests: ep.Requests, Failures: ep.Failures, LastError: ep.LastError,
 				}
 				if b := e.stack.Breaker(); b != nil {
 					es.Breaker = b.State(ep.Address).String()

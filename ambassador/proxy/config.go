@@ -47,6 +47,8 @@ type Config struct {
 	Services map[string]ambassador.ServiceConfig `yaml:"services"`
 	// Limits are the process-wide limits on incoming requests.
 	Limits LimitsConfig `yaml:"limits"`
+
+	source configSource // the file LoadConfig read; zero otherwise
 }
 
 // AdminConfig configures the admin listener.
@@ -159,7 +161,11 @@ func LoadConfig(path string) (*Config, error) {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	return parseConfig(data, dir, true)
+	c, err := parseConfig(data, dir, true)
+	if err == nil {
+		c.source = newConfigSource(path, data)
+	}
+	return c, err
 }
 
 // ParseConfig decodes and validates the process config from YAML data, as

@@ -69,6 +69,16 @@
 // means "drain now" (the drain itself still gets its drain_timeout). Keep
 // shutdown_delay + drain_timeout under the pod's
 // terminationGracePeriodSeconds.
+
+// # Admin
+//
+// The admin listener serves / (a list of its endpoints), /healthz, /readyz,
+// /metrics (WithMetricsHandler), /status (Server.Status as JSON: per
+// endpoint the discovery and breaker state and the attempts seen, requests,
+// failures and last_error; per process the Version, the config file's path
+// and SHA-256 as LoadConfig read it, and when it was applied) and /config
+// (the config in use as YAML, credential-like values REDACTED; file paths
+// are shown, their contents never).
 //
 // # Client connections and what upstreams send back
 //

@@ -134,6 +134,7 @@ type Server struct {
 	table    atomic.Pointer[table]
 	bound    atomic.Bool
 	draining atomic.Bool
+	loaded   atomic.Pointer[loadInfo] // the config in use, for /status and /config
 	closed   bool
 	running  bool
 
@@ -177,6 +178,7 @@ func NewServer(c *Config, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.cfg = c
+	s.loaded.Store(newLoadInfo(c))
 	s.table.Store(t)
 	return s, nil
 }
@@ -271,6 +273,7 @@ func (s *Server) Reload(c *Config) error {
 		s.opts.logger.Warn("reload: changes to limits and admin take effect at the next restart")
 	}
 	s.cfg = c
+	s.loaded.Store(newLoadInfo(c))
 	for name, oe := range old.services {
 		if t.services[name] != oe {
 			oe.retire()

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,14 +27,22 @@ import (
 // demoRequests is how many requests runDemo's burst sends each way.
 const demoRequests = 200
 
+// demoOutageRequests is how many requests runDemo sends, one at a time,
+// while both upstreams are down, so that the breakers trip.
+const demoOutageRequests = 30
+
 // runDemo runs the embedded demo that `go run ./examples/ambassador` shows
 // a newcomer: two demo upstreams on loopback — one answers 503 to about a
 // third of its requests, the other is sometimes slow — behind an ambassador
 // with retry, a circuit breaker and the ewma balancer. It sends a short
 // burst straight to the upstreams and the same burst through the
-// ambassador, writes a summary to w, then keeps serving until ctx is done
-// and returns nil.
-func runDemo(ctx context.Context, w io.Writer, opts ...proxy.Option) error {
+// ambassador, then an outage (both upstreams answer 503) that trips the
+// breakers, and waits for them to let traffic through again; it writes a
+// summary to w, then keeps serving until ctx is done and returns nil. The
+// server's metrics go to mp (the global provider when nil), with the
+// breaker transitions counted on the way for the summary; a
+// WithMeterProvider in opts is overridden.
+func runDemo(ctx context.Context, w io.Writer, mp metric.MeterProvider, opts ...proxy.Option) error {
 	ups, err := startDemoUpstreams()
 	if err != nil {
 		return err
@@ -52,7 +63,10 @@ func runDemo(ctx context.Context, w io.Writer, opts ...proxy.Option) error {
 		Limits: proxy.LimitsConfig{DrainTimeout: 5 * time.Second},
 	}
 	var trips atomic.Int64
-	opts = append([]proxy.Option{proxy.WithMeterProvider(tripCounting{MeterProvider: otel.GetMeterProvider(), trips: &trips})}, opts...)
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	opts = append(opts, proxy.WithMeterProvider(tripCounting{MeterProvider: mp, trips: &trips}))
 	srv, err := proxy.NewServer(cfg, opts...)
 	if err != nil {
 		return err
@@ -88,14 +102,15 @@ func runDemo(ctx context.Context, w io.Writer, opts ...proxy.Option) error {
 		fmt.Fprintf(w, " (%d retries)", extra)
 	}
 	fmt.Fprintf(w, ": %d to the flaky one, %d to the slow one\n", ups.flakyHits.Load(), ups.slowHits.Load())
-	fmt.Fprintf(w, "breaker trips: %d", trips.Load())
+	fmt.Fprintf(w, "breaker trips in the burst: %d", trips.Load())
 	if trips.Load() == 0 && ups.flakyHits.Load() < ups.slowHits.Load() {
 		// Say why, so a zero does not read as a breaker that does nothing.
 		fmt.Fprint(w, " (ewma moved traffic off the flaky upstream before 3 failures in a row could trip it)")
 	}
-	fmt.Fprintln(w)
-	fmt.Fprintf(w, "burst done in %s\n\n", time.Since(start).Round(time.Millisecond))
-	fmt.Fprintf(w, "the ambassador keeps serving; try:\n  curl -i %s/hello\n  curl -s http://%s/status\n(Ctrl-C to stop)\n", proxy, srv.AdminAddr())
+	fmt.Fprintf(w, "\nburst done in %s\n\n", time.Since(start).Round(time.Millisecond))
+	showOutage(ctx, w, client, proxy, ups, &trips)
+	fmt.Fprintf(w, "\nthe ambassador keeps serving; try:\n  curl -i %s/hello\n  curl -s http://%s/status\n  curl -s http://%s/metrics\n(Ctrl-C to stop)\n",
+		proxy, srv.AdminAddr(), srv.AdminAddr())
 
 	select {
 	case <-ctx.Done():
@@ -106,20 +121,79 @@ func runDemo(ctx context.Context, w io.Writer, opts ...proxy.Option) error {
 	}
 }
 
+// showOutage takes both upstreams down for demoOutageRequests requests sent
+// one at a time through the ambassador at proxy, so that the breakers trip
+// (3 failures in a row) and the ambassador answers for the upstreams
+// (no_endpoints once every endpoint's breaker is open);
+// then it brings them back, waits (up to 5s) until a request succeeds
+// again, and writes what happened to w.
+func showOutage(ctx context.Context, w io.Writer, c *http.Client, proxy string, ups *demoUpstreams, trips *atomic.Int64) {
+	before := trips.Load()
+	ups.down.Store(true)
+	hits := ups.flakyHits.Load() + ups.slowHits.Load()
+	self := map[string]int{} // X-Outbound-Error of the answers the ambassador made itself
+	for range demoOutageRequests {
+		if _, reason := demoGet(ctx, c, proxy+"/hello"); reason != "" {
+			self[reason]++
+		}
+	}
+	hits = ups.flakyHits.Load() + ups.slowHits.Load() - hits
+	ups.down.Store(false)
+	n, why := 0, []string{}
+	for _, r := range slices.Sorted(maps.Keys(self)) {
+		n += self[r]
+		why = append(why, fmt.Sprintf("%s: %d", r, self[r]))
+	}
+	fmt.Fprintf(w, "outage: both upstreams answer 503 for %d requests: %d upstream attempts, breaker trips: %d, %d requests answered by the ambassador itself without an upstream (%s)\n",
+		demoOutageRequests, hits, trips.Load()-before, n, strings.Join(why, ", "))
+	start := time.Now()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for time.Since(start) < 5*time.Second && ctx.Err() == nil {
+		if code, _ := demoGet(ctx, c, proxy+"/hello"); code == http.StatusOK {
+			fmt.Fprintf(w, "upstreams back: the breakers let a probe through and the ambassador serves again after %s\n", time.Since(start).Round(time.Millisecond))
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+		}
+	}
+	fmt.Fprintf(w, "breaker trips: %d\n", trips.Load())
+}
+
+// demoGet sends a GET to url and returns the status and X-Outbound-Error (0
+// and "" when the request failed).
+func demoGet(ctx context.Context, c *http.Client, url string) (int, string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, ""
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, ""
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get(proxy.HeaderError)
+}
+
 // demoUpstreams are the demo's two upstreams on loopback: the flaky one
 // answers 503 to about a third of its requests, the other is sometimes
-// slow; the hits count the requests each got.
+// slow; while down is set both answer 503 to everything. The hits count
+// the requests each got.
 type demoUpstreams struct {
 	addrs               []string
 	servers             []*http.Server
 	flakyHits, slowHits atomic.Int64
+	down                atomic.Bool
 }
 
 func startDemoUpstreams() (*demoUpstreams, error) {
 	u := &demoUpstreams{}
 	flaky := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		u.flakyHits.Add(1)
-		if rand.IntN(3) == 0 {
+		if u.down.Load() || rand.IntN(3) == 0 {
 			http.Error(rw, "flaky upstream: try again", http.StatusServiceUnavailable)
 			return
 		}
@@ -127,6 +201,10 @@ func startDemoUpstreams() (*demoUpstreams, error) {
 	})
 	slow := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		u.slowHits.Add(1)
+		if u.down.Load() {
+			http.Error(rw, "upstream down", http.StatusServiceUnavailable)
+			return
+		}
 		if rand.IntN(5) == 0 {
 			select {
 			case <-time.After(50 * time.Millisecond):

@@ -11,8 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/outbound-go/outbound/ambassador/proxy"
 )
@@ -26,8 +30,14 @@ func TestRunDemo(t *testing.T) {
 	defer cancel()
 	var out syncBuf
 	done := make(chan error, 1)
+	reg := prometheus.NewRegistry()
+	exporter, err := otelprom.New(otelprom.WithRegisterer(reg))
+	require.NoError(t, err)
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
 	go func() {
-		done <- runDemo(ctx, &out, proxy.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+		done <- runDemo(ctx, &out, mp, proxy.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+			proxy.WithMetricsHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	}()
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "Ctrl-C to stop") }, 30*time.Second, 10*time.Millisecond)
 	s := out.String()
@@ -46,12 +56,33 @@ func TestRunDemo(t *testing.T) {
 	assert.Equal(t, demoRequests, sent)
 	assert.Equal(t, sent, via, "retries hide the flaky upstream's 503s:\n%s", s)
 	assert.Regexp(t, `upstream attempts behind the ambassador: \d+ for 200 requests`, s)
-	assert.Regexp(t, `breaker trips: \d+`, s)
+	// The outage trips the breakers, the ambassador answers some requests
+	// itself, and it serves again once the upstreams are back.
+	m := regexp.MustCompile(`(?m)^breaker trips: (\d+)$`).FindStringSubmatch(s)
+	require.NotNil(t, m, s)
+	trips, _ := strconv.Atoi(m[1])
+	assert.GreaterOrEqual(t, trips, 1, "the breaker trips in the outage:\n%s", s)
+	m = regexp.MustCompile(`(\d+) requests answered by the ambassador itself`).FindStringSubmatch(s)
+	require.NotNil(t, m, s)
+	open, _ := strconv.Atoi(m[1])
+	assert.GreaterOrEqual(t, open, 1, "an open breaker answers for the upstream:\n%s", s)
+	assert.Contains(t, s, "upstreams back:")
 
-	// The printed curl line works.
-	m := regexp.MustCompile(`curl -i (http://\S+/hello)`).FindStringSubmatch(s)
+	// The printed /metrics line answers, with the breaker's transitions.
+	m = regexp.MustCompile(`curl -s (http://\S+/metrics)`).FindStringSubmatch(s)
 	require.NotNil(t, m, s)
 	resp, err := http.Get(m[1])
+	require.NoError(t, err)
+	metrics, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Regexp(t, `outbound_breaker_transitions\w*\{[^}]*to="open"`, string(metrics))
+
+	// The printed curl line works.
+	m = regexp.MustCompile(`curl -i (http://\S+/hello)`).FindStringSubmatch(s)
+	require.NotNil(t, m, s)
+	resp, err = http.Get(m[1])
 	require.NoError(t, err)
 	_, _ = io.Copy(io.Discard, resp.Body)
 	require.NoError(t, resp.Body.Close())

@@ -122,7 +122,7 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 	}
 
 	if configPath == "" {
-		return runDemo(ctx, stdout, opts...)
+		return runDemo(ctx, stdout, mp, opts...)
 	}
 	cfg, err := proxy.LoadConfig(configPath)
 	if err != nil {
