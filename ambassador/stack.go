@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -137,7 +138,10 @@ func WithMeterProvider(mp metric.MeterProvider) Option { return func(o *options)
 
 // WithTracerProvider turns on an otelhttp client span per attempt, created
 // with tp, which also propagates the trace context to the upstream with the
-// global propagator.
+// global propagator. Each attempt's span carries service,
+// outbound.attempt (from 1), outbound.endpoint (the host:port discovery
+// picked) and http.request.resend_count (outbound.attempt-1), and is a
+// child of the span in the request's context.
 func WithTracerProvider(tp trace.TracerProvider) Option { return func(o *options) { o.tp = tp } }
 
 // WithLogger sets the logger of the stack and its policies (slog.Default()
@@ -238,6 +242,7 @@ func NewStack(c ServiceConfig, opts ...Option) (*Stack, error) {
 		}
 		if o.tp != nil {
 			ho = append(ho, otelhttp.WithTracerProvider(o.tp))
+			below = &attemptSpan{next: below, service: attribute.String("service", c.Name)}
 		}
 		below = otelhttp.NewTransport(below, ho...)
 	}

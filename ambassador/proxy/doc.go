@@ -114,6 +114,19 @@
 // policy never count it, so no client can eject an endpoint for the
 // others. The same holds for the in-process stack (package ambassador).
 //
+// # Traces
+//
+// With WithTracerProvider every inbound request gets one server span
+// ("ambassador <method>", attributes http.request.method, url.path,
+// server.address, http.response.status_code, outbound.route, service), a
+// child of the caller's trace context as the global propagator extracts it
+// (W3C traceparent when the main sets that propagator). Below it each
+// attempt of the service stack is a client span with service,
+// outbound.attempt, outbound.endpoint and http.request.resend_count, which
+// is also the parent the upstream sees in its traceparent; gRPC calls take
+// the same path. Without the option there are no spans, and the caller's
+// traceparent passes to the upstream unchanged.
+//
 // # Concurrency
 //
 // A Server's methods are safe for concurrent use. Config values are plain

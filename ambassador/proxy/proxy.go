@@ -162,6 +162,11 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(p)
 		}
 	}()
+	if s.opts.tracer != nil {
+		sr, span := s.startServerSpan(r)
+		r = sr
+		defer func() { endServerSpan(span, lw.status, rt, entry) }()
+	}
 
 	closeAfterChunkedRequest(lw, r)
 	if r.Method == http.MethodConnect {

@@ -29,6 +29,7 @@ type serverOptions struct {
 	metrics http.Handler
 	ready   func()
 	stack   []ambassador.Option
+	tracer  trace.Tracer // nil: no server spans
 }
 
 // WithLogger sets the logger of the access log and of the server's own
@@ -52,10 +53,19 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 	}
 }
 
-// WithTracerProvider passes tp to every service stack. Default: the
-// global provider.
+// WithTracerProvider turns on tracing with tp: one server span per inbound
+// request ("ambassador <method>"), a child of the caller's trace context
+// as the global propagator extracts it (W3C traceparent once the main set
+// it), and, through every service stack, a client span per attempt below
+// it (see ambassador.WithTracerProvider). Without it there are no spans.
 func WithTracerProvider(tp trace.TracerProvider) Option {
-	return func(o *serverOptions) { o.stack = append(o.stack, ambassador.WithTracerProvider(tp)) }
+	return func(o *serverOptions) {
+		if tp == nil {
+			return
+		}
+		o.tracer = tp.Tracer(tracerName)
+		o.stack = append(o.stack, ambassador.WithTracerProvider(tp))
+	}
 }
 
 // WithStackOptions passes opts to every service stack the server builds

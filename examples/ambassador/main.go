@@ -120,6 +120,14 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 		proxy.WithMeterProvider(mp),
 		proxy.WithMetricsHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})),
 	}
+	tp, err := newTracerProvider(ctx)
+	if err != nil {
+		return usageError{err}
+	}
+	if tp != nil {
+		defer shutdownTracerProvider(tp)
+		opts = append(opts, proxy.WithTracerProvider(tp))
+	}
 
 	if configPath == "" {
 		return runDemo(ctx, stdout, mp, opts...)
