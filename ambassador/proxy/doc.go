@@ -126,6 +126,20 @@
 // is also the parent the upstream sees in its traceparent; gRPC calls take
 // the same path. Without the option there are no spans, and the caller's
 // traceparent passes to the upstream unchanged.
+
+// # Access log
+//
+// Each request is one record, message "request", at info (debug when the
+// client went away, warn when the handler panicked), with the attributes
+// remote (the client's address), host, method, path, route, service,
+// endpoint (the last one tried), status, grpc_status (when the answer
+// carried one, in its headers or trailers), attempts, bytes_in (request
+// body bytes read), bytes_out (response body bytes written), duration_ms
+// (a float), trace_id (the request span's, else the caller's W3C
+// traceparent's; left out when there is none) and error (the
+// X-Outbound-Error reason; left out when there is none). It goes to the
+// logger of WithAccessLog, by default the one of WithLogger; a handler
+// that is not enabled at the record's level costs one Enabled call.
 //
 // # Concurrency
 //

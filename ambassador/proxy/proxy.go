@@ -97,7 +97,9 @@ type logWriter struct {
 	status int
 	reason string
 	quiet  bool
-	n1xx   int // 1xx responses relayed (see writeInformational)
+	n1xx   int           // 1xx responses relayed (see writeInformational)
+	out    int64         // response body bytes written
+	in     *countingBody // the caller's request body, nil without one
 }
 
 func (w *logWriter) WriteHeader(code int) {
@@ -115,7 +117,9 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	return w.ResponseWriter.Write(p)
+	n, err := w.ResponseWriter.Write(p)
+	w.out += int64(n)
+	return n, err
 }
 
 // Unwrap lets http.ResponseController (used by ReverseProxy for Flush and
@@ -201,6 +205,10 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// handler returns (see callerBody): net/http's server cannot abort its
 	// pending read of the connection while the base transport still reads.
 	b := r.Body
+	if b != nil && b != http.NoBody {
+		lw.in = &countingBody{rc: b}
+		b = lw.in
+	}
 	if r.ProtoMajor == 1 && b != nil && b != http.NoBody {
 		body = newCallerBody(b)
 		b = body

@@ -25,6 +25,7 @@ type Option func(*serverOptions)
 
 type serverOptions struct {
 	logger  *slog.Logger
+	access  *slog.Logger // the access log's; nil: logger
 	mp      metric.MeterProvider
 	metrics http.Handler
 	ready   func()

@@ -197,7 +197,7 @@ func TestAccessLogLine(t *testing.T) {
 	assert.Equal(t, "users", lines[0]["service"])
 	assert.EqualValues(t, 200, lines[0]["status"])
 	assert.EqualValues(t, 1, lines[0]["attempts"])
-	assert.Contains(t, lines[0], "duration")
+	assert.Contains(t, lines[0], "duration_ms")
 	assert.NotContains(t, lines[0], "error")
 	assert.EqualValues(t, 404, lines[1]["status"])
 	assert.Equal(t, "no_route", lines[1]["error"])

@@ -2,7 +2,14 @@
 // that applies retry, rate limiting, discovery and circuit breaking to every
 // request it forwards.
 //
-//	ambassador [-config FILE] [-check] [-log-format text|json] [-watch]
+//	ambassador [-config FILE] [-check] [-log-format text|json] [-watch] [-version]
+//	           [-access-log off|stdout|stderr|FILE]
+//
+// -version prints "ambassador <module version> <go version>" and exits 0;
+// a build from a checkout shows v0.0.0-devel+<revision> as its version.
+// -access-log sends the one-line-per-request access log elsewhere than the
+// process log on stderr (the default): nowhere, stdout, or FILE, opened
+// append-only and created 0644, in the -log-format of the process log.
 //
 // Without -config it runs the embedded demo. Exit codes: 0 clean shutdown,
 // 1 runtime failure, 2 bad flags or config. SIGTERM/SIGINT drain and exit
@@ -43,6 +50,8 @@ func main() {
 	check := fs.Bool("check", false, "validate the config FILE, print every problem and exit (2 if any)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	watch := fs.Bool("watch", false, "reload the config when FILE itself changes (as on SIGHUP; events under 100ms apart are one reload)")
+	version := fs.Bool("version", false, "print \"ambassador <module version> <go version>\" and exit")
+	accessLog := fs.String("access-log", "stderr", "where the access log goes: off, stdout, stderr (with the process log) or a `FILE` (appended to)")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback `host:port` (off by default; for profiling only)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
@@ -50,7 +59,7 @@ func main() {
 	setGCPercent()
 	setMaxProcs()
 	err := run(context.Background(), flags{config: *configPath, check: *check, logFormat: *logFormat,
-		watch: *watch, pprof: *pprofAddr}, os.Stdout, os.Stderr)
+		watch: *watch, pprof: *pprofAddr, version: *version, accessLog: *accessLog}, os.Stdout, os.Stderr)
 	var ue usageError
 	switch {
 	case err == nil:
@@ -65,8 +74,8 @@ func main() {
 
 // flags are the command line's settings.
 type flags struct {
-	config, logFormat, pprof string
-	check, watch             bool
+	config, logFormat, pprof, accessLog string
+	check, watch, version               bool
 }
 
 // run is the whole process; main only maps its error to the exit code, so
@@ -74,6 +83,10 @@ type flags struct {
 // stopped by its own defers before the process exits.
 func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 	configPath, check, logFormat := f.config, f.check, f.logFormat
+	if f.version {
+		fmt.Fprintln(stdout, versionLine())
+		return nil
+	}
 	if f.pprof != "" {
 		stopPprof, err := servePprof(f.pprof)
 		if err != nil {
@@ -86,20 +99,29 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 	lw := newLogWriter(stderr)
 	defer lw.Close()
 	stderr = lw
-	var h slog.Handler
+	var newHandler func(io.Writer) slog.Handler
 	hopts := &slog.HandlerOptions{}
 	if configPath == "" {
 		hopts.Level = slog.LevelWarn // the demo's summary, not 400 access-log lines
 	}
 	switch logFormat {
 	case "text":
-		h = slog.NewTextHandler(stderr, hopts)
+		newHandler = func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, hopts) }
 	case "json":
-		h = slog.NewJSONHandler(stderr, hopts)
+		newHandler = func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, hopts) }
 	default:
 		return usageError{fmt.Errorf("-log-format: want text or json, got %q", logFormat)}
 	}
-	logger := slog.New(h)
+	logger := slog.New(newHandler(stderr))
+	accessDest := f.accessLog
+	if check && accessDest != "" {
+		accessDest = "off" // -check writes nothing but its verdict
+	}
+	access, closeAccess, err := accessLogger(accessDest, stdout, newHandler)
+	if err != nil {
+		return usageError{err}
+	}
+	defer closeAccess()
 	if check && configPath == "" {
 		return usageError{errors.New("-check needs -config FILE")}
 	}
@@ -117,6 +139,7 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 	defer func() { _ = mp.Shutdown(context.Background()) }()
 	opts := []proxy.Option{
 		proxy.WithLogger(logger),
+		proxy.WithAccessLog(access),
 		proxy.WithMeterProvider(mp),
 		proxy.WithMetricsHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})),
 	}
