@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -44,7 +45,8 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithMeterProvider passes mp to every service stack and records
-// RunReloading's reload counter with it. Default: the global provider.
+// http.server.request.duration and RunReloading's reload counter with it.
+// Default: the global provider.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(o *serverOptions) {
 		o.mp = mp
@@ -140,6 +142,7 @@ type Server struct {
 	boundAddrs []net.Addr
 	adminAddr  net.Addr
 	ready      chan struct{}
+	reqMetrics *serverMetrics // http.server.request.duration
 }
 
 // NewServer builds the service stacks and routing of c. c should come from
@@ -156,6 +159,14 @@ func NewServer(c *Config, opts ...Option) (*Server, error) {
 	if s.opts.logger == nil {
 		s.opts.logger = slog.Default()
 		s.opts.stack = append([]ambassador.Option{ambassador.WithLogger(s.opts.logger)}, s.opts.stack...)
+	}
+	mp := s.opts.mp
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	var err error
+	if s.reqMetrics, err = newServerMetrics(mp); err != nil {
+		return nil, fmt.Errorf("ambassador: http.server.request.duration: %w", err)
 	}
 	if len(c.Listeners) == 0 {
 		return nil, errors.New("ambassador: listeners: at least one listener is needed")
