@@ -89,6 +89,18 @@
 // policy never count it, so no client can eject an endpoint for the
 // others. The same holds for the in-process stack (package ambassador).
 //
+// # Metrics
+//
+// A Server records, with the meter provider of WithMeterProvider (the
+// global one by default), the histogram http.server.request.duration
+// (seconds) once per inbound request, with http.request.method (one of
+// RFC 9110's methods or PATCH, else _OTHER), http.response.status_code (the
+// status sent; 499 when the client went away first), outbound.route (the
+// route's name, as in the access log) and service (empty when no route
+// matched); RunReloading counts reloads in outbound.config.reloads by
+// result (success, failure). The service stacks add theirs (see package
+// ambassador).
+//
 // # Concurrency
 //
 // A Server's methods are safe for concurrent use. Config values are plain

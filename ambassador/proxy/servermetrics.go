@@ -19,7 +19,7 @@ type serverMetrics struct {
 	duration metric.Float64Histogram
 
 	mu   sync.RWMutex
-	sets map[metricKey]metric.RecordOption
+	sets map[metricKey][]metric.RecordOption // one option each: Record's variadic argument
 }
 
 // metricKey is one combination of the duration's attributes.
@@ -46,7 +46,7 @@ func newServerMetrics(mp metric.MeterProvider) (*serverMetrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &serverMetrics{duration: d, sets: map[metricKey]metric.RecordOption{}}, nil
+	return &serverMetrics{duration: d, sets: map[metricKey][]metric.RecordOption{}}, nil
 }
 
 // record measures one request that started at start and was answered with
@@ -68,22 +68,23 @@ func (m *serverMetrics) record(r *http.Request, status int, panicked bool, rt *r
 	if e != nil {
 		k.service = e.name
 	}
-	m.duration.Record(r.Context(), time.Since(start).Seconds(), m.option(k))
+	m.duration.Record(r.Context(), time.Since(start).Seconds(), m.options(k)...)
 }
 
-// option returns the attribute set of k, built on first use.
-func (m *serverMetrics) option(k metricKey) metric.RecordOption {
+// options returns the attribute set of k as Record's options, built on
+// first use.
+func (m *serverMetrics) options(k metricKey) []metric.RecordOption {
 	m.mu.RLock()
 	o, ok := m.sets[k]
 	m.mu.RUnlock()
 	if ok {
 		return o
 	}
-	o = metric.WithAttributeSet(attribute.NewSet(
+	o = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(
 		attribute.String("http.request.method", k.method),
 		attribute.Int("http.response.status_code", k.status),
 		attribute.String("outbound.route", k.route),
-		attribute.String("service", k.service)))
+		attribute.String("service", k.service)))}
 	m.mu.Lock()
 	if len(m.sets) < maxMetricSets {
 		m.sets[k] = o
