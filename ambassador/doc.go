@@ -139,6 +139,16 @@
 // failure, so the endpoint's breaker, its EWMA latency and the retry
 // policy never count it.
 //
+// # Metrics
+//
+// The stack's layers record their own instruments (outbound.retry.attempts,
+// outbound.ratelimit.decisions and outbound.ratelimit.wait,
+// outbound.breaker.transitions and outbound.breaker.rejections,
+// outbound.discovery.endpoints: see each package), all with service. With
+// WithMeterProvider the stack also records otelhttp's
+// http.client.request.duration (s) and http.client.request.body.size (By)
+// once per attempt, with the semantic conventions' attributes and service.
+//
 // # Concurrency
 //
 // A Stack is safe for concurrent use; Close stops its goroutines and may be

@@ -133,7 +133,7 @@ func WithBase(rt http.RoundTripper) Option { return func(o *options) { o.base = 
 
 // WithMeterProvider sets the meter provider of every policy in the stack
 // (the global one by default). Given explicitly, it also turns on otelhttp
-// client metrics (http.client.request.duration) per attempt.
+// client metrics (http.client.request.duration, with service) per attempt.
 func WithMeterProvider(mp metric.MeterProvider) Option { return func(o *options) { o.mp = mp } }
 
 // WithTracerProvider turns on an otelhttp client span per attempt, created
@@ -245,6 +245,9 @@ func NewStack(c ServiceConfig, opts ...Option) (*Stack, error) {
 			below = &attemptSpan{next: below, service: attribute.String("service", c.Name)}
 		}
 		below = otelhttp.NewTransport(below, ho...)
+		if o.mp != nil {
+			below = newServiceLabel(below, c.Name)
+		}
 	}
 	if c.usesTLS() {
 		below = httpsScheme{below}

@@ -85,6 +85,12 @@
 // Each problem is a *FieldError (Section "discovery", Field the key,
 // empty for the source count), joined with errors.Join.
 //
+// # Metrics
+//
+// The observable gauge outbound.discovery.endpoints ({endpoint}) counts a
+// Service's endpoints by service and ready (true, false), from the meter
+// provider of WithMeterProvider (the global one by default).
+//
 // # Clock, logger and Close
 //
 // retry, ratelimit, breaker and discovery take the same three hooks; plain

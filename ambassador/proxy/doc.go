@@ -140,6 +140,18 @@
 // X-Outbound-Error reason; left out when there is none). It goes to the
 // logger of WithAccessLog, by default the one of WithLogger; a handler
 // that is not enabled at the record's level costs one Enabled call.
+
+// # Metrics
+//
+// A Server records, with the meter provider of WithMeterProvider (the
+// global one by default), the histogram http.server.request.duration
+// (seconds) once per inbound request, with http.request.method (one of
+// RFC 9110's methods or PATCH, else _OTHER), http.response.status_code (the
+// status sent; 499 when the client went away first), outbound.route (the
+// route's name, as in the access log) and service (empty when no route
+// matched); RunReloading counts reloads in outbound.config.reloads by
+// result (success, failure). The service stacks add theirs (see package
+// ambassador).
 //
 // # Concurrency
 //

@@ -156,6 +156,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if slot {
 			entry.freeSlot()
 		}
+		s.reqMetrics.record(r, lw.status, p != nil, rt, entry, start)
 		s.accessLog(r, lw, rt, entry, rec, start, p)
 		if entry != nil {
 			entry.release()

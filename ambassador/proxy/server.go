@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -46,7 +47,8 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithMeterProvider passes mp to every service stack and records
-// RunReloading's reload counter with it. Default: the global provider.
+// http.server.request.duration and RunReloading's reload counter with it.
+// Default: the global provider.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(o *serverOptions) {
 		o.mp = mp
@@ -156,6 +158,8 @@ type Server struct {
 	shuttingDown atomic.Bool   // in limits.shutdown_delay (shutdown.go)
 	endDelay     chan struct{} // closed by EndShutdownDelay
 	endDelayOnce sync.Once
+
+	reqMetrics *serverMetrics // http.server.request.duration
 }
 
 // NewServer builds the service stacks and routing of c. c should come from
@@ -172,6 +176,14 @@ func NewServer(c *Config, opts ...Option) (*Server, error) {
 	if s.opts.logger == nil {
 		s.opts.logger = slog.Default()
 		s.opts.stack = append([]ambassador.Option{ambassador.WithLogger(s.opts.logger)}, s.opts.stack...)
+	}
+	mp := s.opts.mp
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	var err error
+	if s.reqMetrics, err = newServerMetrics(mp); err != nil {
+		return nil, fmt.Errorf("ambassador: http.server.request.duration: %w", err)
 	}
 	if len(c.Listeners) == 0 {
 		return nil, errors.New("ambassador: listeners: at least one listener is needed")

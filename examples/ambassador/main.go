@@ -131,7 +131,10 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	exporter, err := otelprom.New(otelprom.WithRegisterer(reg))
+	// Without scope info: the otel_scope_* labels would be empty for the
+	// library's meters (named without a version) and add nothing a metric
+	// name does not already say.
+	exporter, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
 	if err != nil {
 		return err
 	}
@@ -141,7 +144,7 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 		proxy.WithLogger(logger),
 		proxy.WithAccessLog(access),
 		proxy.WithMeterProvider(mp),
-		proxy.WithMetricsHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})),
+		proxy.WithMetricsHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true})),
 	}
 	tp, err := newTracerProvider(ctx)
 	if err != nil {

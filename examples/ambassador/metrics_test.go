@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// metricLine returns the first line of the /metrics text at u that starts
+// with name{ and contains every one of labels, or "".
+func metricLine(c *http.Client, u, name string, labels ...string) string {
+	resp, err := c.Get(u)
+	if err != nil {
+		return ""
+	}
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+next:
+	for line := range strings.Lines(string(b)) {
+		if !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		for _, l := range labels {
+			if !strings.Contains(line, l) {
+				continue next
+			}
+		}
+		return line
+	}
+	return ""
+}
+
+// TestMetricsCarryRouteAndService: each inbound request is one
+// http_server_request_duration_seconds measurement with its method, status,
+// route and service; the client-side duration of its attempt carries the
+// service; no scope label is empty.
+func TestMetricsCarryRouteAndService(t *testing.T) {
+	up := textUpstream(t, "hello")
+	admin, lis := freeAddr(t), freeAddr(t)
+	cfg := fmt.Sprintf(`admin: {address: %s}
+listeners:
+  - address: %s
+    routes:
+      - {path_prefix: /api, service: users}
+services:
+  users:
+    discovery: {static: [%s]}
+`, admin, lis, hostOf(up.URL))
+	p := runAmbassador(t, admin, cfg)
+	c := newClient(t)
+	for range 3 {
+		resp, body := get(t, c, "http://"+lis+"/api/x")
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	}
+	req, err := http.NewRequest("PURGE", "http://"+lis+"/api/x", nil)
+	require.NoError(t, err)
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+
+	var server string
+	require.Eventually(t, func() bool {
+		server = metricLine(c, p.admin+"/metrics", "http_server_request_duration_seconds_count",
+			`http_request_method="GET"`, `http_response_status_code="200"`, `outbound_route="/api"`, `service="users"`)
+		return strings.HasSuffix(strings.TrimSpace(server), " 3")
+	}, 5*time.Second, 20*time.Millisecond, "three GETs through route /api to users: %q", server)
+	assert.NotEmpty(t, metricLine(c, p.admin+"/metrics", "http_server_request_duration_seconds_count",
+		`http_request_method="_OTHER"`, `service="users"`), "an unknown method is folded into _OTHER")
+	assert.NotEmpty(t, metricLine(c, p.admin+"/metrics", "http_server_request_duration_seconds_bucket",
+		`le="0.005"`, `service="users"`), "the semantic conventions' buckets")
+	assert.NotEmpty(t, metricLine(c, p.admin+"/metrics", "http_client_request_duration_seconds_count",
+		`http_request_method="GET"`, `service="users"`), "the attempt's client duration carries service")
+
+	_, text := get(t, c, p.admin+"/metrics")
+	empty := regexp.MustCompile(`otel_scope_[a-z_]*=""`).FindAllString(text, -1)
+	assert.Empty(t, empty, "no empty scope labels")
+}
+
+// TestMetricsOpenMetrics: /metrics answers OpenMetrics to a client that
+// asks for it, and the Prometheus text format otherwise.
+func TestMetricsOpenMetrics(t *testing.T) {
+	up := textUpstream(t, "hello")
+	p, _ := serveOne(t, "users", hostOf(up.URL), "", "")
+	c := newClient(t)
+
+	req, err := http.NewRequest(http.MethodGet, p.admin+"/metrics", nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0; charset=utf-8")
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	b, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.True(t, strings.HasPrefix(resp.Header.Get("Content-Type"), "application/openmetrics-text"), resp.Header.Get("Content-Type"))
+	assert.True(t, strings.HasSuffix(string(b), "# EOF\n"), "OpenMetrics ends with # EOF")
+
+	resp, text := get(t, c, p.admin+"/metrics")
+	assert.True(t, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain"), resp.Header.Get("Content-Type"))
+	assert.NotContains(t, text, "# EOF")
+}
