@@ -5,9 +5,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/url"
-	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -85,35 +83,6 @@ type ProcessStatus struct {
 	// LoadedAt is when the config in use was applied (start or reload).
 	LoadedAt time.Time `json:"loaded_at"`
 }
-
-// Version describes the running binary: the main module's path and
-// version, its VCS revision (with "+dirty" for a modified tree) when the
-// build recorded one, and the Go version, e.g.
-// "github.com/outbound-go/outbound/examples/ambassador v1.2.0 rev 1a2b3c4d5e6f go1.26.0".
-func Version() string { return versionOnce() }
-
-var versionOnce = sync.OnceValue(func() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Path + " " + bi.Main.Version
-	var rev, dirty string
-	for _, st := range bi.Settings {
-		switch st.Key {
-		case "vcs.revision":
-			rev = st.Value
-		case "vcs.modified":
-			if st.Value == "true" {
-				dirty = "+dirty"
-			}
-		}
-	}
-	if rev != "" {
-		v += " rev " + rev[:min(12, len(rev))] + dirty
-	}
-	return strings.TrimSpace(v + " " + bi.GoVersion)
-})
 
 func (s *Server) processStatus() ProcessStatus {
 	li := s.loaded.Load()

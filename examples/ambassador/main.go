@@ -84,7 +84,7 @@ type flags struct {
 func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 	configPath, check, logFormat := f.config, f.check, f.logFormat
 	if f.version {
-		fmt.Fprintln(stdout, versionLine())
+		fmt.Fprintln(stdout, proxy.Version())
 		return nil
 	}
 	if f.pprof != "" {

@@ -1,16 +1,20 @@
-package main
+package proxy
 
 import (
 	"runtime"
 	"runtime/debug"
+	"sync"
 )
 
-// versionLine is what -version prints: "ambassador <module version> <go
+// Version is the running binary's version line, the one the ambassador's
+// -version prints and /status reports: "ambassador <module version> <go
 // version>". The module version is the one `go install ...@version`
 // stamped; a binary built from a checkout reports "(devel)", or, when the
 // build recorded the VCS revision, v0.0.0-devel+<12-hex revision> (with
 // ".dirty" if the work tree had changes), so the line keeps three fields.
-func versionLine() string {
+func Version() string { return versionOnce() }
+
+var versionOnce = sync.OnceValue(func() string {
 	version, goVersion := "(devel)", runtime.Version()
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		version = moduleVersion(bi)
@@ -19,7 +23,7 @@ func versionLine() string {
 		}
 	}
 	return "ambassador " + version + " " + goVersion
-}
+})
 
 // moduleVersion is bi's main module version, or the devel form with the
 // VCS revision.
@@ -42,8 +46,5 @@ func moduleVersion(bi *debug.BuildInfo) string {
 	if rev == "" {
 		return "(devel)"
 	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	return "v0.0.0-devel+" + rev + dirty
+	return "v0.0.0-devel+" + rev[:min(12, len(rev))] + dirty
 }
