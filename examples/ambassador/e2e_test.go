@@ -124,14 +124,32 @@ func (p *proc) signal(t *testing.T, sig os.Signal) {
 	require.NoError(t, p.cmd.Process.Signal(sig))
 }
 
-// freeAddr returns a loopback address that was free a moment ago.
+// handedOut holds every address freeAddr has returned in this test binary:
+// the kernel may give a just-closed port out again at once, and two
+// listeners of one config on one port make the process refuse to start.
+var handedOut = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
+
+// freeAddr returns a loopback address that was free a moment ago and that
+// no earlier call in this test binary has returned.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := ln.Addr().String()
+		require.NoError(t, ln.Close())
+		if !handedOut.addrs[addr] {
+			handedOut.addrs[addr] = true
+			return addr
+		}
+	}
+	t.Fatal("no unused loopback port after 100 tries")
+	return ""
 }
 
 func writeConfig(t *testing.T, yaml string) string {
