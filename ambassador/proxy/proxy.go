@@ -188,7 +188,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	slot = true
 	rec = attempt.NewRecord()
 	ctx := attempt.WithRecord(r.Context(), rec)
-	if isGRPC(r) {
+	if isGRPC(r) && !nativeGRPC(r, entry) { // grpc-go applies it on the native path
 		if d, ok := parseGRPCTimeout(r.Header.Get("Grpc-Timeout")); ok {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, d)
@@ -215,7 +215,11 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b = body
 	}
 	r2.Body = inbound.Track(b)
-	entry.proxy.ServeHTTP(lw, r2)
+	if nativeGRPC(r, entry) {
+		s.serveNativeGRPC(lw, r2, entry)
+	} else {
+		entry.proxy.ServeHTTP(lw, r2)
+	}
 	stripTrailerError(w.Header())
 }
 

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 
 	"github.com/outbound-go/outbound/ambassador"
 )
@@ -160,6 +161,7 @@ type Server struct {
 	endDelayOnce sync.Once
 
 	reqMetrics *serverMetrics // http.server.request.duration
+	grpcSrv    *grpc.Server   // the native gRPC path's (grpcnative.go)
 }
 
 // NewServer builds the service stacks and routing of c. c should come from
@@ -173,6 +175,7 @@ func NewServer(c *Config, opts ...Option) (*Server, error) {
 	for _, o := range opts {
 		o(&s.opts)
 	}
+	s.grpcSrv = s.newGRPCServer()
 	if s.opts.logger == nil {
 		s.opts.logger = slog.Default()
 		s.opts.stack = append([]ambassador.Option{ambassador.WithLogger(s.opts.logger)}, s.opts.stack...)
@@ -402,6 +405,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 
 	s.drain(servers, lim.DrainTimeout)
+	s.grpcSrv.Stop() // the native gRPC calls ended with their connections
 	wg.Wait()
 	_ = s.Close()
 	s.opts.logger.Info("stopped")

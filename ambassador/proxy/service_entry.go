@@ -5,6 +5,9 @@ import (
 	"net/http/httputil"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
 
 	"github.com/outbound-go/outbound/ambassador"
 )
@@ -20,6 +23,10 @@ type serviceEntry struct {
 	cfg   ambassador.ServiceConfig
 	stack *ambassador.Stack
 	proxy *httputil.ReverseProxy
+	// grpcConn is the native gRPC path's connection (grpcnative.go), nil
+	// where gRPC takes the ReverseProxy path; timeout bounds its calls.
+	grpcConn *grpc.ClientConn
+	timeout  time.Duration
 	// maxActive is max_concurrent_requests (0: unlimited); active counts
 	// the requests holding a slot. An atomic counter, not a channel: a
 	// request takes a slot with one Add and no lock.
@@ -69,6 +76,14 @@ func (s *Server) newServiceEntry(name string, c ambassador.ServiceConfig) (*serv
 		// Copy errors after the response began (an upstream reset mid-body)
 		// are the access log's status 499/aborted; details at debug.
 		ErrorLog: slog.NewLogLogger(s.opts.logger.Handler(), slog.LevelDebug),
+	}
+	if e.grpcConn, err = s.newGRPCConn(c, stack); err != nil {
+		_ = stack.Close()
+		return nil, err
+	}
+	e.timeout = c.Timeout
+	if e.timeout <= 0 {
+		e.timeout = ambassador.DefaultTimeout
 	}
 	return e, nil
 }
@@ -123,6 +138,9 @@ func (e *serviceEntry) freeSlot() {
 
 func (e *serviceEntry) close() {
 	e.closeOnce.Do(func() {
+		if e.grpcConn != nil {
+			_ = e.grpcConn.Close()
+		}
 		if err := e.stack.Close(); err != nil {
 			e.logger.Warn("closing service stack", "service", e.name, "error", err)
 		}
