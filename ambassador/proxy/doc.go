@@ -55,6 +55,33 @@
 // would overflow a later computation or mean nothing (see the Max*
 // constants here and in the policy packages).
 //
+// # gRPC
+//
+// A gRPC call (HTTP/2, content-type application/grpc) to a service of
+// protocol h2c takes the native path: after routing, the bulkhead and the
+// server span as for any request, grpc-go's server (grpc.Server.ServeHTTP,
+// on the listener's net/http HTTP/2 server) hands it to one generic
+// handler, which opens a stream for the same method on the service's
+// grpc.ClientConn (built with the stack's DialOptions: the retry,
+// ratelimit and breaker interceptors and the discovery resolver) and
+// copies messages both ways undecoded (a pass-through codec), then the
+// upstream's headers, trailers and status, without its x-outbound-error.
+// The caller's metadata goes on without the hop's own (user-agent,
+// grpc-timeout, content-type, pseudo-headers); its grpc-timeout bounds the
+// call, as does the service timeout. So the policies act on gRPC outcomes: a
+// retriable code (retriable_grpc_codes) is retried after
+// grpc-retry-pushback-ms until the first response message, with the
+// messages sent so far replayed; UNAVAILABLE and the other failure codes
+// count against the breaker; the stack's refusals are gRPC statuses with
+// x-outbound-error (and grpc-retry-pushback-ms for rate_limited). Messages
+// are held whole in memory (up to 2 GiB each, as grpc allows), where the
+// ReverseProxy path streams bytes; the upstream sees grpc-go's user-agent
+// and the service name as :authority.
+//
+// Services of protocol h2 (TLS), with a host_header other than endpoint,
+// or built on a base transport of WithStackOptions keep the ReverseProxy
+// path for gRPC, as do gRPC requests over HTTP/1.1.
+//
 // # Shutdown
 //
 // When Run's context is done (the ambassador's SIGTERM or SIGINT) the

@@ -155,7 +155,7 @@ func (u *rawUpstreamSvc) handle(_ any, ss grpc.ServerStream) error {
 // startRawUpstream serves u on loopback with grpc-go's own transport and,
 // for requests that are not gRPC, answers "plain <proto>" over HTTP/1.1
 // and h2c on the same port (net/http in front, grpc.Server.ServeHTTP for gRPC).
-func startRawUpstream(t *testing.T, u *rawUpstreamSvc) string {
+func startRawUpstream(t testing.TB, u *rawUpstreamSvc) string {
 	t.Helper()
 	gs := grpc.NewServer(grpc.UnknownServiceHandler(u.handle), grpc.ForceServerCodecV2(bytesCodec{}))
 	var protos http.Protocols
@@ -183,7 +183,7 @@ func startRawUpstream(t *testing.T, u *rawUpstreamSvc) string {
 	return ln.Addr().String()
 }
 
-func rawClient(t *testing.T, addr string) *grpc.ClientConn {
+func rawClient(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithUserAgent("native-test-client"),

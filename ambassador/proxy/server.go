@@ -107,7 +107,9 @@ func WithReady(f func()) Option {
 // X-Outbound-Error: no_route and causes no outbound connection.
 //
 // Requests are proxied by httputil.ReverseProxy to http://<service>/<path>,
-// so the service's discovery layer picks the endpoint of each attempt.
+// so the service's discovery layer picks the endpoint of each attempt;
+// gRPC calls to h2c services take the native gRPC path instead (see the
+// package doc).
 // Bodies stream both ways, hop-by-hop headers are dropped, trailers and
 // upgrades (WebSocket) pass through, and an upstream's own X-Outbound-Error
 // is removed from its headers, trailers and 1xx responses (at most 5 of
