@@ -292,19 +292,19 @@ func TestNativeGRPCRefusals(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	in := []byte("x")
-	call := func(cc *grpc.ClientConn, method string) (error, metadata.MD) {
+	call := func(cc *grpc.ClientConn, method string) (metadata.MD, error) {
 		var header, trailer metadata.MD
 		var out []byte
 		err := cc.Invoke(ctx, method, &in, &out, grpc.Header(&header), grpc.Trailer(&trailer))
-		return err, metadata.Join(header, trailer)
+		return metadata.Join(header, trailer), err
 	}
 	t.Run("rate_limited", func(t *testing.T) {
 		addr, _ := oneServiceAmbassador(t, []string{startRawUpstream(t, &rawUpstreamSvc{})}, `protocol: h2c
 ratelimit: {rps: 0.2, burst: 1, scope: global}`, "")
 		cc := rawClient(t, addr)
-		err, _ := call(cc, "/t.T/Unary")
+		_, err := call(cc, "/t.T/Unary")
 		require.NoError(t, err)
-		err, md := call(cc, "/t.T/Unary")
+		md, err := call(cc, "/t.T/Unary")
 		assert.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
 		assert.Equal(t, []string{proxy.ReasonRateLimited}, md.Get("x-outbound-error"))
 		assert.NotEmpty(t, md.Get("grpc-retry-pushback-ms"), "the wait for a token is the pushback")
@@ -314,11 +314,11 @@ ratelimit: {rps: 0.2, burst: 1, scope: global}`, "")
 		addr, _ := oneServiceAmbassador(t, []string{startRawUpstream(t, u)}, `protocol: h2c
 breaker: {consecutive_failures: 1, open_timeout: 1m}`, "")
 		cc := rawClient(t, addr)
-		err, md := call(cc, "/t.T/Down")
+		md, err := call(cc, "/t.T/Down")
 		assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
 		assert.Equal(t, "down", status.Convert(err).Message(), "the upstream's own status passes through")
 		assert.Empty(t, md.Get("x-outbound-error"), "an upstream's answer carries no reason")
-		err, md = call(cc, "/t.T/Unary")
+		md, err = call(cc, "/t.T/Unary")
 		assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
 		assert.Equal(t, []string{proxy.ReasonCircuitOpen}, md.Get("x-outbound-error"))
 		assert.Equal(t, int64(1), u.calls.Load(), "the open breaker kept the call from the upstream")
@@ -413,4 +413,41 @@ services:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after the last stream ended")
 	}
+}
+
+// A reload that changes the service swaps in a new connection for new
+// calls, while a stream open on the old one runs to its end; the old
+// connection closes after it (goleak, in TestMain, sees any that stays).
+func TestNativeGRPCReload(t *testing.T) {
+	u := &rawUpstreamSvc{hold: make(chan struct{})}
+	up := startRawUpstream(t, u)
+	conf := func(extra string) *proxy.Config {
+		cfg, err := proxy.ParseConfig([]byte(fmt.Sprintf(`admin: {address: 127.0.0.1:0}
+listeners: [{address: 127.0.0.1:0, service: up}]
+services:
+  up: {discovery: {static: [%s]}, protocol: h2c%s}
+`, up, extra)), t.TempDir())
+		require.NoError(t, err)
+		return cfg
+	}
+	s, err := proxy.NewServer(conf(""), proxy.WithLogger(quietLogger()))
+	require.NoError(t, err)
+	cc := rawClient(t, strings.TrimPrefix(serve(t, s)[0], "http://"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	st, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, "/t.T/Hold")
+	require.NoError(t, err)
+	in, out := []byte("x"), []byte(nil)
+	require.NoError(t, st.SendMsg(&in))
+	require.NoError(t, st.CloseSend())
+	require.NoError(t, st.RecvMsg(&out))
+
+	require.NoError(t, s.Reload(conf(", retry: {max_attempts: 2}")))
+	require.NoError(t, cc.Invoke(ctx, "/t.T/Unary", &in, &out), "a call after the reload")
+	assert.Equal(t, "echo:x", string(out))
+	close(u.hold)
+	require.NoError(t, st.RecvMsg(&out), "the stream opened before the reload still flows")
+	assert.Equal(t, "second", string(out))
+	assert.ErrorIs(t, st.RecvMsg(&out), io.EOF)
 }
