@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	_ "google.golang.org/grpc/encoding/gzip" // callers' gzip-compressed messages: grpc-go's server decompresses them
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -62,10 +63,10 @@ func (s *Server) newGRPCConn(c ambassador.ServiceConfig, stack *ambassador.Stack
 	if err != nil {
 		return nil, nil // a WithBase stack: the ReverseProxy path uses that base
 	}
-	inner := []grpc.StreamClientInterceptor{passDesc}
+	inner := []grpc.StreamClientInterceptor{passDesc, sendLogInterceptor}
 	if s.opts.tracer != nil {
 		at := &attemptTracer{tracer: s.opts.tracer, service: attribute.String("service", c.Name)}
-		inner = []grpc.StreamClientInterceptor{at.intercept, passDesc}
+		inner = []grpc.StreamClientInterceptor{at.intercept, passDesc, sendLogInterceptor}
 	}
 	dopts = append(dopts,
 		grpc.WithChainStreamInterceptor(inner...),
@@ -168,22 +169,23 @@ func (s *Server) forwardGRPC(_ any, ss grpc.ServerStream) error {
 		return status.Error(codes.Canceled, "outbound: the call ended before it was served")
 	}
 	defer close(nc.handled)
+	log := newSendLog()
 	octx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, s.forwardMD(ctx)), nc.entry.timeout)
 	defer cancel()
+	octx = context.WithValue(octx, sendLogKey{}, log)
 	cs, err := nc.entry.grpcConn.NewStream(octx, &retryableDesc, method)
 	if err != nil {
 		return s.grpcFailure(ctx, ss, nc, err)
 	}
-	go pumpToUpstream(ss, cs, cancel)
-	// Wait for the upstream's headers before the first RecvMsg: until its
-	// first message the retry layer holds the stream while it receives,
-	// and the caller's further messages (a client stream) must get through.
-	_, _ = cs.Header()
+	go pumpToLog(ss, log, cancel)
 	var f rawFrame
 	for first := true; ; first = false {
 		err := cs.RecvMsg(&f)
-		if first && err == nil {
-			if h, herr := cs.Header(); herr == nil {
+		if first {
+			log.commit() // the retry layer starts no further attempt
+			// The upstream's headers, also when no message follows; a
+			// trailers-only answer has none (Header fails).
+			if h, herr := cs.Header(); herr == nil && len(h) > 0 {
 				if err := ss.SendHeader(cleanMD(h)); err != nil {
 					return err
 				}
@@ -202,23 +204,22 @@ func (s *Server) forwardGRPC(_ any, ss grpc.ServerStream) error {
 	}
 }
 
-// pumpToUpstream copies the caller's messages to the upstream until the
-// caller half-closes (then it half-closes upstream) or fails (then it
-// cancels the upstream call).
-func pumpToUpstream(ss grpc.ServerStream, cs grpc.ClientStream, cancel context.CancelFunc) {
+// pumpToLog puts the caller's messages into log until the caller
+// half-closes (then it closes the log) or fails (then it cancels the
+// upstream call). The sender of each attempt (sendLogInterceptor) writes
+// them upstream.
+func pumpToLog(ss grpc.ServerStream, log *sendLog, cancel context.CancelFunc) {
 	for {
-		f := new(rawFrame) // not reused: the retry layer may keep it for a replay
+		f := new(rawFrame) // not reused: the log keeps it until the call commits
 		if err := ss.RecvMsg(f); err != nil {
 			if errors.Is(err, io.EOF) {
-				_ = cs.CloseSend()
+				log.closeSend()
 				return
 			}
 			cancel()
 			return
 		}
-		if err := cs.SendMsg(f); err != nil {
-			return // the upstream call ended; forwardGRPC reports how
-		}
+		log.add(f)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -125,6 +126,11 @@ func (u *rawUpstreamSvc) handle(_ any, ss grpc.ServerStream) error {
 			return err
 		}
 		return send([]byte("ok"))
+	case "/t.T/HeaderOnly":
+		if _, err := recv(); err != nil {
+			return err
+		}
+		return ss.SendHeader(metadata.Pairs("h-up", "only"))
 	case "/t.T/Down":
 		return status.Error(codes.Unavailable, "down")
 	case "/t.T/Deadline":
@@ -224,6 +230,24 @@ func TestNativeGRPCPassThrough(t *testing.T) {
 		// The ReverseProxy path forwards the caller's User-Agent; the
 		// native path's own grpc client sends grpc-go's.
 		assert.NotContains(t, strings.Join(md.Get("user-agent"), " "), "native-test-client", "the call took the native path")
+	})
+	t.Run("gzip-compressed", func(t *testing.T) {
+		in, out := bytes.Repeat(notProto, 100), []byte(nil)
+		require.NoError(t, cc.Invoke(ctx, "/t.T/Unary", &in, &out, grpc.UseCompressor(gzip.Name)))
+		assert.Equal(t, append([]byte("echo:"), in...), out)
+	})
+	t.Run("headers without a message", func(t *testing.T) {
+		var header metadata.MD
+		s, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, "/t.T/HeaderOnly")
+		require.NoError(t, err)
+		in := []byte("x")
+		require.NoError(t, s.SendMsg(&in))
+		require.NoError(t, s.CloseSend())
+		var out []byte
+		assert.ErrorIs(t, s.RecvMsg(&out), io.EOF)
+		header, err = s.Header()
+		require.NoError(t, err)
+		assert.Equal(t, []string{"only"}, header.Get("h-up"))
 	})
 	t.Run("server streaming", func(t *testing.T) {
 		s, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, "/t.T/ServerStream")
