@@ -71,9 +71,14 @@
 // call, as does the service timeout. So the policies act on gRPC outcomes: a
 // retriable code (retriable_grpc_codes) is retried after
 // grpc-retry-pushback-ms until the first response message, with the
-// messages sent so far replayed; UNAVAILABLE and the other failure codes
-// count against the breaker; the stack's refusals are gRPC statuses with
-// x-outbound-error (and grpc-retry-pushback-ms for rate_limited). Messages
+// messages sent so far replayed (they are kept in memory until then: a
+// client-streaming upload through a service with retry: is held whole
+// until its answer begins); the codes the breaker counts as failures
+// (UNAVAILABLE among them) count against the endpoint; the stack's refusals
+// are gRPC statuses with x-outbound-error (and grpc-retry-pushback-ms for
+// rate_limited), and a call whose grpc-timeout passed is DEADLINE_EXCEEDED
+// upstream_timeout. A connection failure to the upstream is grpc-go's own
+// UNAVAILABLE status, without x-outbound-error. Messages
 // are held whole in memory (up to 2 GiB each, as grpc allows), where the
 // ReverseProxy path streams bytes; the upstream sees grpc-go's user-agent
 // and the service name as :authority.

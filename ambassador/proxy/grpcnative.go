@@ -170,6 +170,9 @@ func (s *Server) forwardGRPC(_ any, ss grpc.ServerStream) error {
 	}
 	defer close(nc.handled)
 	log := newSendLog()
+	if nc.entry.cfg.Retry == nil {
+		log.commit() // no retry layer: one attempt, nothing kept for a replay
+	}
 	octx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, s.forwardMD(ctx)), nc.entry.timeout)
 	defer cancel()
 	octx = context.WithValue(octx, sendLogKey{}, log)
