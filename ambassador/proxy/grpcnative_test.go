@@ -126,6 +126,25 @@ func (u *rawUpstreamSvc) handle(_ any, ss grpc.ServerStream) error {
 			return err
 		}
 		return send([]byte("ok"))
+	case "/t.T/FlakyCollect": // the first call fails after one message; later ones echo them all
+		u.mu.Lock()
+		u.callTimes = append(u.callTimes, time.Now())
+		n := len(u.callTimes)
+		u.mu.Unlock()
+		var all []byte
+		for {
+			b, err := recv()
+			if errors.Is(err, io.EOF) {
+				return send(all)
+			}
+			if err != nil {
+				return err
+			}
+			if n == 1 {
+				return status.Error(codes.Unavailable, "fails mid-stream")
+			}
+			all = append(all, b...)
+		}
 	case "/t.T/HeaderOnly":
 		if _, err := recv(); err != nil {
 			return err
@@ -474,4 +493,29 @@ services:
 	require.NoError(t, st.RecvMsg(&out), "the stream opened before the reload still flows")
 	assert.Equal(t, "second", string(out))
 	assert.ErrorIs(t, st.RecvMsg(&out), io.EOF)
+}
+
+// A client stream whose first attempt fails before any answer is retried
+// with every message the caller sent, also those sent after the failure.
+func TestNativeGRPCRetriedClientStreamGetsEveryMessage(t *testing.T) {
+	u := &rawUpstreamSvc{}
+	addr, _ := oneServiceAmbassador(t, []string{startRawUpstream(t, u)}, `protocol: h2c
+retry: {base_delay: 1ms, max_delay: 2ms}`, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := rawClient(t, addr).NewStream(ctx, &grpc.StreamDesc{ClientStreams: true}, "/t.T/FlakyCollect")
+	require.NoError(t, err)
+	var want []byte
+	for i := range 10 {
+		in := []byte{byte('a' + i)}
+		want = append(want, in...)
+		require.NoError(t, s.SendMsg(&in))
+	}
+	require.NoError(t, s.CloseSend())
+	var out []byte
+	require.NoError(t, s.RecvMsg(&out))
+	assert.Equal(t, string(want), string(out))
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	assert.Len(t, u.callTimes, 2, "one failed attempt, one retry")
 }
