@@ -72,6 +72,21 @@ func (t *Template) match(path string, vals []string) ([]string, bool) {
 	return vals, true
 }
 
+// mayMatch reports whether a path with this many '/' can match t: one
+// per segment, at least one less than the segments with a trailing "**"
+// (which matches zero or more). It only rules out; match decides.
+func (t *Template) mayMatch(slashes int) bool {
+	n := len(t.segs)
+	switch {
+	case n == 0:
+		return slashes == 1
+	case t.segs[n-1].kind == segDoubleStar:
+		return slashes >= n-1
+	default:
+		return slashes == n
+	}
+}
+
 // cutVerb removes ":verb" from the end of the path's last segment.
 func cutVerb(rest, verb string) (string, bool) {
 	n := len(rest) - len(verb) - 1
