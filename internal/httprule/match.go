@@ -66,6 +66,9 @@ func (t *Template) match(path string, vals []string) ([]string, bool) {
 	if pos <= len(rest) {
 		return vals, false // segments left over
 	}
+	if len(caps) > 0 && vals == nil {
+		vals = make([]string, 0, len(caps))
+	}
 	for _, c := range caps {
 		vals = append(vals, rest[c.start:c.end])
 	}
