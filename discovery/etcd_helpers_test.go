@@ -90,19 +90,6 @@ func (w *sourceSets) waitSet(t testing.TB, want map[string]int) time.Time {
 	}
 }
 
-// noSet fails if a set is reported before ch is closed or yields.
-func (w *sourceSets) noSetUntil(t testing.TB, done <-chan struct{}) {
-	t.Helper()
-	for {
-		select {
-		case set := <-w.sets:
-			t.Fatalf("set %v reported while none was expected", set)
-		case <-done:
-			return
-		}
-	}
-}
-
 // cutProxy forwards TCP connections to target until cut, which closes them
 // all and refuses new ones until heal: a lost connection between one client
 // and etcd, while etcd itself stays up.

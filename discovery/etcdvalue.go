@@ -37,7 +37,7 @@ func parseEtcdValue(v []byte) (Endpoint, error) {
 		return Endpoint{}, errors.New(`JSON without "Addr"`)
 	}
 	if err := checkHostPort(*j.Addr); err != nil {
-		return Endpoint{}, fmt.Errorf("Addr: %w", err)
+		return Endpoint{}, fmt.Errorf("the JSON's Addr: %w", err)
 	}
 	w, err := etcdWeight(j.Metadata)
 	if err != nil {
@@ -56,7 +56,7 @@ func etcdWeight(md json.RawMessage) (int, error) {
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(md, &m); err != nil {
-		return 0, fmt.Errorf("Metadata: %v", err)
+		return 0, fmt.Errorf("the JSON's Metadata: %v", err)
 	}
 	raw, ok := m["weight"]
 	if !ok {
@@ -64,10 +64,10 @@ func etcdWeight(md json.RawMessage) (int, error) {
 	}
 	var f float64
 	if err := json.Unmarshal(raw, &f); err != nil {
-		return 0, fmt.Errorf("Metadata.weight %s: want a number", raw)
+		return 0, fmt.Errorf("the JSON's Metadata.weight %s: want a number", raw)
 	}
 	if f < 0 || f > maxWeight || f != math.Trunc(f) {
-		return 0, fmt.Errorf("Metadata.weight %s: want an integer in 0–%d", raw, maxWeight)
+		return 0, fmt.Errorf("the JSON's Metadata.weight %s: want an integer in 0–%d", raw, maxWeight)
 	}
 	if f == 0 {
 		return 1, nil
