@@ -1,0 +1,64 @@
+package transcode
+
+import (
+	"net/http"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+)
+
+// HTTPStatus is the HTTP status of a gRPC code (DESIGN.md's table; the
+// one grpc-gateway and Envoy use).
+func HTTPStatus(c codes.Code) int {
+	switch c {
+	case codes.OK:
+		return http.StatusOK
+	case codes.Canceled:
+		return 499
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
+		return http.StatusBadRequest
+	case codes.DeadlineExceeded:
+		return http.StatusGatewayTimeout
+	case codes.NotFound:
+		return http.StatusNotFound
+	case codes.AlreadyExists, codes.Aborted:
+		return http.StatusConflict
+	case codes.PermissionDenied:
+		return http.StatusForbidden
+	case codes.Unauthenticated:
+		return http.StatusUnauthorized
+	case codes.ResourceExhausted:
+		return http.StatusTooManyRequests
+	case codes.Unimplemented:
+		return http.StatusNotImplemented
+	case codes.Unavailable:
+		return http.StatusServiceUnavailable
+	default: // Unknown, Internal, DataLoss and codes beyond the table
+		return http.StatusInternalServerError
+	}
+}
+
+// statusJSON is the JSON of st: {"code": N, "message": "...", "details":
+// [...]}, every key present, details as protojson Any (dropped when a
+// detail's type is unknown to both res and the linked-in types).
+func statusJSON(st *status.Status, res resolver) []byte {
+	opts := protojson.MarshalOptions{EmitUnpopulated: true, Resolver: res}
+	p := st.Proto()
+	b, err := opts.Marshal(p)
+	if err != nil {
+		b, _ = opts.Marshal(&spb.Status{Code: p.GetCode(), Message: p.GetMessage()})
+	}
+	return b
+}
+
+// writeStatus answers st as its HTTP status with the JSON body.
+func writeStatus(w http.ResponseWriter, st *status.Status, res resolver) {
+	b := statusJSON(st, res)
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
+	w.WriteHeader(HTTPStatus(st.Code()))
+	_, _ = w.Write(append(b, '\n'))
+}
