@@ -1,12 +1,13 @@
 package transcode
 
 import (
+	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
-	spb "google.golang.org/genproto/googleapis/rpc/status"
 )
 
 // HTTPStatus is the HTTP status of a gRPC code (DESIGN.md's table; the
@@ -41,16 +42,29 @@ func HTTPStatus(c codes.Code) int {
 }
 
 // statusJSON is the JSON of st: {"code": N, "message": "...", "details":
-// [...]}, every key present, details as protojson Any (dropped when a
-// detail's type is unknown to both res and the linked-in types).
+// [...]}, every key present, details as protojson Any (a detail whose type
+// neither res nor the linked-in types know is left out).
 func statusJSON(st *status.Status, res resolver) []byte {
-	opts := protojson.MarshalOptions{EmitUnpopulated: true, Resolver: res}
 	p := st.Proto()
-	b, err := opts.Marshal(p)
-	if err != nil {
-		b, _ = opts.Marshal(&spb.Status{Code: p.GetCode(), Message: p.GetMessage()})
+	b := []byte(`{"code":`)
+	b = strconv.AppendInt(b, int64(p.GetCode()), 10)
+	msg, _ := json.Marshal(p.GetMessage()) // a string always marshals
+	b = append(append(b, `,"message":`...), msg...)
+	b = append(b, `,"details":[`...)
+	opts := protojson.MarshalOptions{Resolver: res}
+	n := 0
+	for _, d := range p.GetDetails() {
+		db, err := opts.Marshal(d)
+		if err != nil {
+			continue
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, db...)
+		n++
 	}
-	return b
+	return append(b, "]}"...)
 }
 
 // writeStatus answers st as its HTTP status with the JSON body.
