@@ -9,18 +9,38 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/outbound-go/outbound/ambassador"
 	"github.com/outbound-go/outbound/ambassador/proxy/internal/transcode"
 	"github.com/outbound-go/outbound/breaker"
 	"github.com/outbound-go/outbound/discovery"
+	"github.com/outbound-go/outbound/internal/httprule"
 	"github.com/outbound-go/outbound/ratelimit"
 	"github.com/outbound-go/outbound/retry"
 )
 
-// ruleBuilder builds the google.api.http rules of transcoded services;
-// nil: only the gRPC-style paths are served.
-var ruleBuilder transcode.RuleBuilder
+// httpRules builds the google.api.http rules of transcoded services with
+// internal/httprule.
+func httpRules(sds []protoreflect.ServiceDescriptor) (transcode.Rules, error) {
+	r, err := httprule.NewRouter(sds)
+	if err != nil {
+		return nil, err
+	}
+	return httpRouter{r}, nil
+}
+
+// httpRouter is an httprule.Router as transcode.Rules.
+type httpRouter struct{ r *httprule.Router }
+
+func (h httpRouter) Match(verb, path string) (transcode.RuleMatch, bool) {
+	m, ok := h.r.Match(verb, path)
+	if !ok {
+		return transcode.RuleMatch{}, false
+	}
+	return transcode.RuleMatch{Method: m.Method, Body: m.Body, ResponseBody: m.ResponseBody,
+		Bind: m.Bind, BodyTarget: m.BodyTarget}, true
+}
 
 // grpcConn is a service entry's grpc.ClientConn for transcoding, dialed on
 // first use with the options of the entry's own stack, so a transcoded
@@ -122,7 +142,7 @@ func (tc *transcoders) handler(c *TranscodeConfig, e *serviceEntry) (*transcode.
 	}
 	src := tc.reflection[e.name]
 	if src == nil {
-		src = transcode.NewReflection(h.Conn, h.Timeout, ruleBuilder)
+		src = transcode.NewReflection(h.Conn, h.Timeout, httpRules)
 		tc.reflection[e.name] = src
 	}
 	h.Source = src

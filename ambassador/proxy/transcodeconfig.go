@@ -105,5 +105,5 @@ func loadDescriptorSet(path string) (*transcode.Descriptors, error) {
 	if err != nil {
 		return nil, err
 	}
-	return transcode.ParseFileSet(data, ruleBuilder)
+	return transcode.ParseFileSet(data, httpRules)
 }

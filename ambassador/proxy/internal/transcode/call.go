@@ -2,6 +2,7 @@ package transcode
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -30,13 +31,7 @@ func (c *call) unary(ctx context.Context, w http.ResponseWriter, r *http.Request
 		writeStatus(w, status.Convert(err), c.res)
 		return
 	}
-	out := proto.Message(resp)
-	if responseBody != "" {
-		if fd := c.md.Output().Fields().ByName(protoreflect.Name(responseBody)); fd != nil && fd.Message() != nil && !fd.IsList() && !fd.IsMap() {
-			out = resp.Get(fd).Message().Interface()
-		}
-	}
-	b, err := protojson.MarshalOptions{Resolver: c.res}.Marshal(out)
+	b, err := c.responseJSON(resp, responseBody)
 	if err != nil {
 		writeStatus(w, status.New(status.Code(err), "outbound: encoding the response: "+err.Error()), c.res)
 		return
@@ -106,4 +101,27 @@ func (c *call) stream(ctx context.Context, w http.ResponseWriter, r *http.Reques
 		}
 		_ = rc.Flush()
 	}
+}
+
+// responseJSON is the JSON of resp, or of its top-level field
+// responseBody (of any kind: protojson writes it inside the message, with
+// its default when unset, and it is cut out of that).
+func (c *call) responseJSON(resp *dynamicpb.Message, responseBody string) ([]byte, error) {
+	fd := c.md.Output().Fields().ByName(protoreflect.Name(responseBody))
+	if responseBody == "" || fd == nil {
+		return protojson.MarshalOptions{Resolver: c.res}.Marshal(resp)
+	}
+	only := dynamicpb.NewMessage(c.md.Output())
+	if resp.Has(fd) {
+		only.Set(fd, resp.Get(fd))
+	}
+	b, err := protojson.MarshalOptions{Resolver: c.res, EmitUnpopulated: true}.Marshal(only)
+	if err != nil {
+		return nil, err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return nil, err
+	}
+	return fields[fd.JSONName()], nil
 }

@@ -29,7 +29,8 @@ type Descriptors struct {
 // bindings. Package internal/httprule provides one; a nil Rules matches
 // nothing but the gRPC-style paths.
 type Rules interface {
-	// Match returns the binding of verb and path, if any.
+	// Match returns the binding of verb and the escaped path
+	// (URL.EscapedPath), if any.
 	Match(verb, path string) (RuleMatch, bool)
 }
 
@@ -43,11 +44,12 @@ type RuleMatch struct {
 	// ResponseBody is "" (the whole response) or the field of the response
 	// to answer with.
 	ResponseBody string
-	// Bind fills msg from the path variables and the query parameters.
+	// Bind fills msg from the path variables and the query parameters,
+	// after the body was decoded (path variables win over the body).
 	Bind func(msg protoreflect.Message, query url.Values) error
-	// BodyTarget returns the message the body decodes into, for Body not
-	// "" or "*".
-	BodyTarget func(msg protoreflect.Message, body string) (protoreflect.Message, error)
+	// BodyTarget returns the message of msg the body decodes into, for
+	// Body not "" or "*"; nil means msg.
+	BodyTarget func(msg protoreflect.Message) (protoreflect.Message, error)
 }
 
 // RuleBuilder builds the Rules of a set of services.

@@ -112,7 +112,7 @@ func (c *call) match(r *http.Request) (RuleMatch, bool) {
 		}
 	}
 	if c.d.rules != nil {
-		return c.d.rules.Match(r.Method, r.URL.Path)
+		return c.d.rules.Match(r.Method, r.URL.EscapedPath())
 	}
 	return RuleMatch{}, false
 }
@@ -124,31 +124,29 @@ func (c *call) request(w http.ResponseWriter, r *http.Request, rule RuleMatch) (
 		c.h.Local.Refuse(w, r, http.StatusBadRequest, "bad_request", detail)
 		return nil, false
 	}
+	if rule.Body != "" {
+		body, ok := c.readBody(w, r)
+		if !ok {
+			return nil, false
+		}
+		target := protoreflect.Message(req)
+		if rule.Body != "*" && rule.BodyTarget != nil {
+			t, err := rule.BodyTarget(req)
+			if err != nil {
+				return bad(err.Error())
+			}
+			target = t
+		}
+		if len(body) > 0 {
+			if err := (protojson.UnmarshalOptions{Resolver: c.res}).Unmarshal(body, target.Interface()); err != nil {
+				return bad("request body: " + err.Error())
+			}
+		}
+	}
 	if rule.Bind != nil {
 		if err := rule.Bind(req, r.URL.Query()); err != nil {
 			return bad(err.Error())
 		}
-	}
-	if rule.Body == "" {
-		return req, true
-	}
-	body, ok := c.readBody(w, r)
-	if !ok {
-		return nil, false
-	}
-	if len(body) == 0 {
-		return req, true
-	}
-	target := protoreflect.Message(req)
-	if rule.Body != "*" && rule.BodyTarget != nil {
-		t, err := rule.BodyTarget(req, rule.Body)
-		if err != nil {
-			return bad(err.Error())
-		}
-		target = t
-	}
-	if err := (protojson.UnmarshalOptions{Resolver: c.res}).Unmarshal(body, target.Interface()); err != nil {
-		return bad("request body: " + err.Error())
 	}
 	return req, true
 }

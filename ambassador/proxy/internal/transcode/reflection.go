@@ -2,7 +2,9 @@ package transcode
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -48,9 +50,30 @@ func (s reflectStream) ask(req *rpb.ServerReflectionRequest) (*rpb.ServerReflect
 		return nil, err
 	}
 	if e := resp.GetErrorResponse(); e != nil {
-		return nil, status.Error(codes.Code(e.GetErrorCode()), "server reflection: "+e.GetErrorMessage())
+		return nil, &reflectionError{code: codes.Code(e.GetErrorCode()), msg: e.GetErrorMessage()}
 	}
 	return resp, nil
+}
+
+// reflectionError is an ErrorResponse of the reflection stream (the stream
+// itself is fine).
+type reflectionError struct {
+	code codes.Code
+	msg  string
+}
+
+func (e *reflectionError) Error() string { return "server reflection: " + e.msg }
+
+// GRPCStatus makes the error's code the answer's.
+func (e *reflectionError) GRPCStatus() *status.Status { return status.New(e.code, e.Error()) }
+
+// errorResponse is the code of an ErrorResponse, OK for any other error.
+func errorResponse(err error) codes.Code {
+	var re *reflectionError
+	if errors.As(err, &re) {
+		return re.code
+	}
+	return codes.OK
 }
 
 // reflectWith collects the files of every service over one stream of
@@ -86,7 +109,13 @@ func reflectWith(ctx context.Context, cc grpc.ClientConnInterface, method string
 		return nil
 	}
 	for _, svc := range resp.GetListServicesResponse().GetService() {
+		if strings.HasPrefix(svc.GetName(), "grpc.reflection.") {
+			continue // not transcoded
+		}
 		r, err := s.ask(&rpb.ServerReflectionRequest{MessageRequest: &rpb.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: svc.GetName()}})
+		if errorResponse(err) == codes.NotFound {
+			continue // listed but not described: not callable here
+		}
 		if err != nil {
 			return nil, err
 		}
