@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -216,6 +217,7 @@ func TestTranscodeMetadata(t *testing.T) {
 	assert.Equal(t, "acme", resp.Header.Get("Grpc-Metadata-X-Tenant"))
 	assert.Equal(t, "Bearer t0k", resp.Header.Get("Grpc-Metadata-X-Auth"))
 	assert.Equal(t, "AAE=", resp.Header.Get("Grpc-Metadata-X-Bin"))
+	assert.Empty(t, resp.Header.Values("Grpc-Metadata-Content-Type"), "the transport's headers are not metadata")
 }
 
 // TestTranscodeRoute: transcode: on a route; the other route of the
@@ -338,14 +340,16 @@ func TestTranscodeClientStreamingIs501(t *testing.T) {
 	assert.Equal(t, int64(0), f.checks.Load()+f.reflections.Load())
 }
 
-// TestTranscodeMetricsRouteIsMethod: http.server.request.duration records
-// a transcoded call with outbound.route the gRPC method.
+// TestTranscodeMetricsRouteIsMethod: http.server.request.duration and the
+// access log record a transcoded call with the gRPC method as the route.
 func TestTranscodeMetricsRouteIsMethod(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	var logs syncBuffer
 	up, _ := startHealthFake(t, reflectionV1AndAlpha)
-	url := transcodeAmbassador(t, t.TempDir(), transcodeConfig(up, "{}", ""), proxy.WithMeterProvider(mp))
+	url := transcodeAmbassador(t, t.TempDir(), transcodeConfig(up, "{}", ""), proxy.WithMeterProvider(mp),
+		proxy.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	resp, _ := postJSON(t, client(t), url+checkPath, `{"service":"users"}`)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	resp, _ = postJSON(t, client(t), url+checkPath, `{"service":"code:5"}`)
@@ -363,4 +367,7 @@ func TestTranscodeMetricsRouteIsMethod(t *testing.T) {
 		}
 		return true
 	}, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		return strings.Contains(logs.String(), "route=/grpc.health.v1.Health/Check service=up endpoint="+up+" status=404")
+	}, 5*time.Second, 10*time.Millisecond, "access log:\n%s", logs.String())
 }

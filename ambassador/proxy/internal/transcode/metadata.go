@@ -50,10 +50,14 @@ func decodeBinary(v string) ([]byte, error) {
 }
 
 // setResponseMetadata adds md to h as Grpc-Metadata-<name> headers (keys
-// made canonical by net/http; "-bin" values base64). prefix is "" for
+// made canonical by net/http; "-bin" values base64), leaving out
+// content-type and grpc-* (the gRPC transport's own). prefix is "" for
 // headers and http.TrailerPrefix for trailers sent after the body began.
 func setResponseMetadata(h http.Header, md metadata.MD, prefix string) {
 	for k, vs := range md {
+		if k == "content-type" || strings.HasPrefix(k, "grpc-") {
+			continue // the transport's, not the service's
+		}
 		name := prefix + http.CanonicalHeaderKey(MetadataPrefix+k)
 		for _, v := range vs {
 			if strings.HasSuffix(k, "-bin") {
