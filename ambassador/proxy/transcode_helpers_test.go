@@ -191,3 +191,22 @@ func postJSON(t *testing.T, c *http.Client, url, body string, hdr ...string) (*h
 	require.NoError(t, err)
 	return resp, string(b)
 }
+
+// protodescHealthWithExtraMethod is grpc.health.v1's file with one more
+// unary method, Slow, that no upstream implements.
+func protodescHealthWithExtraMethod(t *testing.T) *descriptorpb.FileDescriptorProto {
+	t.Helper()
+	fd := protodesc.ToFileDescriptorProto(healthpb.File_grpc_health_v1_health_proto)
+	svc := fd.Service[0]
+	svc.Method = append(svc.Method, &descriptorpb.MethodDescriptorProto{Name: proto.String("Slow"),
+		InputType: proto.String(".grpc.health.v1.HealthCheckRequest"), OutputType: proto.String(".grpc.health.v1.HealthCheckResponse")})
+	return fd
+}
+
+// writeSet writes files as a FileDescriptorSet at dir/name.
+func writeSet(t *testing.T, dir, name string, files ...*descriptorpb.FileDescriptorProto) {
+	t.Helper()
+	b, err := proto.Marshal(&descriptorpb.FileDescriptorSet{File: files})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, name), b, 0o600))
+}

@@ -371,3 +371,35 @@ func TestTranscodeMetricsRouteIsMethod(t *testing.T) {
 		return strings.Contains(logs.String(), "route=/grpc.health.v1.Health/Check service=up endpoint="+up+" status=404")
 	}, 5*time.Second, 10*time.Millisecond, "access log:\n%s", logs.String())
 }
+
+// TestTranscodeCircuitOpenIsLocal: once the endpoint's breaker opens, a
+// transcoded call is refused by the ambassador, 503 circuit_open with
+// X-Outbound-Error, and never reaches the upstream; the upstream's own
+// UNAVAILABLE before it carried no X-Outbound-Error.
+func TestTranscodeCircuitOpenIsLocal(t *testing.T) {
+	up, f := startHealthFake(t, noReflection)
+	dir := t.TempDir()
+	healthDescriptorSet(t, dir, "health.pb")
+	url := transcodeAmbassador(t, dir, transcodeConfig(up, "{descriptor_set: health.pb}",
+		"breaker: {consecutive_failures: 1, open_timeout: 1m}"))
+	c := client(t)
+	resp, body := postJSON(t, c, url+checkPath, `{"service":"code:14"}`)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, body)
+	assert.Empty(t, resp.Header.Get(proxy.HeaderError), "the upstream's UNAVAILABLE")
+	resp, body = postJSON(t, c, url+checkPath, `{"service":"users"}`)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, body)
+	assert.Equal(t, proxy.ReasonCircuitOpen, resp.Header.Get(proxy.HeaderError))
+	assert.Equal(t, int64(1), f.checks.Load())
+}
+
+// TestTranscodeTimeoutIsLocal: the service's timeout is the call's
+// deadline; when it passes the ambassador answers 504 upstream_timeout.
+func TestTranscodeTimeoutIsLocal(t *testing.T) {
+	up := grpcUpstream(t) // unknown methods block until their deadline
+	dir := t.TempDir()
+	writeSet(t, dir, "extra.pb", protodescHealthWithExtraMethod(t))
+	url := transcodeAmbassador(t, dir, transcodeConfig(up, "{descriptor_set: extra.pb}", "timeout: 200ms"))
+	resp, body := postJSON(t, client(t), url+"/grpc.health.v1.Health/Slow", `{}`)
+	assert.Equal(t, http.StatusGatewayTimeout, resp.StatusCode, body)
+	assert.Equal(t, proxy.ReasonUpstreamTimeout, resp.Header.Get(proxy.HeaderError))
+}
