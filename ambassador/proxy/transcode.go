@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -132,6 +133,10 @@ func (tc *transcoders) attach(lr *listenerRoutes, l ListenerConfig) error {
 
 func (tc *transcoders) handler(c *TranscodeConfig, e *serviceEntry) (*transcode.Handler, error) {
 	h := &transcode.Handler{Conn: lazyConn{e}, Timeout: serviceTimeout(e.cfg), Local: transcodeLocal{tc.s}}
+	if tc.s.opts.tracer != nil {
+		// The upstream's parent is the server span, as on the HTTP path.
+		h.Propagator = otel.GetTextMapPropagator()
+	}
 	if c.DescriptorSet != "" {
 		d, err := loadDescriptorSet(c.DescriptorSet)
 		if err != nil {

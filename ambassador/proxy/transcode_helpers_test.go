@@ -79,7 +79,8 @@ func (f *healthFake) Check(ctx context.Context, req *healthpb.HealthCheckRequest
 		}
 	case name == "echo-md":
 		md, _ := metadata.FromIncomingContext(ctx)
-		_ = grpc.SetHeader(ctx, metadata.Pairs("x-tenant", strings.Join(md.Get("tenant"), ","), "x-bin", "\x00\x01"))
+		_ = grpc.SetHeader(ctx, metadata.Pairs("x-tenant", strings.Join(md.Get("tenant"), ","), "x-bin", "\x00\x01",
+			"x-traceparent", strings.Join(md.Get("traceparent"), ",")))
 		_ = grpc.SetTrailer(ctx, metadata.Pairs("x-auth", strings.Join(md.Get("authorization"), ",")))
 	default:
 		return f.hs.Check(ctx, req)

@@ -14,8 +14,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -402,4 +405,34 @@ func TestTranscodeTimeoutIsLocal(t *testing.T) {
 	resp, body := postJSON(t, client(t), url+"/grpc.health.v1.Health/Slow", `{}`)
 	assert.Equal(t, http.StatusGatewayTimeout, resp.StatusCode, body)
 	assert.Equal(t, proxy.ReasonUpstreamTimeout, resp.Header.Get(proxy.HeaderError))
+}
+
+// TestTranscodeTraceContext: the upstream gets the caller's traceparent as
+// it came when tracing is off, and the ambassador's server span (same
+// trace, its own span id) when it is on.
+func TestTranscodeTraceContext(t *testing.T) {
+	const caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	t.Run("tracing off", func(t *testing.T) {
+		up, _ := startHealthFake(t, reflectionV1AndAlpha)
+		url := transcodeAmbassador(t, t.TempDir(), transcodeConfig(up, "{}", ""))
+		resp, body := postJSON(t, client(t), url+checkPath, `{"service":"echo-md"}`, "Traceparent", caller)
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+		assert.Equal(t, caller, resp.Header.Get("Grpc-Metadata-X-Traceparent"))
+	})
+	t.Run("tracing on", func(t *testing.T) {
+		prev := otel.GetTextMapPropagator()
+		otel.SetTextMapPropagator(propagation.TraceContext{})
+		t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+		t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+		up, _ := startHealthFake(t, reflectionV1AndAlpha)
+		url := transcodeAmbassador(t, t.TempDir(), transcodeConfig(up, "{}", ""), proxy.WithTracerProvider(tp))
+		resp, body := postJSON(t, client(t), url+checkPath, `{"service":"echo-md"}`, "Traceparent", caller)
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+		got := strings.Split(resp.Header.Get("Grpc-Metadata-X-Traceparent"), "-")
+		want := strings.Split(caller, "-")
+		require.Len(t, got, 4)
+		assert.Equal(t, want[1], got[1], "the caller's trace")
+		assert.NotEqual(t, want[2], got[2], "the server span is the parent")
+	})
 }

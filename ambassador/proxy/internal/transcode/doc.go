@@ -37,5 +37,7 @@
 // Request headers Grpc-Metadata-<name> and Authorization become call
 // metadata ("-bin" keys base64 in the header); response header and
 // trailer metadata come back as Grpc-Metadata-<name> headers (HTTP
-// trailers for a stream whose body has begun).
+// trailers for a stream whose body has begun). The W3C trace context
+// goes to the upstream: the caller's traceparent as it came, or with a
+// Propagator the context of the request (the ambassador's server span).
 package transcode

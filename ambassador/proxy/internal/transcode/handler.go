@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -46,6 +47,10 @@ type Handler struct {
 	MaxBody int64
 	// Local answers the ambassador's own refusals.
 	Local Local
+	// Propagator, when set, writes the request context's trace context
+	// (the ambassador's server span) into the call metadata; nil passes
+	// the caller's traceparent and tracestate on as they came.
+	Propagator propagation.TextMapPropagator
 }
 
 // call is one transcoded request on its way.
@@ -93,6 +98,9 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request) string {
 	if err != nil {
 		h.Local.Refuse(w, r, http.StatusBadRequest, "bad_request", err.Error())
 		return method
+	}
+	if h.Propagator != nil {
+		h.Propagator.Inject(ctx, mdCarrier(md))
 	}
 	ctx = metadata.NewOutgoingContext(ctx, md)
 	if c.md.IsStreamingServer() {

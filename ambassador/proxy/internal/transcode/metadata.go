@@ -14,15 +14,16 @@ import (
 const MetadataPrefix = "Grpc-Metadata-"
 
 // requestMetadata is the call metadata of the request headers h: every
-// Grpc-Metadata-<name> header, and Authorization. Values of "-bin" keys
+// Grpc-Metadata-<name> header, Authorization, and the W3C trace context
+// (traceparent, tracestate; Handler.Propagator replaces it). Values of "-bin" keys
 // are base64 in the header (padded or not) and raw in the metadata.
 func requestMetadata(h http.Header) (metadata.MD, error) {
 	md := metadata.MD{}
 	for k, vs := range h {
 		var key string
 		switch {
-		case k == "Authorization":
-			key = "authorization"
+		case k == "Authorization", k == "Traceparent", k == "Tracestate":
+			key = strings.ToLower(k) // the caller's trace context goes on as it came
 		case len(k) > len(MetadataPrefix) && strings.EqualFold(k[:len(MetadataPrefix)], MetadataPrefix):
 			key = strings.ToLower(k[len(MetadataPrefix):])
 		default:
@@ -66,4 +67,24 @@ func setResponseMetadata(h http.Header, md metadata.MD, prefix string) {
 			h[name] = append(h[name], v)
 		}
 	}
+}
+
+// mdCarrier lets a propagator write into call metadata.
+type mdCarrier metadata.MD
+
+func (c mdCarrier) Get(key string) string {
+	if v := metadata.MD(c).Get(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (c mdCarrier) Set(key, value string) { metadata.MD(c).Set(key, value) }
+
+func (c mdCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
 }
