@@ -15,6 +15,7 @@ import (
 	"github.com/outbound-go/outbound/ambassador"
 	"github.com/outbound-go/outbound/ambassador/proxy/internal/transcode"
 	"github.com/outbound-go/outbound/breaker"
+	"github.com/outbound-go/outbound/internal/attempt"
 	"github.com/outbound-go/outbound/discovery"
 	"github.com/outbound-go/outbound/internal/httprule"
 	"github.com/outbound-go/outbound/ratelimit"
@@ -97,6 +98,15 @@ func (c lazyConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method s
 	return cc.NewStream(ctx, desc, method, opts...)
 }
 
+// ownRecordConn gives each stream its own attempt record: the reflection
+// fetch runs in the context of the request that needed it, whose record
+// (its endpoints tried, its attempts in the access log) belongs to its call.
+type ownRecordConn struct{ lazyConn }
+
+func (c ownRecordConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return c.lazyConn.NewStream(attempt.WithRecord(ctx, attempt.NewRecord()), desc, method, opts...)
+}
+
 // transcoders builds the transcode handlers of one routing table: one
 // reflection source per service, so the table fetches each service's
 // descriptors once, and a new table (a reload) fetches them anew.
@@ -147,7 +157,7 @@ func (tc *transcoders) handler(c *TranscodeConfig, e *serviceEntry) (*transcode.
 	}
 	src := tc.reflection[e.name]
 	if src == nil {
-		src = transcode.NewReflection(h.Conn, h.Timeout, httpRules)
+		src = transcode.NewReflection(ownRecordConn{lazyConn{e}}, h.Timeout, httpRules)
 		tc.reflection[e.name] = src
 	}
 	h.Source = src

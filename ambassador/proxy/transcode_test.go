@@ -436,3 +436,18 @@ func TestTranscodeTraceContext(t *testing.T) {
 		assert.NotEqual(t, want[2], got[2], "the server span is the parent")
 	})
 }
+
+// TestTranscodeReflectionIsNotAnAttempt: the reflection fetch made for the
+// first call is not an attempt of that call: its access-log line says one
+// attempt, at the endpoint that answered it.
+func TestTranscodeReflectionIsNotAnAttempt(t *testing.T) {
+	a, _ := startHealthFake(t, reflectionV1AndAlpha)
+	b, _ := startHealthFake(t, reflectionV1AndAlpha)
+	var logs syncBuffer
+	url := transcodeAmbassador(t, t.TempDir(), transcodeConfig(a+", "+b, "{}", ""),
+		proxy.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	resp, body := postJSON(t, client(t), url+checkPath, `{"service":"users"}`)
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "msg=request") }, 5*time.Second, 10*time.Millisecond)
+	assert.Regexp(t, `route=/grpc.health.v1.Health/Check service=up endpoint=127.0.0.1:\d+ status=200 attempts=1 `, logs.String())
+}
