@@ -29,6 +29,7 @@ type BindError struct {
 	Err error
 }
 
+// Error names the parameter, the value and what is wrong with it.
 func (e *BindError) Error() string {
 	what := "path variable"
 	if e.Query {

@@ -3,11 +3,13 @@ package httprule_test
 import (
 	"errors"
 	"net/url"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
@@ -96,6 +98,7 @@ func TestBindQuery(t *testing.T) {
 		{"mask=name,inner.itemCount", `{"mask": "name,inner.itemCount"}`},
 		{"a=x", `{"a": "x"}`},
 		{"b=", `{"b": ""}`},
+		{"opt=0", `{"opt": 0}`}, // proto3 optional: present even at zero
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			msg, err := bind(t, r, "GET", "/v1/shelves/s1/books", tc.query)
@@ -229,9 +232,13 @@ func TestBodyTargetOneofTaken(t *testing.T) {
 	fdp := fileProto(t, method{"M", `post: "/v1/x" body: "inner"`})
 	// Put kind and inner (declared one after the other) into a oneof.
 	req := fdp.GetMessageType()[1]
-	req.OneofDecl = append(req.OneofDecl, &descriptorpb.OneofDescriptorProto{Name: proto.String("pick")})
+	// (Real oneofs come before the synthetic one of the proto3 optional opt.)
+	req.OneofDecl = slices.Insert(req.OneofDecl, 1, &descriptorpb.OneofDescriptorProto{Name: proto.String("pick")})
 	req.GetField()[15].OneofIndex = proto.Int32(1)
 	req.GetField()[16].OneofIndex = proto.Int32(1)
+	opt := req.GetField()[34]
+	require.Equal(t, "opt", opt.GetName())
+	opt.OneofIndex = proto.Int32(2)
 	r, err := httprule.NewRouter(servicesOf(t, fdp))
 	require.NoError(t, err)
 	m, ok := r.Match("POST", "/v1/x")
@@ -256,4 +263,28 @@ func TestMisuse(t *testing.T) {
 	err = httprule.Match{}.Bind(dynamicpb.NewMessage(m.Method.Input()), nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "Router.Match did not return")
+}
+
+// TestBindClosedEnum: a proto2 (closed) enum takes only its declared
+// numbers; an open one any int32 (see TestBindQuery).
+func TestBindClosedEnum(t *testing.T) {
+	fdp := &descriptorpb.FileDescriptorProto{}
+	require.NoError(t, prototext.Unmarshal([]byte(`
+		name: "closed.proto" package: "closed" syntax: "proto2"
+		enum_type { name: "Color" value { name: "RED" number: 1 } value { name: "BLUE" number: 2 } }
+		message_type { name: "Req"
+			field { name: "color" number: 1 type: TYPE_ENUM type_name: ".closed.Color" label: LABEL_OPTIONAL }
+			field { name: "n" number: 2 type: TYPE_INT32 label: LABEL_OPTIONAL } }
+		service { name: "S" method { name: "M" input_type: ".closed.Req" output_type: ".closed.Req"
+			options { [google.api.http] { get: "/c/{n}" } } } }`), fdp))
+	r, err := httprule.NewRouter(servicesOf(t, fdp))
+	require.NoError(t, err)
+	m, ok := r.Match("GET", "/c/0")
+	require.True(t, ok)
+	msg := dynamicpb.NewMessage(m.Method.Input())
+	require.NoError(t, m.Bind(msg, url.Values{"color": {"2"}}))
+	requireJSON(t, `{"color": "BLUE", "n": 0}`, msg) // proto2: n is present at zero
+	err = m.Bind(dynamicpb.NewMessage(m.Method.Input()), url.Values{"color": {"3"}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `query parameter "color": value "3": not a value of enum closed.Color`)
 }

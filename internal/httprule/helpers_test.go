@@ -77,6 +77,7 @@ message_type {
   field { name: "kinds" number: 32 type: TYPE_ENUM type_name: ".test.v1.Kind" label: LABEL_REPEATED }
   field { name: "parent" number: 33 type: TYPE_STRING }
   field { name: "wts" number: 34 type: TYPE_MESSAGE type_name: ".google.protobuf.Timestamp" label: LABEL_REPEATED }
+  field { name: "opt" number: 35 type: TYPE_INT32 proto3_optional: true oneof_index: 1 }
   nested_type {
     name: "LabelsEntry"
     field { name: "key" number: 1 type: TYPE_STRING }
@@ -84,6 +85,7 @@ message_type {
     options { map_entry: true }
   }
   oneof_decl { name: "choice" }
+  oneof_decl { name: "_opt" }
 }
 message_type {
   name: "Resp"

@@ -66,10 +66,28 @@ func (t *Template) match(path string, vals []string) ([]string, bool) {
 	if pos <= len(rest) {
 		return vals, false // segments left over
 	}
+	if len(caps) > 0 && vals == nil {
+		vals = make([]string, 0, len(caps))
+	}
 	for _, c := range caps {
 		vals = append(vals, rest[c.start:c.end])
 	}
 	return vals, true
+}
+
+// mayMatch reports whether a path with this many '/' can match t: one
+// per segment, at least one less than the segments with a trailing "**"
+// (which matches zero or more). It only rules out; match decides.
+func (t *Template) mayMatch(slashes int) bool {
+	n := len(t.segs)
+	switch {
+	case n == 0:
+		return slashes == 1
+	case t.segs[n-1].kind == segDoubleStar:
+		return slashes >= n-1
+	default:
+		return slashes == n
+	}
 }
 
 // cutVerb removes ":verb" from the end of the path's last segment.

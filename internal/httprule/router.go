@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -200,7 +201,11 @@ type Match struct {
 // variable can carry an escaped '/'); a literal segment matches its
 // percent-decoded form. Verbs are compared exactly ("GET", not "get").
 func (r *Router) Match(verb, path string) (Match, bool) {
+	slashes := strings.Count(path, "/") // the path's segments, for a cheap first test
 	for _, ru := range r.byVerb[verb] {
+		if !ru.tmpl.mayMatch(slashes) {
+			continue
+		}
 		if vals, ok := ru.tmpl.match(path, nil); ok {
 			return Match{
 				Method: ru.method, Body: ru.body, ResponseBody: ru.responseBody,
