@@ -71,6 +71,7 @@ func (c *Config) check(lines map[string]int, ps *[]Problem) {
 		for j, r := range l.Routes {
 			c.checkRoute(ck, lp+".routes["+strconv.Itoa(j)+"]", r)
 		}
+		c.checkTranscode(ck, lp, l)
 	}
 
 	names := make([]string, 0, len(c.Services))

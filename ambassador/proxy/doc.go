@@ -55,6 +55,26 @@
 // would overflow a later computation or mean nothing (see the Max*
 // constants here and in the policy packages).
 //
+// # Transcoding
+//
+// transcode: on a listener or route whose service speaks gRPC (protocol
+// h2c or h2) takes JSON over HTTP: POST /pkg.Service/Method with the
+// request message as protojson (and the google.api.http bindings of the
+// descriptors) becomes a gRPC call on one grpc.ClientConn per service,
+// dialed on first use with the service's own Stack.DialOptions, so the
+// call shares the service's breakers, limiter, retry budget and endpoints
+// and is retried on retriable_grpc_codes; the service timeout is its
+// deadline. Descriptors come from the upstream's server reflection,
+// fetched on the first call of each routing table (so again after a
+// reload), or from a descriptor_set file read at load time. The answer is
+// JSON (NDJSON for server streaming), a gRPC error its usual HTTP status
+// with a {"code", "message", "details"} body, and the ambassador's own
+// refusals (bad_request, no_route, rate_limited, ...) carry
+// X-Outbound-Error as usual; application/grpc requests on a transcode
+// route are proxied unchanged. See internal/transcode for the details and
+// the status table. The route in metrics, traces and the access log is
+// the gRPC method.
+//
 // # Shutdown
 //
 // When Run's context is done (the ambassador's SIGTERM or SIGINT) the

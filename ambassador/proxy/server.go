@@ -232,6 +232,7 @@ func (s *Server) buildTable(c *Config, old *table) (*table, error) {
 		t.order = append(t.order, name)
 	}
 	slices.Sort(t.order)
+	tcs := s.newTranscoders()
 	// Match listeners by address (in order, for repeated ":0" addresses).
 	byAddr := make(map[string][]ListenerConfig, len(c.Listeners))
 	for _, l := range c.Listeners {
@@ -255,7 +256,14 @@ func (s *Server) buildTable(c *Config, old *table) (*table, error) {
 				return nil, fmt.Errorf("ambassador: listener %s: no service %q", addr, name)
 			}
 		}
-		t.listeners = append(t.listeners, buildRoutes(l, t.services))
+		lr := buildRoutes(l, t.services)
+		if err := tcs.attach(lr, l); err != nil {
+			for _, b := range built {
+				b.close()
+			}
+			return nil, err
+		}
+		t.listeners = append(t.listeners, lr)
 	}
 	return t, nil
 }

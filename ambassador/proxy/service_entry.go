@@ -26,6 +26,8 @@ type serviceEntry struct {
 	maxActive int64
 	active    atomic.Int64
 
+	grpc grpcConn // transcoding's ClientConn, dialed on first use (transcode.go)
+
 	refs      atomic.Int64 // in-flight requests | retiredBit
 	closeOnce sync.Once
 	logger    *slog.Logger
@@ -123,6 +125,7 @@ func (e *serviceEntry) freeSlot() {
 
 func (e *serviceEntry) close() {
 	e.closeOnce.Do(func() {
+		e.closeGRPC()
 		if err := e.stack.Close(); err != nil {
 			e.logger.Warn("closing service stack", "service", e.name, "error", err)
 		}
