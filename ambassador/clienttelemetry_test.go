@@ -51,7 +51,7 @@ func collectHistogram[N int64 | float64](t *testing.T, reader sdkmetric.Reader, 
 func attrMap(s attribute.Set) map[string]string {
 	out := map[string]string{}
 	for _, kv := range s.ToSlice() {
-		out[string(kv.Key)] = kv.Value.Emit()
+		out[string(kv.Key)] = kv.Value.String()
 	}
 	return out
 }
