@@ -145,9 +145,15 @@
 // outbound.ratelimit.decisions and outbound.ratelimit.wait,
 // outbound.breaker.transitions and outbound.breaker.rejections,
 // outbound.discovery.endpoints: see each package), all with service. With
-// WithMeterProvider the stack also records otelhttp's
-// http.client.request.duration (s) and http.client.request.body.size (By)
-// once per attempt, with the semantic conventions' attributes and service.
+// WithMeterProvider the stack also records http.client.request.duration (s)
+// and http.client.request.body.size (By) once per attempt, with the
+// attributes otelhttp gives them (http.request.method, server.address,
+// server.port, url.scheme, network.protocol.*, http.response.status_code,
+// error.type when there is no response) and service. It records them through
+// the OpenTelemetry API itself, not through otelhttp: each combination's
+// attribute set is built once, so a measurement allocates nothing.
+// error.type is one of timeout, canceled, connect-failure, refused-stream,
+// reset and _OTHER.
 //
 // # Concurrency
 //

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -132,13 +130,16 @@ type options struct {
 func WithBase(rt http.RoundTripper) Option { return func(o *options) { o.base = rt } }
 
 // WithMeterProvider sets the meter provider of every policy in the stack
-// (the global one by default). Given explicitly, it also turns on otelhttp
-// client metrics (http.client.request.duration, with service) per attempt.
+// (the global one by default). Given explicitly, it also turns on the
+// client metrics http.client.request.duration (s) and
+// http.client.request.body.size (By), one measurement per attempt with the
+// semantic conventions' attributes (as otelhttp records them) and service.
 func WithMeterProvider(mp metric.MeterProvider) Option { return func(o *options) { o.mp = mp } }
 
-// WithTracerProvider turns on an otelhttp client span per attempt, created
-// with tp, which also propagates the trace context to the upstream with the
-// global propagator. Each attempt's span carries service,
+// WithTracerProvider turns on a client span per attempt ("HTTP GET", with
+// the semantic conventions' attributes as otelhttp sets them), created with
+// tp, whose context is propagated to the upstream with the global
+// propagator. Each attempt's span carries service,
 // outbound.attempt (from 1), outbound.endpoint (the host:port discovery
 // picked) and http.request.resend_count (outbound.attempt-1), and is a
 // child of the span in the request's context.
@@ -236,18 +237,11 @@ func NewStack(c ServiceConfig, opts ...Option) (*Stack, error) {
 
 	below := guardResends(s.base, s.owned != nil && (c.Protocol == ProtocolH2 || c.Protocol == ProtocolH2C))
 	if o.mp != nil || o.tp != nil {
-		var ho []otelhttp.Option
-		if o.mp != nil {
-			ho = append(ho, otelhttp.WithMeterProvider(o.mp))
+		ct, err := newClientTelemetry(below, c.Name, o.mp, o.tp)
+		if err != nil {
+			return fail(fmt.Errorf("telemetry: %w", err))
 		}
-		if o.tp != nil {
-			ho = append(ho, otelhttp.WithTracerProvider(o.tp))
-			below = &attemptSpan{next: below, service: attribute.String("service", c.Name)}
-		}
-		below = otelhttp.NewTransport(below, ho...)
-		if o.mp != nil {
-			below = newServiceLabel(below, c.Name)
-		}
+		below = ct
 	}
 	if c.usesTLS() {
 		below = httpsScheme{below}
