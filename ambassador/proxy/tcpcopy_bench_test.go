@@ -52,7 +52,7 @@ func BenchmarkTCPCopy(b *testing.B) {
 		name   string
 		splice bool
 	}{{"splice", true}, {"buffer", false}} {
-		b.Run("bulk/"+path.name, func(b *testing.B) {
+		b.Run("bulk/path="+path.name, func(b *testing.B) {
 			client, server, stop := benchPair(b, path.splice)
 			defer stop()
 			got := make(chan int64, 1)
@@ -74,7 +74,7 @@ func BenchmarkTCPCopy(b *testing.B) {
 				b.Fatalf("server read %d bytes, want %d", n, int64(b.N)*int64(len(chunk)))
 			}
 		})
-		b.Run("pingpong/"+path.name, func(b *testing.B) {
+		b.Run("pingpong/path="+path.name, func(b *testing.B) {
 			client, server, stop := benchPair(b, path.splice)
 			defer stop()
 			go func() { _, _ = io.Copy(server, server) }()
