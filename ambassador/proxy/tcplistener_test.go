@@ -291,3 +291,35 @@ services: {web: {discovery: {static: [`+up.Addr()+`]}}}
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "listeners[0].protocol")
 }
+
+// TestTCPLeastRequestCountsOpenConnections: with least_request over two
+// endpoints, open pairs count as in flight, so eight held connections
+// split four and four, and /status shows them per endpoint.
+func TestTCPLeastRequestCountsOpenConnections(t *testing.T) {
+	u1, u2 := startEcho(t, ""), startEcho(t, "")
+	a := startTCPAmb(t, []string{u1.Addr(), u2.Addr()}, "discovery: {static: ["+u1.Addr()+", "+u2.Addr()+"], balancer: least_request}", "")
+	var held []net.Conn
+	for range 8 {
+		c := a.dial(t)
+		echoOnce(t, c, "hold")
+		held = append(held, c)
+	}
+	st := a.srv.Status().Services["db"]
+	require.Len(t, st.Endpoints, 2)
+	for _, ep := range st.Endpoints {
+		assert.Equal(t, 4, ep.InFlight, "endpoint %s", ep.Address)
+	}
+	assert.Equal(t, int64(8), st.InFlight)
+	assert.Equal(t, int64(8), a.counter(t, "outbound.tcp.open_connections", nil))
+	for _, c := range held {
+		require.NoError(t, c.Close())
+	}
+	require.Eventually(t, func() bool {
+		for _, ep := range a.srv.Status().Services["db"].Endpoints {
+			if ep.InFlight != 0 {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Second, time.Millisecond)
+}
