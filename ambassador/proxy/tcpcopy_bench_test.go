@@ -3,8 +3,26 @@ package proxy
 import (
 	"io"
 	"net"
+	"syscall"
 	"testing"
+	"time"
 )
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the CPU time per op since start (client, pair and
+// server together: they share the process), which a loaded machine
+// disturbs less than wall time.
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op")
+}
 
 // benchPair joins a client and a server connection on loopback through a
 // tcpPair (splice or pooled buffer) and returns both ends; stop closes
@@ -64,6 +82,7 @@ func BenchmarkTCPCopy(b *testing.B) {
 			b.SetBytes(int64(len(chunk)))
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu0 := cpuTime(b)
 			for range b.N {
 				if _, err := client.Write(chunk); err != nil {
 					b.Fatal(err)
@@ -73,6 +92,7 @@ func BenchmarkTCPCopy(b *testing.B) {
 			if n := <-got; n != int64(b.N)*int64(len(chunk)) {
 				b.Fatalf("server read %d bytes, want %d", n, int64(b.N)*int64(len(chunk)))
 			}
+			reportCPU(b, cpu0)
 		})
 		b.Run("pingpong/path="+path.name, func(b *testing.B) {
 			client, server, stop := benchPair(b, path.splice)
@@ -82,6 +102,7 @@ func BenchmarkTCPCopy(b *testing.B) {
 			reply := make([]byte, 64)
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu0 := cpuTime(b)
 			for range b.N {
 				if _, err := client.Write(msg); err != nil {
 					b.Fatal(err)
@@ -90,6 +111,7 @@ func BenchmarkTCPCopy(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			reportCPU(b, cpu0)
 		})
 	}
 }
