@@ -160,9 +160,9 @@
 // tcp.queue_timeout (0: closed at once) for a slot; max_concurrent_requests
 // caps the service's client connections (over it: closed at once);
 // tcp.idle_timeout closes a pair with no byte either way for that long
-// (0: never). Bytes are copied both ways at once (the kernel's splice
-// path between two plain TCP connections, a pooled 32 KiB buffer with TLS
-// or idle_timeout), EOF is passed on as a half-close, and an error either
+// (0: never). Bytes are copied both ways at once through pooled 32 KiB
+// buffers (measured cheaper than the kernel's splice path on loopback),
+// EOF is passed on as a half-close, and an error either
 // way closes both connections. A reload sends new connections to the new
 // service while open pairs stay on the old one; shutdown stops accepting
 // and lets open pairs run until limits.drain_timeout, then closes them.

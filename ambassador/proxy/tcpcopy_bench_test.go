@@ -49,7 +49,7 @@ func benchPair(b *testing.B, splice bool) (client, server net.Conn, stop func())
 	server, _ = back.Accept()
 	_ = front.Close()
 	_ = back.Close()
-	p := &tcpPair{client: in, up: up, cRaw: in, uRaw: up, spliceOK: splice}
+	p := &tcpPair{client: in, up: up, cRaw: in, uRaw: up, splice: splice}
 	done := make(chan struct{})
 	go func() {
 		p.run()

@@ -18,12 +18,12 @@ import (
 // TestTCPEchoFourMiBBothWaysWithHalfClose sends 4 MiB through a tcp
 // listener to an echo upstream while reading the echo, then half-closes:
 // the upstream sees EOF, half-closes back, and the client reads every
-// byte, in order, then EOF. Once on the splice path (no idle_timeout),
-// once on the pooled-buffer path (idle_timeout set).
+// byte, in order, then EOF. Once without and once with an idle timer
+// (which stamps every read).
 func TestTCPEchoFourMiBBothWaysWithHalfClose(t *testing.T) {
 	for _, tc := range []struct{ name, extra string }{
-		{"splice", ""},
-		{"buffered", "tcp: {idle_timeout: 1m}"},
+		{"no idle timeout", ""},
+		{"idle timeout", "tcp: {idle_timeout: 1m}"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := startEcho(t, "")
