@@ -166,7 +166,9 @@
 // way closes both connections. A reload sends new connections to the new
 // service while open pairs stay on the old one; shutdown stops accepting
 // and lets open pairs run until limits.drain_timeout, then closes them.
-// A listener's protocol cannot change by a reload.
+// A listener's protocol cannot change by a reload. A tcp listener's client
+// connections count against limits.max_client_connections like any other
+// (limits.idle_timeout, for HTTP keep-alive, does not apply to them).
 //
 // Each client connection of a tcp listener writes one access-log record,
 // message "tcp", with protocol (tcp), listener, remote, service, endpoint,
