@@ -137,7 +137,7 @@ func TestHalfOpenLetsExactlyHalfOpenRequestsProbesThrough(t *testing.T) {
 
 				release := make(chan struct{})
 				up.set(http.StatusOK, release, nil)
-				time.Sleep(openTimeout + time.Millisecond) // fake time: gobreaker follows it
+				elapse(openTimeout + time.Millisecond) // fake time: gobreaker follows it
 				require.Equal(t, breaker.StateHalfOpen, b.State(up.host()))
 
 				const n = 20
@@ -193,7 +193,7 @@ func testFailedProbeReopens(t *testing.T) {
 	_, err := get(t.Context(), c, up.url)
 	require.NoError(t, err)
 	require.Equal(t, breaker.StateOpen, b.State(up.host()))
-	time.Sleep(openTimeout + time.Millisecond) // fake time: gobreaker follows it
+	elapse(openTimeout + time.Millisecond) // fake time: gobreaker follows it
 	require.Equal(t, breaker.StateHalfOpen, b.State(up.host()))
 
 	code, err := get(t.Context(), c, up.url)
@@ -326,7 +326,7 @@ func testReadyTakesNoProbeSlot(t *testing.T) {
 	_, err := get(t.Context(), c, up.url)
 	require.NoError(t, err)
 	assert.False(t, b.Ready(up.host()))
-	time.Sleep(openTimeout + time.Millisecond) // fake time: gobreaker follows it
+	elapse(openTimeout + time.Millisecond) // fake time: gobreaker follows it
 	require.True(t, b.Ready(up.host()))
 	for range 100 {
 		require.True(t, b.Ready(up.host()))
@@ -375,7 +375,7 @@ func testOnStateChangeRunsOutsideLocksInOrder(t *testing.T) {
 		require.NoError(t, err)
 	}
 	up.set(http.StatusOK, nil, nil)
-	time.Sleep(openTimeout + time.Millisecond) // fake time: gobreaker follows it
+	elapse(openTimeout + time.Millisecond) // fake time: gobreaker follows it
 	code, err := get(t.Context(), c, up.url)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, code)
@@ -501,7 +501,7 @@ func testCancelledProbeReopensInsteadOfFreeingItsSlot(t *testing.T) {
 	require.NoError(t, err)
 	arrived := make(chan struct{})
 	up.set(http.StatusOK, make(chan struct{}), arrived) // the upstream hangs
-	time.Sleep(openTimeout + time.Millisecond)          // fake time: gobreaker follows it
+	elapse(openTimeout + time.Millisecond)              // fake time: gobreaker follows it
 	require.Equal(t, breaker.StateHalfOpen, b.State(up.host()))
 
 	// The caller gives up once the probe has reached the upstream (a fixed

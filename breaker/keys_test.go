@@ -96,13 +96,13 @@ func TestOpenKeyOutlivesIdleSweepUntilItsTimeout(t *testing.T) {
 		rt := b.RoundTripper(next)
 		require.NoError(t, roundTrip(t, rt, "bad-1:80"))
 		for i := range 150 {
-			time.Sleep(5 * time.Millisecond) // fake time: many idle sweeps before open_timeout
+			elapse(5 * time.Millisecond) // fake time: many idle sweeps before open_timeout
 			require.NoError(t, roundTrip(t, rt, fmt.Sprintf("host-%d:80", i)))
 			require.Equal(t, breaker.StateOpen, b.State("bad-1:80"), "still refused before open_timeout")
 		}
 		require.ErrorIs(t, roundTrip(t, rt, "bad-1:80"), breaker.ErrOpen)
 		assert.Equal(t, int64(1+150), next.sent.Load())
-		time.Sleep(time.Second - 750*time.Millisecond + time.Millisecond)
+		elapse(time.Second - 750*time.Millisecond + time.Millisecond)
 		assert.Equal(t, breaker.StateHalfOpen, b.State("bad-1:80"), "half-open once open_timeout has passed")
 	})
 }

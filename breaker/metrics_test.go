@@ -61,7 +61,7 @@ func testMetrics(t *testing.T) {
 		require.ErrorIs(t, err, breaker.ErrOpen)
 	}
 	up.set(http.StatusOK, nil, nil)
-	time.Sleep(openTimeout + time.Millisecond) // fake time: gobreaker follows it
+	elapse(openTimeout + time.Millisecond) // fake time: gobreaker follows it
 	code, err := get(t.Context(), c, up.url)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, code)

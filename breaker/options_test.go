@@ -34,7 +34,7 @@ func tripAndRecover(t *testing.T, b *breaker.Breaker, up *stubUpstream) {
 	require.NoError(t, err)
 	require.Equal(t, breaker.StateOpen, b.State(up.host()))
 	up.set(http.StatusOK, nil, nil)
-	time.Sleep(time.Minute + time.Millisecond)
+	elapse(time.Minute + time.Millisecond)
 	_, err = get(t.Context(), c, up.url)
 	require.NoError(t, err)
 	require.Equal(t, breaker.StateClosed, b.State(up.host()))

@@ -40,7 +40,7 @@ func newGRPCUpstream(t testing.TB, delay time.Duration) *grpcUpstream {
 			return nil, status.Error(codes.Unavailable, "overloaded")
 		}
 		if u.delay > 0 {
-			time.Sleep(u.delay) // simulated slow upstream
+			latency(ctx, u.delay) // simulated slow upstream
 		}
 		return h(ctx, req)
 	}))

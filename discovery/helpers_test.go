@@ -189,3 +189,15 @@ func (r retryRT) RoundTrip(req *http.Request) (*http.Response, error) {
 func withAttempt(rec *attempt.Record) context.Context {
 	return attempt.WithAttempt(context.Background(), rec, rec.Start())
 }
+
+// latency is a simulated upstream's service time: it returns after d, or
+// as soon as ctx (the request's context) is done, so a slow upstream never
+// outlives the request it serves.
+func latency(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

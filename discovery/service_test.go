@@ -116,10 +116,10 @@ func TestEWMAPrefersFastEndpoint(t *testing.T) {
 	// up to 43 of 500 under three parallel runs, with 50ms it keeps a wide
 	// margin below the 20% bound.
 	slow := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(50 * time.Millisecond) // simulated slow upstream
+		latency(r.Context(), 50*time.Millisecond) // simulated slow upstream
 	})
 	fast := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(time.Millisecond)
+		latency(r.Context(), time.Millisecond)
 	})
 	slowShare, _ := ewmaShares(t, slow, fast)
 	assert.Less(t, slowShare, 0.2)
@@ -141,7 +141,7 @@ func ewmaShares(t *testing.T, a, b *upstream) (float64, float64) {
 
 func TestEWMACountsFastFailuresAsSlow(t *testing.T) {
 	healthy := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(5 * time.Millisecond)
+		latency(r.Context(), 5*time.Millisecond)
 	})
 	failing := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -378,7 +378,7 @@ func TestHealthCheckEjectsAndReturns(t *testing.T) {
 }
 
 func TestEndpointsSnapshot(t *testing.T) {
-	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { time.Sleep(2 * time.Millisecond) })
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { latency(r.Context(), 2*time.Millisecond) })
 	src := newSetSource()
 	s := newService(t, src, discovery.Config{Balancer: discovery.EWMA})
 	src.send(t, []discovery.Endpoint{

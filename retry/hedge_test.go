@@ -114,7 +114,7 @@ func TestHedgingNotForPOST(t *testing.T) {
 	var hits atomic.Int32
 	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
-		time.Sleep(60 * time.Millisecond) // slower than the hedge delay
+		latency(r.Context(), 60*time.Millisecond) // slower than the hedge delay
 	})
 	srv, _, mk := serve(t, up)
 	client, _, _ := mk(retry.Config{Hedge: retry.HedgeConfig{Delay: 10 * time.Millisecond}})
@@ -140,7 +140,7 @@ func TestHedgingStopsWhenBudgetIsSpent(t *testing.T) {
 	var hits atomic.Int32
 	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
-		time.Sleep(80 * time.Millisecond) // slower than the hedge delay
+		latency(r.Context(), 80*time.Millisecond) // slower than the hedge delay
 		_, _ = w.Write([]byte("slow but fine"))
 	})
 	srv, _, mk := serve(t, up)

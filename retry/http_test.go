@@ -381,7 +381,7 @@ func TestPerTryTimeout(t *testing.T) {
 		up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(200)
 			http.NewResponseController(w).Flush()
-			time.Sleep(2 * perTryTimeout) // slow upstream: past the per-try timeout
+			latency(r.Context(), 2*perTryTimeout) // slow upstream: past the per-try timeout
 			for range chunks {
 				_, _ = w.Write(bytes.Repeat([]byte("z"), chunk))
 			}

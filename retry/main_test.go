@@ -128,3 +128,15 @@ func hasServiceAttr(t *testing.T, m *metrics, name string) bool {
 	}
 	return seen
 }
+
+// latency is a simulated upstream's service time: it returns after d, or
+// as soon as ctx (the request's context) is done, so a slow upstream never
+// outlives the request it serves.
+func latency(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

@@ -323,7 +323,7 @@ func TestServiceConfigValidate(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, strings.Join([]string{
 		"name: required: the logical host the service answers for",
-		"discovery: no source: set one of static, dns, srv, file",
+		"discovery: no source: set one of static, dns, srv, file, etcd",
 		`protocol: unknown protocol "spdy": want http1, h2c, h2 or tcp`,
 		"tls.key_file: required with cert_file",
 	}, "\n"), err.Error())

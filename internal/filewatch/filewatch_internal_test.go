@@ -57,28 +57,28 @@ func TestWatcherDebounces(t *testing.T) {
 		// after the last.
 		for range 10 {
 			w.event(path)
-			time.Sleep(watchDebounce - time.Millisecond)
+			elapse(watchDebounce - time.Millisecond)
 			require.False(t, w.pending(), "no change while events keep coming")
 		}
-		time.Sleep(time.Millisecond)
+		elapse(time.Millisecond)
 		assert.True(t, w.pending(), "one change once the file was quiet for 100ms")
-		time.Sleep(time.Second)
+		elapse(time.Second)
 		assert.False(t, w.pending(), "and only one")
 
 		// Two changes not received yet are one.
 		w.event(path)
-		time.Sleep(2 * watchDebounce)
+		elapse(2 * watchDebounce)
 		w.event(path)
-		time.Sleep(2 * watchDebounce)
+		elapse(2 * watchDebounce)
 		assert.True(t, w.pending())
 		assert.False(t, w.pending())
 
 		// Events 100ms apart are two changes.
 		w.event(path)
-		time.Sleep(watchDebounce)
+		elapse(watchDebounce)
 		assert.True(t, w.pending())
 		w.event(path)
-		time.Sleep(watchDebounce)
+		elapse(watchDebounce)
 		assert.True(t, w.pending())
 	})
 }
@@ -92,7 +92,7 @@ func TestWatcherMaxDelay(t *testing.T) {
 		var at []time.Duration
 		for range 3 * watchMaxDelay / (watchDebounce / 2) {
 			w.event(path)
-			time.Sleep(watchDebounce / 2)
+			elapse(watchDebounce / 2)
 			if w.pending() {
 				at = append(at, time.Since(start))
 			}
@@ -114,12 +114,12 @@ func TestWatcherIgnoresOtherNames(t *testing.T) {
 			filepath.Join(dir, "sub", "ambassador.yaml"),
 		} {
 			w.event(name)
-			time.Sleep(time.Second)
+			elapse(time.Second)
 			assert.False(t, w.pending(), "an event for %s", name)
 		}
 		// The same name written another way is the file.
 		w.event(dir + string(filepath.Separator) + "." + string(filepath.Separator) + "ambassador.yaml")
-		time.Sleep(watchDebounce)
+		elapse(watchDebounce)
 		assert.True(t, w.pending())
 	})
 }
@@ -131,7 +131,7 @@ func TestWatcherErrorIsAPossibleChange(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newFedWatcher(t, path)
 		w.errs <- errors.New("queue overflow")
-		time.Sleep(watchDebounce)
+		elapse(watchDebounce)
 		assert.True(t, w.pending())
 	})
 }

@@ -19,11 +19,11 @@ func TestWatcherPollsWithoutWatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := &fedWatcher{Watcher: start([]string{path}, nil, nil, nil, Options{})}
 		t.Cleanup(func() { require.NoError(t, w.Close()) })
-		time.Sleep(DefaultPollInterval - time.Millisecond)
+		elapse(DefaultPollInterval - time.Millisecond)
 		assert.False(t, w.pending())
-		time.Sleep(time.Millisecond)
+		elapse(time.Millisecond)
 		assert.True(t, w.pending())
-		time.Sleep(DefaultPollInterval)
+		elapse(DefaultPollInterval)
 		assert.True(t, w.pending())
 	})
 }
@@ -49,9 +49,9 @@ func TestWatcherFallsBackToPolling(t *testing.T) {
 				default:
 					t.Fatal("no error reported")
 				}
-				time.Sleep(DefaultPollInterval)
+				elapse(DefaultPollInterval)
 				assert.True(t, w.pending(), "a change by polling")
-				time.Sleep(DefaultPollInterval)
+				elapse(DefaultPollInterval)
 				assert.True(t, w.pending(), "and another")
 			})
 		})
@@ -65,7 +65,7 @@ func TestWatcherReportsErrorsButNotOverflow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newFedWatcher(t, path)
 		w.errs <- fsnotify.ErrEventOverflow
-		time.Sleep(watchDebounce)
+		elapse(watchDebounce)
 		assert.True(t, w.pending())
 		select {
 		case err := <-w.Errors():
@@ -73,7 +73,7 @@ func TestWatcherReportsErrorsButNotOverflow(t *testing.T) {
 		default:
 		}
 		w.errs <- os.ErrPermission
-		time.Sleep(watchDebounce)
+		elapse(watchDebounce)
 		assert.True(t, w.pending())
 		assert.ErrorIs(t, <-w.Errors(), os.ErrPermission)
 	})
@@ -90,11 +90,11 @@ func TestWatcherSeveralPaths(t *testing.T) {
 		t.Cleanup(func() { require.NoError(t, w.Close()) })
 		for _, p := range []string{pa, pb} {
 			w.event(p)
-			time.Sleep(watchDebounce)
+			elapse(watchDebounce)
 			assert.True(t, w.pending(), p)
 		}
 		w.event(filepath.Join(a, "key.pem"))
-		time.Sleep(time.Second)
+		elapse(time.Second)
 		assert.False(t, w.pending())
 	})
 }
