@@ -47,6 +47,7 @@ type tcpPair struct {
 	splice bool
 
 	last  atomic.Int64 // monotonic ns of the last read with data (idle only)
+	tmu   sync.Mutex   // guards timer: a very short idle_timeout may fire before run stores it
 	timer *time.Timer
 
 	end       atomic.Pointer[string] // the first reason to end, nil while running
@@ -62,7 +63,9 @@ func tcpNow() int64 { return int64(time.Since(tcpEpoch)) }
 func (p *tcpPair) run() (in, out int64, how string) {
 	if p.idle > 0 {
 		p.last.Store(tcpNow())
+		p.tmu.Lock()
 		p.timer = time.AfterFunc(p.idle, p.checkIdle)
+		p.tmu.Unlock()
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -72,8 +75,10 @@ func (p *tcpPair) run() (in, out int64, how string) {
 	}()
 	in = p.half(p.up, p.uRaw, p.cRaw)
 	wg.Wait()
-	if p.timer != nil {
+	if p.idle > 0 {
+		p.tmu.Lock()
 		p.timer.Stop()
+		p.tmu.Unlock()
 	}
 	p.finish(tcpEndClosed)
 	return in, out, *p.end.Load()
@@ -136,7 +141,9 @@ func (p *tcpPair) checkIdle() {
 		p.finish(tcpEndIdle)
 		return
 	}
+	p.tmu.Lock()
 	p.timer.Reset(p.idle - silent)
+	p.tmu.Unlock()
 }
 
 // finish records why the pair ends (the first reason wins) and, for any

@@ -323,3 +323,17 @@ func TestTCPLeastRequestCountsOpenConnections(t *testing.T) {
 		return true
 	}, 5*time.Second, time.Millisecond)
 }
+
+// TestTCPTinyIdleTimeout: an idle_timeout shorter than the time it takes
+// to start the pair still closes every pair as idle. (The timer may fire
+// before run has stored it; tcpPair.tmu orders the two. That ordering was
+// found by reading, not by this test: 5 -race runs without the lock did
+// not hit the window.)
+func TestTCPTinyIdleTimeout(t *testing.T) {
+	up := startEcho(t, "")
+	a := startTCPAmb(t, []string{up.Addr()}, "tcp: {idle_timeout: 1ns}", "")
+	for range 5 {
+		waitEOF(t, a.dial(t))
+	}
+	require.Eventually(t, func() bool { return strings.Count(a.log.String(), `"end":"idle_timeout"`) == 5 }, 5*time.Second, 5*time.Millisecond)
+}
