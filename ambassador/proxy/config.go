@@ -70,6 +70,10 @@ type ListenerConfig struct {
 	// Transcode, when set, calls the listener's gRPC service with JSON
 	// over HTTP (see TranscodeConfig); it needs Service, not Routes.
 	Transcode *TranscodeConfig `yaml:"transcode"`
+	// Protocol is ListenerHTTP ("", the default: HTTP/1.1 and h2c) or
+	// ListenerTCP (raw byte streams joined to one endpoint of Service, a
+	// service of protocol tcp; see tcplistener.go).
+	Protocol string `yaml:"protocol"`
 }
 
 // RouteConfig matches requests by Host and/or path prefix and sends them to

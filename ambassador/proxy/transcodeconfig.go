@@ -46,6 +46,9 @@ func resolveTranscodePaths(c *Config, dir string) {
 // checkTranscode checks the transcode sections of listener l (at lp) and
 // of its routes: each needs one service, of protocol h2c or h2.
 func (c *Config) checkTranscode(ck checker, lp string, l ListenerConfig) {
+	if l.Protocol == ListenerTCP {
+		return // checkTCPListener refuses transcode: there
+	}
 	if l.Transcode != nil {
 		if len(l.Routes) > 0 {
 			ck.Add(lp+".transcode", "needs service:, not routes (put transcode: on the routes)")
