@@ -1,7 +1,8 @@
 // Package testserver starts real servers (redis-server, etcd, PostgreSQL)
 // for tests, each on free loopback ports with a temporary data directory,
-// and stops them when the test ends. Only tests import it; it imports nothing of outbound's,
-// so every package's tests, internal or external, can use it.
+// and stops them when the test ends. Only tests import it; it imports
+// nothing of outbound's, so every package's tests, internal or external, can
+// use it.
 //
 // A server whose binary is not installed skips the test with a message naming
 // the Debian package, except when CI=true (.ci/run), where the test fails:
