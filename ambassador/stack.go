@@ -30,6 +30,10 @@ const (
 	ProtocolH2C = "h2c"
 	// ProtocolH2 is HTTP/2 over TLS, negotiated by ALPN.
 	ProtocolH2 = "h2"
+	// ProtocolTCP is raw TCP (a database, a cache), over TLS when tls is
+	// set. Only the process's tcp listeners use such a service (see
+	// NewTCPStack); NewTransport, NewStack and DialOptions refuse it.
+	ProtocolTCP = "tcp"
 )
 
 // DefaultTimeout bounds a logical request when ServiceConfig.Timeout is 0.
@@ -49,7 +53,8 @@ type ServiceConfig struct {
 	Name string `yaml:"name"`
 	// Discovery names exactly one endpoint source and the balancer.
 	Discovery discovery.Config `yaml:"discovery"`
-	// Protocol is http1 (""), h2c or h2; gRPC needs h2c or h2.
+	// Protocol is http1 (""), h2c or h2; gRPC needs h2c or h2; tcp is
+	// raw TCP for the process's tcp listeners (see NewTCPStack).
 	Protocol string `yaml:"protocol"`
 	// TLS, when any field is set, originates TLS to the endpoints (mTLS
 	// with CertFile and KeyFile). Protocol h2 implies TLS.
@@ -77,6 +82,9 @@ type ServiceConfig struct {
 	RateLimit *ratelimit.Config `yaml:"ratelimit"`
 	// Breaker configures per-endpoint circuit breakers; nil leaves them out.
 	Breaker *breaker.Config `yaml:"breaker"`
+	// TCP holds the connection settings of a protocol tcp service, used by
+	// the process's tcp listeners; it must be empty for other protocols.
+	TCP TCPConfig `yaml:"tcp"`
 }
 
 // TLSConfig configures TLS origination to a service's endpoints. The files
@@ -200,6 +208,9 @@ func NewTransport(c ServiceConfig, opts ...Option) (http.RoundTripper, error) {
 func NewStack(c ServiceConfig, opts ...Option) (*Stack, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("ambassador: service %q: %w", c.Name, err)
+	}
+	if c.Protocol == ProtocolTCP {
+		return nil, fmt.Errorf("ambassador: service %q: %w", c.Name, ErrTCPService)
 	}
 	var o options
 	for _, opt := range opts {

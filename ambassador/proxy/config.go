@@ -67,6 +67,10 @@ type ListenerConfig struct {
 	Service string `yaml:"service"`
 	// Routes are matched by Host and path prefix, first match wins.
 	Routes []RouteConfig `yaml:"routes"`
+	// Protocol is ListenerHTTP ("", the default: HTTP/1.1 and h2c) or
+	// ListenerTCP (raw byte streams joined to one endpoint of Service, a
+	// service of protocol tcp; see tcplistener.go).
+	Protocol string `yaml:"protocol"`
 }
 
 // RouteConfig matches requests by Host and/or path prefix and sends them to

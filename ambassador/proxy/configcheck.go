@@ -92,6 +92,7 @@ func (c *Config) check(lines map[string]int, ps *[]Problem) {
 	ck.CheckRange("limits.shutdown_delay", int64(c.Limits.ShutdownDelay), int64(MaxLimitsTimeout), MaxLimitsTimeout.String())
 	ck.CheckRange("limits.max_header_bytes", int64(c.Limits.MaxHeaderBytes), int64(MaxHeaderBytesLimit), "16MiB")
 	checkLimits(ck, c.Limits)
+	c.checkProtocols(ck)
 }
 
 func (c *Config) checkRef(ck checker, path, name string) {

@@ -160,6 +160,7 @@ type Server struct {
 	endDelayOnce sync.Once
 
 	reqMetrics *serverMetrics // http.server.request.duration
+	tcpMetrics *tcpMetrics    // outbound.tcp.* (tcpmetrics.go)
 }
 
 // NewServer builds the service stacks and routing of c. c should come from
@@ -184,6 +185,9 @@ func NewServer(c *Config, opts ...Option) (*Server, error) {
 	var err error
 	if s.reqMetrics, err = newServerMetrics(mp); err != nil {
 		return nil, fmt.Errorf("ambassador: http.server.request.duration: %w", err)
+	}
+	if s.tcpMetrics, err = newTCPMetrics(mp); err != nil {
+		return nil, fmt.Errorf("ambassador: outbound.tcp metrics: %w", err)
 	}
 	if len(c.Listeners) == 0 {
 		return nil, errors.New("ambassador: listeners: at least one listener is needed")
@@ -286,6 +290,9 @@ func (s *Server) Reload(c *Config) error {
 	if s.closed {
 		return errors.New("ambassador: server closed")
 	}
+	if err := sameListenerProtocols(s.cfg, c); err != nil {
+		return err
+	}
 	old := s.table.Load()
 	t, err := s.buildTable(c, old)
 	if err != nil {
@@ -372,6 +379,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	servers := s.newHTTPServers(lns, lim)
+	tcps := s.newTCPListeners(c, lns)
 
 	errc := make(chan error, len(servers))
 	var wg sync.WaitGroup
@@ -379,7 +387,11 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := srv.Serve(lns[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serve := srv.Serve
+			if tcps[i] != nil {
+				serve = func(net.Listener) error { return tcps[i].serve() }
+			}
+			if err := serve(lns[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("ambassador: serve %s: %w", lns[i].Addr(), err)
 			}
 		}()
@@ -401,7 +413,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case runErr = <-errc:
 	}
 
-	s.drain(servers, lim.DrainTimeout)
+	s.drain(servers, tcps, lim.DrainTimeout)
 	wg.Wait()
 	_ = s.Close()
 	s.opts.logger.Info("stopped")
@@ -463,15 +475,19 @@ func (s *Server) newHTTPServers(lns []net.Listener, lim LimitsConfig) []*http.Se
 // drain stops accepting and lets in-flight requests finish for up to
 // timeout, then closes what is left; the admin listener (last) closes at
 // once after.
-func (s *Server) drain(servers []*http.Server, timeout time.Duration) {
+func (s *Server) drain(servers []*http.Server, tcps []*tcpListener, timeout time.Duration) {
 	s.draining.Store(true)
 	s.opts.logger.Info("draining", "timeout", timeout.String())
 	dctx, cancel := context.WithTimeout(context.Background(), timeout)
 	var dwg sync.WaitGroup
-	for _, srv := range servers[:len(servers)-1] {
+	for i, srv := range servers[:len(servers)-1] {
 		dwg.Add(1)
 		go func() {
 			defer dwg.Done()
+			if tcps[i] != nil {
+				tcps[i].shutdown(dctx)
+				return
+			}
 			if err := srv.Shutdown(dctx); err != nil {
 				s.opts.logger.Warn("drain timeout: closing remaining connections", "error", err)
 				_ = srv.Close()

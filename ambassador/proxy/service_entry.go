@@ -18,8 +18,9 @@ const retiredBit = int64(1) << 62
 type serviceEntry struct {
 	name  string
 	cfg   ambassador.ServiceConfig
-	stack *ambassador.Stack
+	stack *ambassador.Stack // nil for a tcp service
 	proxy *httputil.ReverseProxy
+	tcp   *tcpService // set for a service of protocol tcp (tcpservice.go)
 	// maxActive is max_concurrent_requests (0: unlimited); active counts
 	// the requests holding a slot. An atomic counter, not a channel: a
 	// request takes a slot with one Add and no lock.
@@ -33,6 +34,9 @@ type serviceEntry struct {
 
 func (s *Server) newServiceEntry(name string, c ambassador.ServiceConfig) (*serviceEntry, error) {
 	c.Name = name
+	if c.Protocol == ambassador.ProtocolTCP {
+		return s.newTCPEntry(name, c)
+	}
 	stack, err := ambassador.NewStack(c, s.opts.stack...)
 	if err != nil {
 		return nil, err
@@ -123,6 +127,12 @@ func (e *serviceEntry) freeSlot() {
 
 func (e *serviceEntry) close() {
 	e.closeOnce.Do(func() {
+		if e.tcp != nil {
+			if err := e.tcp.close(); err != nil {
+				e.logger.Warn("closing service stack", "service", e.name, "error", err)
+			}
+			return
+		}
 		if err := e.stack.Close(); err != nil {
 			e.logger.Warn("closing service stack", "service", e.name, "error", err)
 		}
