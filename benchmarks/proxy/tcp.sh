@@ -21,8 +21,9 @@
 # redis-server (with redis-benchmark) and haproxy from Debian when missing.
 # Every process it started is stopped by PID on exit.
 # Bounded: each redis-benchmark run is killed after RUN_TIMEOUT seconds
-# (default 120); with the defaults the whole script takes about 2 min on a
-# 2-core machine (3 targets x 3 rounds x 4 tests x 100000 requests).
+# (default 120), so the script takes at most about (3 + 3*ROUNDS) *
+# RUN_TIMEOUT plus start-up; with the defaults (3 targets x 3 rounds x 4
+# tests x 100000 requests) it took 8.7 min on 2 cores at load average ~25.
 set -euo pipefail
 
 N=${N:-100000}
