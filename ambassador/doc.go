@@ -118,6 +118,16 @@
 // holds the resolver (grpc's idle mode, grpc.WithIdleTimeout, is left as it
 // is), and TLS files are read at each handshake.
 //
+// # Raw TCP services
+//
+// protocol tcp marks a service whose endpoints speak raw TCP (a database, a
+// cache): the ambassador process's tcp listeners join client connections
+// to it. NewTransport, NewStack and DialOptions refuse it (ErrTCPService);
+// NewTCPStack builds its discovery, breaker, retry policy and reloading
+// TLS material, and Dial connects (TLS handshake included) within
+// tcp.connect_timeout (TCPConfig). Such a service takes no ratelimit,
+// host_header or HTTP health check.
+//
 // # Bad config
 //
 // NewStack, NewTransport and DialOptions validate the ServiceConfig first

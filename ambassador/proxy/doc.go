@@ -141,6 +141,43 @@
 // logger of WithAccessLog, by default the one of WithLogger; a handler
 // that is not enabled at the record's level costs one Enabled call.
 
+// # TCP listeners
+//
+// A listener with protocol: tcp takes service: only, a service of protocol
+// tcp (an HTTP listener, route or split naming a tcp service, and a tcp
+// listener naming another, are config errors at that service key). Each
+// client connection is joined to one endpoint: discovery's balancer picks
+// (an open connection counts as in flight, for least_request and /status),
+// the connect (TLS handshake included when tls: is set; mTLS with
+// cert_file and key_file, the files reloaded as for HTTP) is bounded by
+// tcp.connect_timeout (5s), and a failed connect counts against that
+// endpoint's breaker and is tried on another endpoint up to
+// retry.max_attempts (1 without retry:), with the retry backoff between
+// attempts. Nothing is read from the client before the upstream is
+// connected, and once a byte has passed nothing is retried.
+// max_connections caps connections per endpoint: when every ready endpoint
+// is full a new client connection waits in arrival order up to
+// tcp.queue_timeout (0: closed at once) for a slot; max_concurrent_requests
+// caps the service's client connections (over it: closed at once);
+// tcp.idle_timeout closes a pair with no byte either way for that long
+// (0: never). Bytes are copied both ways at once through pooled 32 KiB
+// buffers (measured cheaper than the kernel's splice path on loopback),
+// EOF is passed on as a half-close, and an error either
+// way closes both connections. A reload sends new connections to the new
+// service while open pairs stay on the old one; shutdown stops accepting
+// and lets open pairs run until limits.drain_timeout, then closes them.
+// A listener's protocol cannot change by a reload. A tcp listener's client
+// connections count against limits.max_client_connections like any other
+// (limits.idle_timeout, for HTTP keep-alive, does not apply to them).
+//
+// Each client connection of a tcp listener writes one access-log record,
+// message "tcp", with protocol (tcp), listener, remote, service, endpoint,
+// attempts (connects), bytes_in (from the client), bytes_out (to the
+// client), duration_ms, end (closed, reset, idle_timeout, drain; or, when
+// never joined, refused, connect_failed, queued_timeout) and error (at
+// warn, when it was not joined). /status shows per tcp service the client
+// connections in in_flight and those waiting in queued.
+//
 // # Metrics
 //
 // A Server records, with the meter provider of WithMeterProvider (the
@@ -151,7 +188,11 @@
 // route's name, as in the access log) and service (empty when no route
 // matched); RunReloading counts reloads in outbound.config.reloads by
 // result (success, failure). The service stacks add theirs (see package
-// ambassador).
+// ambassador). tcp listeners record outbound.tcp.connections (counter, by
+// service and result: connected, connect_failed, refused, queued_timeout),
+// outbound.tcp.open_connections (up-down counter: pairs open now, by
+// service) and outbound.tcp.transferred (bytes, by service and direction
+// in or out, added when a pair closes).
 //
 // # Concurrency
 //

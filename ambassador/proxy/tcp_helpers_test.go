@@ -102,7 +102,8 @@ type tcpAmb struct {
 }
 
 // tcpConfig returns the YAML of an ambassador whose one tcp listener
-// sends to service db at endpoints; extra is YAML lines under the service,
+// sends to service db at endpoints (unless extra has its own discovery:);
+// extra is YAML lines under the service,
 // limits the limits flow mapping ("" for none).
 func tcpConfig(endpoints []string, extra, limits string) string {
 	var b strings.Builder
@@ -111,7 +112,9 @@ func tcpConfig(endpoints []string, extra, limits string) string {
 		b.WriteString("limits: " + limits + "\n")
 	}
 	b.WriteString("listeners:\n  - {address: 127.0.0.1:0, protocol: tcp, service: db}\nservices:\n  db:\n    protocol: tcp\n")
-	b.WriteString("    discovery: {static: [" + strings.Join(endpoints, ", ") + "]}\n")
+	if !strings.Contains(extra, "discovery:") {
+		b.WriteString("    discovery: {static: [" + strings.Join(endpoints, ", ") + "]}\n")
+	}
 	for _, l := range strings.Split(strings.TrimSpace(extra), "\n") {
 		if l != "" {
 			b.WriteString("    " + l + "\n")

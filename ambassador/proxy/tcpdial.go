@@ -28,16 +28,15 @@ type tcpConnect struct {
 // discovery state. Nothing has been read from the client yet, so every
 // attempt is safe to make.
 func (t *tcpService) connect(ctx context.Context) tcpConnect {
-	next := func() (bool, error) { return true, nil }
+	// Without retry: one attempt.
+	once := false
+	next := func() (bool, error) {
+		ok := !once
+		once = true
+		return ok, nil
+	}
 	if p := t.stack.Retry(); p != nil {
 		next = p.Connects(ctx).Next
-	} else {
-		once := false
-		next = func() (bool, error) {
-			ok := !once
-			once = true
-			return ok, nil
-		}
 	}
 	var (
 		tried   []string

@@ -186,9 +186,6 @@ func (l *tcpListener) handle(sess *tcpSession) {
 	}
 	defer res.slot.release()
 	p := &tcpPair{client: client, up: res.up, cRaw: rawConn(client), uRaw: res.up, idle: t.idle}
-	_, cTCP := p.cRaw.(*net.TCPConn)
-	_, uTCP := p.uRaw.(*net.TCPConn)
-	p.spliceOK = cTCP && uTCP
 	if !l.setPair(sess, p) {
 		p.finish(tcpEndDrain)
 	}
@@ -200,8 +197,8 @@ func (l *tcpListener) handle(sess *tcpSession) {
 }
 
 // rawConn returns the connection under the client connection limit's
-// wrapper, so copies reach the *net.TCPConn (and its splice path); the
-// wrapper is still what is closed.
+// wrapper, so copies reach the *net.TCPConn directly; the wrapper is still
+// what is closed.
 func rawConn(c net.Conn) net.Conn {
 	if lc, ok := c.(*limitedConn); ok {
 		return lc.Conn

@@ -18,12 +18,12 @@ import (
 // TestTCPEchoFourMiBBothWaysWithHalfClose sends 4 MiB through a tcp
 // listener to an echo upstream while reading the echo, then half-closes:
 // the upstream sees EOF, half-closes back, and the client reads every
-// byte, in order, then EOF. Once on the splice path (no idle_timeout),
-// once on the pooled-buffer path (idle_timeout set).
+// byte, in order, then EOF. Once without and once with an idle timer
+// (which stamps every read).
 func TestTCPEchoFourMiBBothWaysWithHalfClose(t *testing.T) {
 	for _, tc := range []struct{ name, extra string }{
-		{"splice", ""},
-		{"buffered", "tcp: {idle_timeout: 1m}"},
+		{"no idle timeout", ""},
+		{"idle timeout", "tcp: {idle_timeout: 1m}"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := startEcho(t, "")
@@ -290,4 +290,36 @@ services: {web: {discovery: {static: [`+up.Addr()+`]}}}
 	err = a.srv.Reload(cfg)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "listeners[0].protocol")
+}
+
+// TestTCPLeastRequestCountsOpenConnections: with least_request over two
+// endpoints, open pairs count as in flight, so eight held connections
+// split four and four, and /status shows them per endpoint.
+func TestTCPLeastRequestCountsOpenConnections(t *testing.T) {
+	u1, u2 := startEcho(t, ""), startEcho(t, "")
+	a := startTCPAmb(t, []string{u1.Addr(), u2.Addr()}, "discovery: {static: ["+u1.Addr()+", "+u2.Addr()+"], balancer: least_request}", "")
+	var held []net.Conn
+	for range 8 {
+		c := a.dial(t)
+		echoOnce(t, c, "hold")
+		held = append(held, c)
+	}
+	st := a.srv.Status().Services["db"]
+	require.Len(t, st.Endpoints, 2)
+	for _, ep := range st.Endpoints {
+		assert.Equal(t, 4, ep.InFlight, "endpoint %s", ep.Address)
+	}
+	assert.Equal(t, int64(8), st.InFlight)
+	assert.Equal(t, int64(8), a.counter(t, "outbound.tcp.open_connections", nil))
+	for _, c := range held {
+		require.NoError(t, c.Close())
+	}
+	require.Eventually(t, func() bool {
+		for _, ep := range a.srv.Status().Services["db"].Endpoints {
+			if ep.InFlight != 0 {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Second, time.Millisecond)
 }
