@@ -32,6 +32,10 @@ type Postgres struct {
 	cred *syscall.Credential
 }
 
+// postgresRoot is where Debian installs the server binaries, one
+// VERSION/bin directory per major version, outside PATH.
+var postgresRoot = "/usr/lib/postgresql"
+
 // postgresUser is the account the server runs as when the tests run as root
 // (CI does): PostgreSQL refuses to run as root.
 const postgresUser = "nobody"
@@ -117,7 +121,7 @@ func postgresBin(t testing.TB) string {
 		}
 		return filepath.Dir(p)
 	}
-	if d := newestPostgresBin("/usr/lib/postgresql"); d != "" {
+	if d := newestPostgresBin(postgresRoot); d != "" {
 		return d
 	}
 	p := Need(t, "", "initdb", "postgresql") // skips, or fails under CI=true

@@ -72,3 +72,22 @@ func mkfile(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+func TestPostgresMissingSkips(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	t.Setenv("OUTBOUND_POSTGRES_BIN", "")
+	t.Setenv("CI", "")
+	saved := postgresRoot
+	postgresRoot = t.TempDir()
+	t.Cleanup(func() { postgresRoot = saved })
+
+	var sub *testing.T
+	t.Run("missing", func(st *testing.T) {
+		sub = st
+		StartPostgres(st)
+		st.Error("StartPostgres returned without initdb anywhere")
+	})
+	if !sub.Skipped() {
+		t.Fatal("StartPostgres did not skip the test when initdb is missing")
+	}
+}
