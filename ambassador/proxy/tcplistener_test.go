@@ -97,7 +97,7 @@ func TestTCPConnectFailsWithoutRetry(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return a.counter(t, "outbound.tcp.connections", map[string]string{"result": "connect_failed"}) == 1
 	}, 5*time.Second, 5*time.Millisecond)
-	assert.Contains(t, a.log.String(), `"end":"connect_failed"`)
+	require.Eventually(t, func() bool { return strings.Contains(a.log.String(), `"end":"connect_failed"`) }, 5*time.Second, 5*time.Millisecond)
 }
 
 // TestTCPBreakerEjectsEndpoint: consecutive connect failures open the

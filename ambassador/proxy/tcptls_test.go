@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -108,4 +109,58 @@ func TestTCPTLSVerifyFailureIsConnectFailure(t *testing.T) {
 	require.Len(t, eps, 1)
 	assert.Equal(t, int64(1), eps[0].Failures)
 	assert.Contains(t, eps[0].LastError, "certificate")
+}
+
+// TestTCPConnectTimeoutCoversTLSHandshake: an upstream that accepts but
+// never answers the TLS handshake is a failed connect once
+// tcp.connect_timeout has passed, and the client connection is closed.
+func TestTCPConnectTimeoutCoversTLSHandshake(t *testing.T) {
+	mute := startMute(t)
+	p := testkit.NewPKI(t)
+	a := startTCPAmb(t, []string{mute}, tlsYAML(p.ClientTLS("alice"))+"\ntcp: {connect_timeout: 100ms}", "")
+	start := time.Now()
+	c := a.dial(t)
+	waitEOF(t, c)
+	assert.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond)
+	require.Eventually(t, func() bool {
+		return a.counter(t, "outbound.tcp.connections", map[string]string{"result": "connect_failed"}) == 1
+	}, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return strings.Contains(a.log.String(), `"end":"connect_failed"`) }, 5*time.Second, 5*time.Millisecond)
+	assert.Contains(t, a.log.String(), "deadline exceeded")
+}
+
+// startMute starts a TCP server that accepts connections and never
+// writes; they are closed when the test ends.
+func startMute(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		wg    sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		wg.Wait()
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+	})
+	return ln.Addr().String()
 }
