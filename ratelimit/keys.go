@@ -14,6 +14,15 @@ import (
 type bucket struct {
 	lim         *rate.Limiter
 	pausedUntil atomic.Int64
+	lease       *lease // tokens leased from Redis; nil when the Limiter is local
+}
+
+func newBucket(limit rate.Limit, burst int, shared bool) *bucket {
+	b := &bucket{lim: rate.NewLimiter(limit, burst)}
+	if shared {
+		b.lease = &lease{}
+	}
+	return b
 }
 
 // paused returns how long the bucket stays paused after now, or 0.
@@ -67,6 +76,7 @@ type table struct {
 	sweep  int          // buckets a sweep tries to free
 	limit  rate.Limit
 	burst  int
+	shared bool // new buckets get a lease
 }
 
 type shard struct {
@@ -124,7 +134,7 @@ func (t *table) get(key string, now time.Time) *bucket {
 			return b
 		}
 	}
-	b = &bucket{lim: rate.NewLimiter(t.limit, t.burst)}
+	b = newBucket(t.limit, t.burst, t.shared)
 	s.m[key] = b
 	return b
 }
