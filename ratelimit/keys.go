@@ -49,9 +49,11 @@ func (b *bucket) pauseUntil(t time.Time) {
 }
 
 // idle reports whether dropping b loses nothing: its bucket has refilled and
-// it is not paused, so a fresh bucket would behave the same.
+// it is not paused, so a fresh bucket would behave the same (and, shared on
+// Redis, it holds no leased token).
 func (b *bucket) idle(now time.Time, burst int) bool {
-	return b.paused(now) == 0 && b.lim.TokensAt(now) >= float64(burst)
+	return b.paused(now) == 0 && b.lim.TokensAt(now) >= float64(burst) &&
+		(b.lease == nil || b.lease.held() == 0)
 }
 
 // table holds the per-key buckets of the host scope, bounded to maxKeys in
