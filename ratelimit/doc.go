@@ -113,8 +113,10 @@
 // batch of tokens, spent locally — a quarter of the burst split between
 // the Limiters that took from the key in the last two seconds, at most a
 // tenth of a second of the rate, at least one. When the shared bucket is
-// empty, requests are refused locally until about one lease per taker has
-// refilled, so an overloaded key also costs about one call per lease. In
+// empty, requests are refused locally until about one lease has refilled,
+// so an overloaded key costs each Limiter at most one call per lease's
+// worth of time (N × rps / lease calls a second in all), not one per
+// refusal. In
 // the host scope each destination host has its own Redis key, and the
 // local side is bounded by max_keys like local buckets.
 //
