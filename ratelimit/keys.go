@@ -15,6 +15,15 @@ type bucket struct {
 	lim         *rate.Limiter
 	pausedUntil atomic.Int64
 	key         string // the key it is held under in its table ("" for the global bucket)
+	lease       *lease // tokens leased from Redis; nil when the Limiter is local
+}
+
+func newBucket(limit rate.Limit, burst int, shared bool) *bucket {
+	b := &bucket{lim: rate.NewLimiter(limit, burst)}
+	if shared {
+		b.lease = &lease{}
+	}
+	return b
 }
 
 // paused returns how long the bucket stays paused after now, or 0.
@@ -41,9 +50,11 @@ func (b *bucket) pauseUntil(t time.Time) {
 }
 
 // idle reports whether dropping b loses nothing: its bucket has refilled and
-// it is not paused, so a fresh bucket would behave the same.
+// it is not paused, so a fresh bucket would behave the same (and, shared on
+// Redis, it holds no leased token).
 func (b *bucket) idle(now time.Time, burst int) bool {
-	return b.paused(now) == 0 && b.lim.TokensAt(now) >= float64(burst)
+	return b.paused(now) == 0 && b.lim.TokensAt(now) >= float64(burst) &&
+		(b.lease == nil || b.lease.held() == 0)
 }
 
 // table holds the per-key buckets of the host scope, bounded to maxKeys in
@@ -77,7 +88,8 @@ type table struct {
 	// only under the read lock of the bucket's shard and cleared by
 	// eviction under that shard's write lock, so it never outlives the
 	// bucket's place in the table.
-	last atomic.Pointer[bucket]
+	last   atomic.Pointer[bucket]
+	shared bool // new buckets get a lease
 }
 
 type shard struct {
@@ -141,7 +153,8 @@ func (t *table) get(key string, now time.Time) *bucket {
 			return b
 		}
 	}
-	b = &bucket{lim: rate.NewLimiter(t.limit, t.burst), key: key}
+	b = newBucket(t.limit, t.burst, t.shared)
+	b.key = key
 	s.m[key] = b
 	return b
 }

@@ -210,8 +210,10 @@ func (l transcodeLocal) Failed(w http.ResponseWriter, r *http.Request, err error
 		code, reason, ra := classify(err)
 		l.s.refuse(w, r, code, reason, ra)
 		return true
-	case errors.Is(ctxErr, context.DeadlineExceeded):
-		// The service's timeout ended the call.
+	case deadlinePassed(r.Context()):
+		// The service's timeout ended the call. The upstream learnt the
+		// same deadline from grpc-timeout and may answer DEADLINE_EXCEEDED
+		// before this side's timer fires: that answer is still ours.
 		l.s.refuse(w, r, http.StatusGatewayTimeout, ReasonUpstreamTimeout, 0)
 		return true
 	}
