@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/outbound-go/outbound/ambassador/proxy"
@@ -59,4 +60,38 @@ func TestGRPCUnavailableTripsTheBreaker(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, grpcOutcome{status: "14", reason: proxy.ReasonNoEndpoints}, out)
 	assert.Equal(t, int64(2), calls.Load(), "the third call never reached the endpoint")
+}
+
+// TestGRPCPushbackRetried: an UNAVAILABLE carrying grpc-retry-pushback-ms
+// is retried after the pushback, through the ambassador as through
+// DialOptions (a gRPC call is retried by its code, whatever its HTTP verb).
+func TestGRPCPushbackRetried(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var calls atomic.Int64
+	srv := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+		if calls.Add(1) == 1 {
+			stream.SetTrailer(metadata.Pairs("grpc-retry-pushback-ms", "50"))
+			return status.Error(codes.Unavailable, "come back in 50ms")
+		}
+		return nil
+	}))
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(lis) }()
+	t.Cleanup(func() { srv.Stop(); <-done })
+
+	addr, _ := oneServiceAmbassador(t, []string{lis.Addr().String()}, "protocol: h2c\nretry: {}", "")
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &protos}
+	t.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: tr}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	out, err := rawGRPCCall(ctx, c, addr, "/test.Any/Call", "5S")
+	require.NoError(t, err)
+	assert.Equal(t, grpcOutcome{status: "0"}, out)
+	assert.Equal(t, int64(2), calls.Load(), "retried once")
+	assert.GreaterOrEqual(t, time.Since(start), 50*time.Millisecond, "after the pushback")
 }
