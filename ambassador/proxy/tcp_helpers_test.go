@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,64 +20,23 @@ import (
 	"github.com/outbound-go/outbound/internal/testkit"
 )
 
-// tcpUpstream is a raw TCP server on loopback for tcp-listener tests:
+// startEcho starts a raw TCP server on loopback for tcp-listener tests:
 // each connection first gets greeting (when not ""), then everything it
 // sends is echoed, and its EOF is passed back as a half-close.
-type tcpUpstream struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func startEcho(t *testing.T, greeting string) *tcpUpstream {
+func startEcho(t *testing.T, greeting string) *testkit.RawUpstream {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	u := &tcpUpstream{ln: ln}
-	u.wg.Add(1)
-	go func() {
-		defer u.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
+	return testkit.NewRawUpstream(t, func(_ *testkit.RawUpstream, c net.Conn, br *bufio.Reader) {
+		if greeting != "" {
+			if _, err := io.WriteString(c, greeting); err != nil {
 				return
 			}
-			u.mu.Lock()
-			u.conns = append(u.conns, c)
-			u.mu.Unlock()
-			u.wg.Add(1)
-			go func() {
-				defer u.wg.Done()
-				defer c.Close()
-				if greeting != "" {
-					if _, err := io.WriteString(c, greeting); err != nil {
-						return
-					}
-				}
-				if _, err := io.Copy(c, c); err == nil {
-					_ = c.(*net.TCPConn).CloseWrite()
-				}
-				// Hold the connection until the peer closes its side.
-				_, _ = io.Copy(io.Discard, c)
-			}()
 		}
-	}()
-	t.Cleanup(u.stop)
-	return u
-}
-
-func (u *tcpUpstream) Addr() string { return u.ln.Addr().String() }
-
-// stop closes the listener and every connection, and waits.
-func (u *tcpUpstream) stop() {
-	_ = u.ln.Close()
-	u.mu.Lock()
-	for _, c := range u.conns {
-		_ = c.Close()
-	}
-	u.mu.Unlock()
-	u.wg.Wait()
+		if _, err := io.Copy(c, br); err == nil {
+			_ = c.(*net.TCPConn).CloseWrite()
+		}
+		// Hold the connection until the peer closes its side.
+		_, _ = io.Copy(io.Discard, br)
+	})
 }
 
 // deadAddr returns a loopback address nothing listens on.

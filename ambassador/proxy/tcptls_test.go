@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"bufio"
 	"crypto/tls"
 	"io"
 	"net"
@@ -130,37 +131,10 @@ func TestTCPConnectTimeoutCoversTLSHandshake(t *testing.T) {
 }
 
 // startMute starts a TCP server that accepts connections and never
-// writes; they are closed when the test ends.
+// writes; they are closed when the peer closes or the test ends.
 func startMute(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-		wg    sync.WaitGroup
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		wg.Wait()
-		mu.Lock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		mu.Unlock()
-	})
-	return ln.Addr().String()
+	return testkit.NewRawUpstream(t, func(_ *testkit.RawUpstream, _ net.Conn, br *bufio.Reader) {
+		_, _ = io.Copy(io.Discard, br)
+	}).Addr()
 }
