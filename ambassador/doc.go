@@ -118,6 +118,16 @@
 // holds the resolver (grpc's idle mode, grpc.WithIdleTimeout, is left as it
 // is), and TLS files are read at each handshake.
 //
+// # Raw TCP services
+//
+// protocol tcp marks a service whose endpoints speak raw TCP (a database, a
+// cache): the ambassador process's tcp listeners join client connections
+// to it. NewTransport, NewStack and DialOptions refuse it (ErrTCPService);
+// NewTCPStack builds its discovery, breaker, retry policy and reloading
+// TLS material, and Dial connects (TLS handshake included) within
+// tcp.connect_timeout (TCPConfig). Such a service takes no ratelimit,
+// host_header or HTTP health check.
+//
 // # Bad config
 //
 // NewStack, NewTransport and DialOptions validate the ServiceConfig first
@@ -145,9 +155,15 @@
 // outbound.ratelimit.decisions and outbound.ratelimit.wait,
 // outbound.breaker.transitions and outbound.breaker.rejections,
 // outbound.discovery.endpoints: see each package), all with service. With
-// WithMeterProvider the stack also records otelhttp's
-// http.client.request.duration (s) and http.client.request.body.size (By)
-// once per attempt, with the semantic conventions' attributes and service.
+// WithMeterProvider the stack also records http.client.request.duration (s)
+// and http.client.request.body.size (By) once per attempt, with the
+// attributes otelhttp gives them (http.request.method, server.address,
+// server.port, url.scheme, network.protocol.*, http.response.status_code,
+// error.type when there is no response) and service. It records them through
+// the OpenTelemetry API itself, not through otelhttp: each combination's
+// attribute set is built once, so a measurement allocates nothing.
+// error.type is one of timeout, canceled, connect-failure, refused-stream,
+// reset and _OTHER.
 //
 // # Concurrency
 //

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"sync"
 	"sync/atomic"
 
 	kinds "github.com/outbound-go/outbound/internal/classify"
@@ -75,6 +76,7 @@ func guardResends(base http.RoundTripper, h2 bool) http.RoundTripper {
 type resendCall struct {
 	lazyCtx
 	trace         httptrace.ClientTrace
+	traceOnce     sync.Once // arms trace.GotConn on the first lookup of the trace
 	callerGotConn func(httptrace.GotConnInfo)
 	conns         atomic.Int32
 	stopped       atomic.Bool
@@ -94,7 +96,6 @@ func (g *resendGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.trace = *old
 		c.callerGotConn = old.GotConn
 	}
-	c.trace.GotConn = c.gotConn
 	resp, err := g.next.RoundTrip(req.WithContext(c))
 	if c.stopped.Load() && c.parent.Err() == nil {
 		// Whatever the transport made of the cancellation, the cause is
@@ -124,14 +125,21 @@ var traceKeyProbe = httptrace.WithClientTrace(context.Background(), &httptrace.C
 // looks up.
 func isTraceKey(key any) bool { return traceKeyProbe.Value(key) != nil }
 
+// Value answers the trace key with the guard's trace. Its GotConn hook (a
+// closure over c: an allocation) is only set when a transport first looks
+// the trace up, so a base that never traces (one that takes no
+// connections) costs none; until then trace holds the caller's hooks only.
 func (c *resendCall) Value(key any) any {
 	if isTraceKey(key) {
+		c.traceOnce.Do(c.armTrace)
 		return &c.trace
 	}
 	return c.lazyCtx.Value(key)
 }
 
 func (c *resendCall) String() string { return "ambassador re-send guard context" }
+
+func (c *resendCall) armTrace() { c.trace.GotConn = c.gotConn }
 
 // gotConn counts the connections the RoundTrip takes and stops it at one
 // too many.

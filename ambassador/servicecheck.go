@@ -66,10 +66,11 @@ func (s ServiceConfig) check(ck confcheck.Checker) {
 	ck.Policy("discovery", s.Discovery.Validate())
 
 	switch s.Protocol {
-	case "", ProtocolHTTP1, ProtocolH2C, ProtocolH2:
+	case "", ProtocolHTTP1, ProtocolH2C, ProtocolH2, ProtocolTCP:
 	default:
-		ck.Add("protocol", "unknown protocol %q: want http1, h2c or h2", s.Protocol)
+		ck.Add("protocol", "unknown protocol %q: want http1, h2c, h2 or tcp", s.Protocol)
 	}
+	s.checkTCP(ck)
 	tp := "tls"
 	if s.TLS.CertFile != "" && s.TLS.KeyFile == "" {
 		ck.Add(tp+".key_file", "required with cert_file")

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -30,6 +28,10 @@ const (
 	ProtocolH2C = "h2c"
 	// ProtocolH2 is HTTP/2 over TLS, negotiated by ALPN.
 	ProtocolH2 = "h2"
+	// ProtocolTCP is raw TCP (a database, a cache), over TLS when tls is
+	// set. Only the process's tcp listeners use such a service (see
+	// NewTCPStack); NewTransport, NewStack and DialOptions refuse it.
+	ProtocolTCP = "tcp"
 )
 
 // DefaultTimeout bounds a logical request when ServiceConfig.Timeout is 0.
@@ -49,7 +51,8 @@ type ServiceConfig struct {
 	Name string `yaml:"name"`
 	// Discovery names exactly one endpoint source and the balancer.
 	Discovery discovery.Config `yaml:"discovery"`
-	// Protocol is http1 (""), h2c or h2; gRPC needs h2c or h2.
+	// Protocol is http1 (""), h2c or h2; gRPC needs h2c or h2; tcp is
+	// raw TCP for the process's tcp listeners (see NewTCPStack).
 	Protocol string `yaml:"protocol"`
 	// TLS, when any field is set, originates TLS to the endpoints (mTLS
 	// with CertFile and KeyFile). Protocol h2 implies TLS.
@@ -77,6 +80,9 @@ type ServiceConfig struct {
 	RateLimit *ratelimit.Config `yaml:"ratelimit"`
 	// Breaker configures per-endpoint circuit breakers; nil leaves them out.
 	Breaker *breaker.Config `yaml:"breaker"`
+	// TCP holds the connection settings of a protocol tcp service, used by
+	// the process's tcp listeners; it must be empty for other protocols.
+	TCP TCPConfig `yaml:"tcp"`
 }
 
 // TLSConfig configures TLS origination to a service's endpoints. The files
@@ -132,13 +138,16 @@ type options struct {
 func WithBase(rt http.RoundTripper) Option { return func(o *options) { o.base = rt } }
 
 // WithMeterProvider sets the meter provider of every policy in the stack
-// (the global one by default). Given explicitly, it also turns on otelhttp
-// client metrics (http.client.request.duration, with service) per attempt.
+// (the global one by default). Given explicitly, it also turns on the
+// client metrics http.client.request.duration (s) and
+// http.client.request.body.size (By), one measurement per attempt with the
+// semantic conventions' attributes (as otelhttp records them) and service.
 func WithMeterProvider(mp metric.MeterProvider) Option { return func(o *options) { o.mp = mp } }
 
-// WithTracerProvider turns on an otelhttp client span per attempt, created
-// with tp, which also propagates the trace context to the upstream with the
-// global propagator. Each attempt's span carries service,
+// WithTracerProvider turns on a client span per attempt ("HTTP GET", with
+// the semantic conventions' attributes as otelhttp sets them), created with
+// tp, whose context is propagated to the upstream with the global
+// propagator. Each attempt's span carries service,
 // outbound.attempt (from 1), outbound.endpoint (the host:port discovery
 // picked) and http.request.resend_count (outbound.attempt-1), and is a
 // child of the span in the request's context.
@@ -201,6 +210,9 @@ func NewStack(c ServiceConfig, opts ...Option) (*Stack, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("ambassador: service %q: %w", c.Name, err)
 	}
+	if c.Protocol == ProtocolTCP {
+		return nil, fmt.Errorf("ambassador: service %q: %w", c.Name, ErrTCPService)
+	}
 	var o options
 	for _, opt := range opts {
 		if opt != nil {
@@ -236,18 +248,11 @@ func NewStack(c ServiceConfig, opts ...Option) (*Stack, error) {
 
 	below := guardResends(s.base, s.owned != nil && (c.Protocol == ProtocolH2 || c.Protocol == ProtocolH2C))
 	if o.mp != nil || o.tp != nil {
-		var ho []otelhttp.Option
-		if o.mp != nil {
-			ho = append(ho, otelhttp.WithMeterProvider(o.mp))
+		ct, err := newClientTelemetry(below, c.Name, o.mp, o.tp)
+		if err != nil {
+			return fail(fmt.Errorf("telemetry: %w", err))
 		}
-		if o.tp != nil {
-			ho = append(ho, otelhttp.WithTracerProvider(o.tp))
-			below = &attemptSpan{next: below, service: attribute.String("service", c.Name)}
-		}
-		below = otelhttp.NewTransport(below, ho...)
-		if o.mp != nil {
-			below = newServiceLabel(below, c.Name)
-		}
+		below = ct
 	}
 	if c.usesTLS() {
 		below = httpsScheme{below}

@@ -15,7 +15,7 @@ import (
 	"github.com/outbound-go/outbound/discovery"
 )
 
-// Explicit providers turn on otelhttp: a client span and a
+// Explicit providers turn on the client telemetry: a client span and a
 // request-duration measurement per attempt.
 func TestExplicitProvidersRecordHTTPClientTelemetry(t *testing.T) {
 	up := upstream(t, "a")

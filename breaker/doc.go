@@ -45,7 +45,11 @@
 // context.DeadlineExceeded while the request's own context is done) or a
 // layer below refused locally, which count as nothing; a 5xx response other
 // than 501. Every other response, 4xx included, is a success. The response
-// is classified when its headers arrive; its body is the caller's.
+// is classified when its headers arrive; its body is the caller's. A gRPC
+// call proxied over HTTP/2 that fails without a response message comes back
+// "trailers-only", HTTP 200 with grpc-status in the headers: with the
+// default rule it is classified by the gRPC failure codes below, as the
+// interceptors classify a call.
 // WithClassifier replaces the rule, with one exception no classifier
 // changes: an attempt that failed because reading the caller's request
 // body failed (a malformed chunked body, an upload the client aborted) is

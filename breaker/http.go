@@ -58,7 +58,13 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if inbound.Failed(out.Body, err) {
 			return struct{}{}, errIgnored // the caller's failure, even when half-open
 		}
-		return struct{}{}, resultErr(e, b.opts.classifier(req, resp, err))
+		o := b.opts.classifier(req, resp, err)
+		if err == nil && !b.opts.customClassifier {
+			if g, ok := b.grpcHTTPOutcome(req, resp); ok {
+				o = g
+			}
+		}
+		return struct{}{}, resultErr(e, o)
 	})
 	if !sent {
 		if req.Body != nil {

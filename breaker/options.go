@@ -32,14 +32,17 @@ const (
 type Option func(*options)
 
 type options struct {
-	meter         metric.MeterProvider
-	service       string
-	keyFunc       func(*http.Request) string
-	classifier    func(*http.Request, *http.Response, error) Outcome
-	clock         Clock
-	logger        *slog.Logger
-	grpcMethodKey bool
-	onStateChange func(key string, from, to State)
+	meter      metric.MeterProvider
+	service    string
+	keyFunc    func(*http.Request) string
+	classifier func(*http.Request, *http.Response, error) Outcome
+	// customClassifier: WithClassifier replaced the rule, so a gRPC
+	// trailers-only answer is the classifier's to judge too.
+	customClassifier bool
+	clock            Clock
+	logger           *slog.Logger
+	grpcMethodKey    bool
+	onStateChange    func(key string, from, to State)
 }
 
 // WithMeterProvider sets the meter provider of the breaker's instruments;
@@ -68,7 +71,7 @@ func WithKeyFunc(f func(*http.Request) string) Option {
 // transport error) arrive, except for a request that failed because
 // reading its body failed: that is the caller's failure and never counts.
 func WithClassifier(f func(req *http.Request, resp *http.Response, err error) Outcome) Option {
-	return func(o *options) { o.classifier = f }
+	return func(o *options) { o.classifier, o.customClassifier = f, f != nil }
 }
 
 // WithGRPCMethodKey makes the gRPC interceptors keep one breaker per target

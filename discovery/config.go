@@ -51,7 +51,7 @@ type FieldError = fielderr.Error
 
 // Validate reports every problem with c, each as a *FieldError naming its
 // yaml key, joined with errors.Join; nil means c is usable. Exactly one of
-// static, dns, srv and file must be set.
+// static, dns, srv, file and etcd must be set.
 func (c Config) Validate() error {
 	return c.validate(true)
 }
@@ -70,6 +70,9 @@ func (c Config) sources() []string {
 	if c.File != "" {
 		names = append(names, "file")
 	}
+	if c.Etcd != nil {
+		names = append(names, "etcd")
+	}
 	return names
 }
 
@@ -80,7 +83,7 @@ func (c Config) validate(needSource bool) error {
 	}
 	switch src := c.sources(); {
 	case len(src) == 0 && needSource:
-		add("", "no source: set one of static, dns, srv, file")
+		add("", "no source: set one of static, dns, srv, file, etcd")
 	case len(src) > 1:
 		add("", "set one source, got %s", strings.Join(src, " and "))
 	}
@@ -117,6 +120,9 @@ func (c Config) validate(needSource bool) error {
 		case d > MaxInterval:
 			add(field, "must be at most %v, got %v", MaxInterval, d)
 		}
+	}
+	if c.Etcd != nil {
+		c.Etcd.validate(add)
 	}
 	checkInterval("refresh", c.Refresh)
 	switch c.Balancer {
@@ -170,7 +176,7 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// FromConfig builds the source c names: Static, DNS, SRV or File. It fails,
+// FromConfig builds the source c names: Static, DNS, SRV, File or Etcd. It fails,
 // naming the keys, when c names no source or more than one, or when c is
 // otherwise invalid.
 func FromConfig(c Config) (Source, error) {
@@ -184,6 +190,8 @@ func FromConfig(c Config) (Source, error) {
 		return DNS(c.DNS, c.Resolver, c.Refresh)
 	case c.SRV != "":
 		return SRV(c.SRV, c.Resolver, c.Refresh)
+	case c.Etcd != nil:
+		return Etcd(*c.Etcd)
 	default:
 		return File(c.File)
 	}

@@ -24,7 +24,7 @@ func TestValidate(t *testing.T) {
 		{"srv ok", discovery.Config{SRV: "_http._tcp.users.internal", Balancer: "least_request"}, nil},
 		{"file ok", discovery.Config{File: "endpoints.yaml", HealthCheck: discovery.HealthCheckConfig{Path: "/healthz"}}, nil},
 		{"no source", discovery.Config{}, []string{
-			"discovery: no source: set one of static, dns, srv, file"}},
+			"discovery: no source: set one of static, dns, srv, file, etcd"}},
 		{"two sources", discovery.Config{Static: []string{"127.0.0.1:80"}, DNS: "users:80"}, []string{
 			"discovery: set one source, got static and dns"}},
 		{"bad addresses", discovery.Config{Static: []string{"127.0.0.1", "127.0.0.1:0", ":80", "h:http", "a@evil:80"}}, []string{

@@ -7,8 +7,21 @@
 // A client that dials one address cannot survive that instance going away,
 // and a client that spreads load blindly keeps feeding an instance that is
 // slow, failing or ejected. A Service follows the set a Source reports
-// (static list, DNS A/AAAA, DNS SRV, watched file), and for every attempt
-// picks a ready endpoint with the configured balancer.
+// (static list, DNS A/AAAA, DNS SRV, watched file, the keys under a prefix
+// in etcd), and for every attempt picks a ready endpoint with the
+// configured balancer.
+//
+// # Etcd
+//
+// Etcd (discovery.etcd) lists a key prefix and watches it from the listed
+// revision on: each key is one endpoint, a bare host:port or the JSON that
+// etcd's naming/endpoints Manager writes (a numeric Metadata.weight is the
+// weight), so services that register themselves with a lease come and go
+// as the lease lives. Deletes and expired leases are followed as they
+// happen; a lost connection keeps the last set, and the watch resumes or,
+// after a compaction, lists again. Watch owns its etcd client: it dials on
+// start and closes it on return. Values that are not endpoints are skipped
+// and logged through WithLogger's logger.
 //
 // # Where it sits in the stack
 //

@@ -82,7 +82,7 @@ func (s *Service) acquire() {
 	if len(fns) == 0 {
 		return
 	}
-	ctx, cancel := context.WithCancel(clock.NewContext(context.Background(), s.clock))
+	ctx, cancel := context.WithCancel(withLogger(clock.NewContext(context.Background(), s.clock), s.log))
 	prev, done := r.done, make(chan struct{})
 	r.cancel, r.done = cancel, done
 	left := atomic.Int32{}

@@ -34,7 +34,7 @@ type Source interface {
 }
 
 // Config selects a service's endpoint source and how its endpoints are
-// balanced and checked. Exactly one of Static, DNS, SRV and File names the
+// balanced and checked. Exactly one of Static, DNS, SRV, File and Etcd names the
 // source (NewService takes its source separately, so there none is needed).
 type Config struct {
 	// Static is a fixed list of host:port addresses.
@@ -45,6 +45,8 @@ type Config struct {
 	SRV string `yaml:"srv"`
 	// File is a YAML or JSON list of {address, weight}, watched for changes.
 	File string `yaml:"file"`
+	// Etcd is the keys under a prefix in etcd, watched; see Etcd.
+	Etcd *EtcdConfig `yaml:"etcd"`
 	// Resolver is the DNS server (host:port) the dns and srv sources ask;
 	// "" means the system resolver.
 	Resolver string `yaml:"resolver"`

@@ -68,6 +68,10 @@ type Config struct {
 	// pause a key, so a bogus header cannot silence a host for a day; 0
 	// means DefaultMaxPause (5m); at most 24h.
 	MaxPause time.Duration `yaml:"max_pause"`
+	// Redis, when its Address is set, shares the limit with every Limiter
+	// that uses the same Redis server and key (see "Shared on Redis" in the
+	// package doc). The zero value keeps the buckets local.
+	Redis RedisConfig `yaml:"redis"`
 }
 
 // FieldError is one problem Validate found, naming the YAML key in Field
@@ -123,6 +127,7 @@ func (c Config) Validate() error {
 	case c.MaxPause > maxMaxPause:
 		bad("max_pause", "must be ≤ %v, got %v", maxMaxPause, c.MaxPause)
 	}
+	errs = append(errs, c.Redis.validate()...)
 	return errors.Join(errs...)
 }
 

@@ -100,6 +100,8 @@ func FuzzConfig(f *testing.F) {
 		"rps: .inf",
 		"{}",
 		"rps: 3\nmax_keys: 63\nmax_wait: 1h\n",
+		"rps: 5\nredis: {address: 127.0.0.1:6379, key: k, timeout: 20ms}\n",
+		"rps: 5\nredis: {address: nohost, timeout: -1s}\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -109,6 +111,9 @@ func FuzzConfig(f *testing.F) {
 			return
 		}
 		verr := c.Validate()
+		if verr == nil {
+			c.Redis = ratelimit.RedisConfig{} // never dial an address the fuzzer made up
+		}
 		lim, err := ratelimit.New(c)
 		if (verr == nil) != (err == nil) {
 			t.Fatalf("Validate() = %v but New() = %v", verr, err)

@@ -31,6 +31,7 @@
 //	  scope: host                # host (default): one bucket per req.URL.Host; global: one bucket
 //	  ignore_retry_after: false  # true = upstream Retry-After / pushback does not pause the key
 //	  max_keys: 10000            # bound on the number of per-host buckets; at most 1e7
+//	  redis: {address: "", key: "", timeout: 50ms}   # see "Shared on Redis"
 //
 // In the host scope buckets are created on first use and kept at most
 // max_keys at once. There is no background goroutine: when a new key finds
@@ -60,7 +61,9 @@
 // Counter outbound.ratelimit.decisions with attribute result (allowed,
 // waited, rejected) and histogram outbound.ratelimit.wait (seconds, one
 // observation per request that waited), both with attribute service when
-// WithService is given. The allowed path allocates nothing. Snapshot lists
+// WithService is given. The allowed path allocates nothing. A Limiter shared
+// on Redis also counts outbound.ratelimit.store_errors (attribute service):
+// Redis calls that failed or timed out. Snapshot lists
 // the buckets for a status page.
 //
 // # Clock, logger and Close
@@ -72,8 +75,9 @@
 // WithLogger sets the logger for upstream pauses (Debug); without it the
 // Limiter logs nothing, and never writes to slog.Default(). Close stops the
 // goroutines the Limiter started and waits for them; it is safe to call more
-// than once and returns nil or the first error. A Limiter starts none, so
-// its Close returns nil.
+// than once and returns nil or the first error. A local Limiter starts
+// none, so its Close returns nil; a Limiter shared on Redis closes its Redis
+// client (and the connection pool's goroutines).
 //
 // # Concurrency
 //
@@ -88,6 +92,61 @@
 // method) and return refusals as status errors with codes.ResourceExhausted
 // that still match ErrLimited with errors.Is. A stream takes one token when
 // it is created, whatever the number of messages it carries.
+//
+// # Shared on Redis
+//
+// With redis.address set, every Limiter using the same Redis server and key
+// enforces one limit between them — N replicas respect the rate an upstream
+// granted them all, not N times it:
+//
+//	ratelimit:
+//	  rps: 50
+//	  redis:
+//	    address: 127.0.0.1:6379
+//	    key: ""        # "" = "outbound:ratelimit:<service>"; the host scope adds ":<host>"
+//	    timeout: 50ms  # per Redis call, connecting included; at most 10s
+//
+// The bucket lives in one Redis hash per key and is updated by one Lua
+// script (EVALSHA, falling back to EVAL when the server does not have it),
+// on the Redis server's clock (TIME): the processes' clocks do not matter.
+// A Limiter does not pay a round trip per request: each call leases a small
+// batch of tokens, spent locally — a quarter of the burst split between
+// the Limiters that took from the key in the last two seconds, at most a
+// tenth of a second of the rate, at least one. When the shared bucket is
+// empty, requests are refused locally until about one lease has refilled,
+// so an overloaded key costs each Limiter at most one call per lease's
+// worth of time (N × rps / lease calls a second in all), not one per
+// refusal. In
+// the host scope each destination host has its own Redis key, and the
+// local side is bounded by max_keys like local buckets.
+//
+// Overshoot: tokens are only ever taken from the shared bucket, so over a
+// long run the Limiters admit no more than rps × time + burst between
+// them. Over a short window they may admit more by the leases taken before
+// it and spent in it: at most one lease per Limiter, so at most
+// rps × window + burst + N × lease, with lease ≤ max(1, min(⌊burst /
+// (4 × takers)⌋, ⌈rps / 10⌉)). For rps 50 (burst 50) and three processes
+// the lease is 4: at most 12 tokens over. A lease a Limiter never spends
+// (it goes idle, or closes) is lost: that errs low, not high.
+//
+// With max_wait > 0 a request that finds no token borrows one from the
+// shared bucket (which goes negative by at most max_wait of tokens, never
+// past the request's deadline) and waits for it; unlike the local bucket,
+// a wait abandoned by its context does not give the token back.
+//
+// When Redis fails or is slower than redis.timeout, the Limiter falls back
+// to its local bucket at the same rps and burst (fail open, not
+// unlimited), counts outbound.ratelimit.store_errors, logs once per outage
+// at Warn (and once at Info when Redis is back) through WithLogger, and
+// tries Redis again at most once a second. N processes then admit up to N
+// times the rate until Redis answers. Upstream pauses (Retry-After,
+// pushback) stay local to the process that saw them. Snapshot reports the
+// leased tokens of each key while Redis answers. Close closes the Redis
+// client; the Limiter then limits on its local buckets alone.
+//
+// go-redis writes a few messages of its own (a failed dial) through its
+// package-level logger, to stderr unless the program sets one with
+// redis.SetLogger; the ambassador sends them to its log at Debug.
 //
 // # Use
 //

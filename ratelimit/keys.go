@@ -14,6 +14,16 @@ import (
 type bucket struct {
 	lim         *rate.Limiter
 	pausedUntil atomic.Int64
+	key         string // the key it is held under in its table ("" for the global bucket)
+	lease       *lease // tokens leased from Redis; nil when the Limiter is local
+}
+
+func newBucket(limit rate.Limit, burst int, shared bool) *bucket {
+	b := &bucket{lim: rate.NewLimiter(limit, burst)}
+	if shared {
+		b.lease = &lease{}
+	}
+	return b
 }
 
 // paused returns how long the bucket stays paused after now, or 0.
@@ -40,9 +50,11 @@ func (b *bucket) pauseUntil(t time.Time) {
 }
 
 // idle reports whether dropping b loses nothing: its bucket has refilled and
-// it is not paused, so a fresh bucket would behave the same.
+// it is not paused, so a fresh bucket would behave the same (and, shared on
+// Redis, it holds no leased token).
 func (b *bucket) idle(now time.Time, burst int) bool {
-	return b.paused(now) == 0 && b.lim.TokensAt(now) >= float64(burst)
+	return b.paused(now) == 0 && b.lim.TokensAt(now) >= float64(burst) &&
+		(b.lease == nil || b.lease.held() == 0)
 }
 
 // table holds the per-key buckets of the host scope, bounded to maxKeys in
@@ -67,6 +79,17 @@ type table struct {
 	sweep  int          // buckets a sweep tries to free
 	limit  rate.Limit
 	burst  int
+
+	// last is the bucket the latest lookup found, so that a run of
+	// requests to one host (a Stack's limiter only ever sees the
+	// service's logical host) skips both hashes and the shard lock.
+	//
+	// Invariant: last is nil or a bucket held in the table. It is set
+	// only under the read lock of the bucket's shard and cleared by
+	// eviction under that shard's write lock, so it never outlives the
+	// bucket's place in the table.
+	last   atomic.Pointer[bucket]
+	shared bool // new buckets get a lease
 }
 
 type shard struct {
@@ -98,10 +121,16 @@ func (t *table) shardIndex(key string) int {
 // get returns the bucket of key, creating it (and evicting if the table is
 // full) when it does not exist.
 func (t *table) get(key string, now time.Time) *bucket {
+	if b := t.last.Load(); b != nil && b.key == key {
+		return b
+	}
 	i := t.shardIndex(key)
 	s := &t.shards[i]
 	s.mu.RLock()
 	b := s.m[key]
+	if b != nil {
+		t.last.Store(b)
+	}
 	s.mu.RUnlock()
 	if b != nil {
 		return b
@@ -124,7 +153,8 @@ func (t *table) get(key string, now time.Time) *bucket {
 			return b
 		}
 	}
-	b = &bucket{lim: rate.NewLimiter(t.limit, t.burst)}
+	b = newBucket(t.limit, t.burst, t.shared)
+	b.key = key
 	s.m[key] = b
 	return b
 }
@@ -166,6 +196,9 @@ func (t *table) evict(s *shard, now time.Time, paused bool) int {
 	want := t.sweep
 	freed := 0
 	drop := func(k string) {
+		if b := s.m[k]; b != nil {
+			t.last.CompareAndSwap(b, nil)
+		}
 		delete(s.m, k)
 		t.count.Add(-1)
 		freed++

@@ -35,6 +35,7 @@ type Limiter struct {
 
 	global *bucket // scope global; nil in scope host
 	keys   *table  // scope host; nil in scope global
+	shared *store  // the buckets on Redis; nil when local
 
 	keyFunc       func(*http.Request) string
 	grpcMethodKey bool
@@ -81,23 +82,36 @@ func New(c Config, opts ...Option) (*Limiter, error) {
 		sleep:            clk.Sleep,
 		logger:           o.logger,
 	}
+	shared := c.Redis.Address != ""
 	if c.scope() == ScopeGlobal {
-		l.global = &bucket{lim: rate.NewLimiter(rate.Limit(c.RPS), l.burst)}
+		l.global = newBucket(rate.Limit(c.RPS), l.burst, shared)
 	} else {
 		l.keys = newTable(c.maxKeys(), rate.Limit(c.RPS), l.burst)
+		l.keys.shared = shared
 	}
 	if err := l.initMetrics(o); err != nil {
 		return nil, err
 	}
+	if shared {
+		s, err := newStore(c, o, l.meter(o))
+		if err != nil {
+			return nil, err
+		}
+		l.shared = s
+	}
 	return l, nil
 }
 
-func (l *Limiter) initMetrics(o options) error {
+func (l *Limiter) meter(o options) metric.Meter {
 	mp := o.meterProvider
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
-	m := mp.Meter("github.com/outbound-go/outbound/ratelimit")
+	return mp.Meter("github.com/outbound-go/outbound/ratelimit")
+}
+
+func (l *Limiter) initMetrics(o options) error {
+	m := l.meter(o)
 	var err error
 	l.decisions, err = m.Int64Counter("outbound.ratelimit.decisions",
 		metric.WithDescription("Rate limiter decisions, by result: allowed, waited, rejected."),
@@ -159,6 +173,14 @@ func (l *Limiter) Acquire(ctx context.Context, key string) error {
 }
 
 func (l *Limiter) acquire(ctx context.Context, b *bucket, key string, now time.Time) error {
+	if l.shared != nil {
+		return l.acquireShared(ctx, b, key, now)
+	}
+	return l.acquireLocal(ctx, b, key, now)
+}
+
+// acquireLocal is acquire on the local bucket b.lim.
+func (l *Limiter) acquireLocal(ctx context.Context, b *bucket, key string, now time.Time) error {
 	p := b.paused(now)
 	if p == 0 && b.lim.AllowN(now, 1) {
 		l.decisions.Add(ctx, 1, l.allowedOpts...)
@@ -234,6 +256,9 @@ func (l *Limiter) Snapshot() []BucketState {
 	now := l.now()
 	state := func(key string, b *bucket) BucketState {
 		s := BucketState{Key: key, Tokens: b.lim.TokensAt(now)}
+		if b.lease != nil && l.shared.up() {
+			s.Tokens = float64(b.lease.held()) // the tokens leased from Redis
+		}
 		if p := b.paused(now); p > 0 {
 			s.PausedUntil = now.Add(p)
 		}
@@ -257,8 +282,14 @@ func (l *Limiter) Len() int {
 }
 
 // Close stops the goroutines the Limiter started and waits for them; it is
-// safe to call more than once and returns nil or the first error. A Limiter
-// starts none (a waiting request sleeps on its own goroutine), so Close
-// returns nil, and the Limiter stays usable: it exists so that every policy
-// closes the same way.
-func (l *Limiter) Close() error { return nil }
+// safe to call more than once and returns nil or the first error. A local
+// Limiter starts none (a waiting request sleeps on its own goroutine), so
+// Close returns nil; a Limiter shared on Redis closes its Redis client. The
+// Limiter stays usable: after Close a shared one limits on its local
+// buckets alone.
+func (l *Limiter) Close() error {
+	if l.shared != nil {
+		return l.shared.close()
+	}
+	return nil
+}

@@ -42,7 +42,7 @@ func (s *Server) NotReady() []string {
 	t := s.table.Load()
 	for _, name := range t.order {
 		e := t.services[name]
-		d := e.stack.Discovery()
+		d := e.discovery()
 		if d == nil {
 			continue
 		}
@@ -83,8 +83,12 @@ type ServiceStatus struct {
 	Endpoints []EndpointStatus `json:"endpoints"`
 	// Limiter lists the rate limiter's buckets; absent without ratelimit.
 	Limiter []BucketStatus `json:"limiter,omitempty"`
-	// InFlight counts the service's requests being proxied now.
+	// InFlight counts the service's requests being proxied now (for a tcp
+	// service, its client connections: connecting, queued or open).
 	InFlight int64 `json:"in_flight"`
+	// Queued counts a tcp service's client connections waiting for a
+	// max_connections slot; absent for HTTP services and when none waits.
+	Queued int `json:"queued,omitempty"`
 }
 
 // EndpointStatus is one endpoint in ServiceStatus.
@@ -117,7 +121,10 @@ func (s *Server) Status() Status {
 	st := Status{Services: make(map[string]ServiceStatus, len(t.services)), Process: s.processStatus()}
 	for name, e := range t.services {
 		ss := ServiceStatus{Endpoints: []EndpointStatus{}, InFlight: e.inFlight()}
-		if d := e.stack.Discovery(); d != nil {
+		if e.tcp != nil {
+			ss.Queued = e.tcp.queued()
+		}
+		if d := e.discovery(); d != nil {
 			for _, ep := range d.Endpoints() {
 				es := EndpointStatus{
 					Address:  ep.Address,
@@ -127,13 +134,13 @@ func (s *Server) Status() Status {
 					EWMAms:   float64(ep.EWMA) / float64(time.Millisecond),
 					Requests: ep.Requests, Failures: ep.Failures, LastError: ep.LastError,
 				}
-				if b := e.stack.Breaker(); b != nil {
+				if b := e.breaker(); b != nil {
 					es.Breaker = b.State(ep.Address).String()
 				}
 				ss.Endpoints = append(ss.Endpoints, es)
 			}
 		}
-		if l := e.stack.Limiter(); l != nil {
+		if l := e.limiter(); l != nil {
 			for _, b := range l.Snapshot() {
 				bs := BucketStatus{Key: b.Key, Tokens: b.Tokens}
 				if !b.PausedUntil.IsZero() {

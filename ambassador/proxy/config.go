@@ -67,6 +67,13 @@ type ListenerConfig struct {
 	Service string `yaml:"service"`
 	// Routes are matched by Host and path prefix, first match wins.
 	Routes []RouteConfig `yaml:"routes"`
+	// Transcode, when set, calls the listener's gRPC service with JSON
+	// over HTTP (see TranscodeConfig); it needs Service, not Routes.
+	Transcode *TranscodeConfig `yaml:"transcode"`
+	// Protocol is ListenerHTTP ("", the default: HTTP/1.1 and h2c) or
+	// ListenerTCP (raw byte streams joined to one endpoint of Service, a
+	// service of protocol tcp; see tcplistener.go).
+	Protocol string `yaml:"protocol"`
 }
 
 // RouteConfig matches requests by Host and/or path prefix and sends them to
@@ -81,6 +88,9 @@ type RouteConfig struct {
 	Service string `yaml:"service"`
 	// Split shares the matching requests among services by weight.
 	Split []SplitConfig `yaml:"split"`
+	// Transcode, when set, calls the route's gRPC service with JSON over
+	// HTTP (see TranscodeConfig); it needs Service, not Split.
+	Transcode *TranscodeConfig `yaml:"transcode"`
 }
 
 // SplitConfig is one leg of a weighted traffic split.
@@ -202,6 +212,7 @@ func parseConfig(data []byte, dir string, readFiles bool) (*Config, error) {
 		resolvePaths(&s, dir)
 		c.Services[name] = s
 	}
+	resolveTranscodePaths(&c, dir)
 	c.check(d.lines, &d.problems)
 	if readFiles {
 		c.checkFiles(d.lines, &d.problems)

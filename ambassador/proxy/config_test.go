@@ -75,7 +75,7 @@ func TestParseConfigProblems(t *testing.T) {
 		{"two discovery sources", base + "  orders:\n    discovery: {static: [127.0.0.1:1], dns: orders:80}\n",
 			[]want{{"services.orders.discovery", 7, "set one source, got static and dns"}}},
 		{"bad static address", base + "  orders:\n    discovery: {static: [nope]}\n", []want{{"services.orders.discovery.static[0]", 7, "host:port"}}},
-		{"unknown protocol", base + "    protocol: http3\n", []want{{"services.users.protocol", 6, `unknown protocol "http3": want http1, h2c or h2`}}},
+		{"unknown protocol", base + "    protocol: http3\n", []want{{"services.users.protocol", 6, `unknown protocol "http3": want http1, h2c, h2 or tcp`}}},
 		{"tls cert without key", base + "    tls: {cert_file: c.pem}\n", []want{{"services.users.tls.key_file", 6, "required with cert_file"}}},
 		{"tls key without cert", base + "    tls: {key_file: k.pem}\n", []want{{"services.users.tls.cert_file", 6, "required with key_file"}}},
 		{"h2c with tls", base + "    protocol: h2c\n    tls: {ca_file: ca.pem}\n", []want{{"services.users.tls", 7, "cleartext"}}},
@@ -323,8 +323,8 @@ func TestServiceConfigValidate(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, strings.Join([]string{
 		"name: required: the logical host the service answers for",
-		"discovery: no source: set one of static, dns, srv, file",
-		`protocol: unknown protocol "spdy": want http1, h2c or h2`,
+		"discovery: no source: set one of static, dns, srv, file, etcd",
+		`protocol: unknown protocol "spdy": want http1, h2c, h2 or tcp`,
 		"tls.key_file: required with cert_file",
 	}, "\n"), err.Error())
 }

@@ -71,6 +71,7 @@ func (c *Config) check(lines map[string]int, ps *[]Problem) {
 		for j, r := range l.Routes {
 			c.checkRoute(ck, lp+".routes["+strconv.Itoa(j)+"]", r)
 		}
+		c.checkTranscode(ck, lp, l)
 	}
 
 	names := make([]string, 0, len(c.Services))
@@ -92,6 +93,7 @@ func (c *Config) check(lines map[string]int, ps *[]Problem) {
 	ck.CheckRange("limits.shutdown_delay", int64(c.Limits.ShutdownDelay), int64(MaxLimitsTimeout), MaxLimitsTimeout.String())
 	ck.CheckRange("limits.max_header_bytes", int64(c.Limits.MaxHeaderBytes), int64(MaxHeaderBytesLimit), "16MiB")
 	checkLimits(ck, c.Limits)
+	c.checkProtocols(ck)
 }
 
 func (c *Config) checkRef(ck checker, path, name string) {

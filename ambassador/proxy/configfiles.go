@@ -23,6 +23,7 @@ func (c *Config) checkFiles(lines map[string]int, ps *[]Problem) {
 	for _, name := range names {
 		checkServiceFiles(ck, joinKey("services", name), c.Services[name])
 	}
+	c.checkTranscodeFiles(ck)
 }
 
 // checkServiceFiles reads the files service s names as start-up will (see

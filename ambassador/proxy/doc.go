@@ -87,6 +87,26 @@
 // or built on a base transport of WithStackOptions keep the ReverseProxy
 // path for gRPC, as do gRPC requests over HTTP/1.1.
 //
+// # Transcoding
+//
+// transcode: on a listener or route whose service speaks gRPC (protocol
+// h2c or h2) takes JSON over HTTP: POST /pkg.Service/Method with the
+// request message as protojson (and the google.api.http bindings of the
+// descriptors) becomes a gRPC call on one grpc.ClientConn per service,
+// dialed on first use with the service's own Stack.DialOptions, so the
+// call shares the service's breakers, limiter, retry budget and endpoints
+// and is retried on retriable_grpc_codes; the service timeout is its
+// deadline. Descriptors come from the upstream's server reflection,
+// fetched on the first call of each routing table (so again after a
+// reload), or from a descriptor_set file read at load time. The answer is
+// JSON (NDJSON for server streaming), a gRPC error its usual HTTP status
+// with a {"code", "message", "details"} body, and the ambassador's own
+// refusals (bad_request, no_route, rate_limited, ...) carry
+// X-Outbound-Error as usual; application/grpc requests on a transcode
+// route are proxied unchanged. See internal/transcode for the details and
+// the status table. The route in metrics, traces and the access log is
+// the gRPC method.
+//
 // # Shutdown
 //
 // When Run's context is done (the ambassador's SIGTERM or SIGINT) the
@@ -173,6 +193,43 @@
 // logger of WithAccessLog, by default the one of WithLogger; a handler
 // that is not enabled at the record's level costs one Enabled call.
 
+// # TCP listeners
+//
+// A listener with protocol: tcp takes service: only, a service of protocol
+// tcp (an HTTP listener, route or split naming a tcp service, and a tcp
+// listener naming another, are config errors at that service key). Each
+// client connection is joined to one endpoint: discovery's balancer picks
+// (an open connection counts as in flight, for least_request and /status),
+// the connect (TLS handshake included when tls: is set; mTLS with
+// cert_file and key_file, the files reloaded as for HTTP) is bounded by
+// tcp.connect_timeout (5s), and a failed connect counts against that
+// endpoint's breaker and is tried on another endpoint up to
+// retry.max_attempts (1 without retry:), with the retry backoff between
+// attempts. Nothing is read from the client before the upstream is
+// connected, and once a byte has passed nothing is retried.
+// max_connections caps connections per endpoint: when every ready endpoint
+// is full a new client connection waits in arrival order up to
+// tcp.queue_timeout (0: closed at once) for a slot; max_concurrent_requests
+// caps the service's client connections (over it: closed at once);
+// tcp.idle_timeout closes a pair with no byte either way for that long
+// (0: never). Bytes are copied both ways at once through pooled 32 KiB
+// buffers (measured cheaper than the kernel's splice path on loopback),
+// EOF is passed on as a half-close, and an error either
+// way closes both connections. A reload sends new connections to the new
+// service while open pairs stay on the old one; shutdown stops accepting
+// and lets open pairs run until limits.drain_timeout, then closes them.
+// A listener's protocol cannot change by a reload. A tcp listener's client
+// connections count against limits.max_client_connections like any other
+// (limits.idle_timeout, for HTTP keep-alive, does not apply to them).
+//
+// Each client connection of a tcp listener writes one access-log record,
+// message "tcp", with protocol (tcp), listener, remote, service, endpoint,
+// attempts (connects), bytes_in (from the client), bytes_out (to the
+// client), duration_ms, end (closed, reset, idle_timeout, drain; or, when
+// never joined, refused, connect_failed, queued_timeout) and error (at
+// warn, when it was not joined). /status shows per tcp service the client
+// connections in in_flight and those waiting in queued.
+//
 // # Metrics
 //
 // A Server records, with the meter provider of WithMeterProvider (the
@@ -183,7 +240,11 @@
 // route's name, as in the access log) and service (empty when no route
 // matched); RunReloading counts reloads in outbound.config.reloads by
 // result (success, failure). The service stacks add theirs (see package
-// ambassador).
+// ambassador). tcp listeners record outbound.tcp.connections (counter, by
+// service and result: connected, connect_failed, refused, queued_timeout),
+// outbound.tcp.open_connections (up-down counter: pairs open now, by
+// service) and outbound.tcp.transferred (bytes, by service and direction
+// in or out, added when a pair closes).
 //
 // # Concurrency
 //

@@ -139,7 +139,7 @@ type nativeCallKey struct{}
 
 // nativeGRPC reports whether r goes the native path of entry.
 func nativeGRPC(r *http.Request, entry *serviceEntry) bool {
-	return entry.grpcConn != nil && r.ProtoMajor == 2 && isGRPC(r)
+	return entry.nativeConn != nil && r.ProtoMajor == 2 && isGRPC(r)
 }
 
 // serveNativeGRPC serves r, a gRPC request for entry, on the native path.
@@ -176,7 +176,7 @@ func (s *Server) forwardGRPC(_ any, ss grpc.ServerStream) error {
 	octx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, s.forwardMD(ctx)), nc.entry.timeout)
 	defer cancel()
 	octx = context.WithValue(octx, sendLogKey{}, log)
-	cs, err := nc.entry.grpcConn.NewStream(octx, &retryableDesc, method)
+	cs, err := nc.entry.nativeConn.NewStream(octx, &retryableDesc, method)
 	if err != nil {
 		return s.grpcFailure(ctx, ss, nc, err)
 	}

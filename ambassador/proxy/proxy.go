@@ -215,6 +215,11 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b = body
 	}
 	r2.Body = inbound.Track(b)
+	if rt.transcode != nil && !isGRPC(r) {
+		// JSON for a gRPC service; gRPC itself is proxied as it is.
+		rt = s.serveTranscode(lw, r2, rt, entry)
+		return
+	}
 	if nativeGRPC(r, entry) {
 		s.serveNativeGRPC(lw, r2, entry)
 	} else {

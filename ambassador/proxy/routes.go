@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/outbound-go/outbound/ambassador/proxy/internal/transcode"
 )
 
 // table is one immutable routing snapshot: what every listener does with a
@@ -32,6 +34,8 @@ type route struct {
 	target *serviceEntry // single service, or nil when split is set
 	split  []splitTarget // cumulative weights
 	total  int
+	// transcode, when set, answers the route's JSON requests (transcode.go).
+	transcode *transcode.Handler
 }
 
 type splitTarget struct {

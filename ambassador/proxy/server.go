@@ -163,6 +163,7 @@ type Server struct {
 	endDelayOnce sync.Once
 
 	reqMetrics *serverMetrics // http.server.request.duration
+	tcpMetrics *tcpMetrics    // outbound.tcp.* (tcpmetrics.go)
 	grpcSrv    *grpc.Server   // the native gRPC path's (grpcnative.go)
 }
 
@@ -189,6 +190,9 @@ func NewServer(c *Config, opts ...Option) (*Server, error) {
 	var err error
 	if s.reqMetrics, err = newServerMetrics(mp); err != nil {
 		return nil, fmt.Errorf("ambassador: http.server.request.duration: %w", err)
+	}
+	if s.tcpMetrics, err = newTCPMetrics(mp); err != nil {
+		return nil, fmt.Errorf("ambassador: outbound.tcp metrics: %w", err)
 	}
 	if len(c.Listeners) == 0 {
 		return nil, errors.New("ambassador: listeners: at least one listener is needed")
@@ -237,6 +241,7 @@ func (s *Server) buildTable(c *Config, old *table) (*table, error) {
 		t.order = append(t.order, name)
 	}
 	slices.Sort(t.order)
+	tcs := s.newTranscoders()
 	// Match listeners by address (in order, for repeated ":0" addresses).
 	byAddr := make(map[string][]ListenerConfig, len(c.Listeners))
 	for _, l := range c.Listeners {
@@ -260,7 +265,14 @@ func (s *Server) buildTable(c *Config, old *table) (*table, error) {
 				return nil, fmt.Errorf("ambassador: listener %s: no service %q", addr, name)
 			}
 		}
-		t.listeners = append(t.listeners, buildRoutes(l, t.services))
+		lr := buildRoutes(l, t.services)
+		if err := tcs.attach(lr, l); err != nil {
+			for _, b := range built {
+				b.close()
+			}
+			return nil, err
+		}
+		t.listeners = append(t.listeners, lr)
 	}
 	return t, nil
 }
@@ -290,6 +302,9 @@ func (s *Server) Reload(c *Config) error {
 	defer s.mu.Unlock()
 	if s.closed {
 		return errors.New("ambassador: server closed")
+	}
+	if err := sameListenerProtocols(s.cfg, c); err != nil {
+		return err
 	}
 	old := s.table.Load()
 	t, err := s.buildTable(c, old)
@@ -377,6 +392,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	servers := s.newHTTPServers(lns, lim)
+	tcps := s.newTCPListeners(c, lns)
 
 	errc := make(chan error, len(servers))
 	var wg sync.WaitGroup
@@ -384,7 +400,11 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := srv.Serve(lns[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serve := srv.Serve
+			if tcps[i] != nil {
+				serve = func(net.Listener) error { return tcps[i].serve() }
+			}
+			if err := serve(lns[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("ambassador: serve %s: %w", lns[i].Addr(), err)
 			}
 		}()
@@ -406,7 +426,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case runErr = <-errc:
 	}
 
-	s.drain(servers, lim.DrainTimeout)
+	s.drain(servers, tcps, lim.DrainTimeout)
 	s.grpcSrv.Stop() // the native gRPC calls ended with their connections
 	wg.Wait()
 	_ = s.Close()
@@ -469,15 +489,19 @@ func (s *Server) newHTTPServers(lns []net.Listener, lim LimitsConfig) []*http.Se
 // drain stops accepting and lets in-flight requests finish for up to
 // timeout, then closes what is left; the admin listener (last) closes at
 // once after.
-func (s *Server) drain(servers []*http.Server, timeout time.Duration) {
+func (s *Server) drain(servers []*http.Server, tcps []*tcpListener, timeout time.Duration) {
 	s.draining.Store(true)
 	s.opts.logger.Info("draining", "timeout", timeout.String())
 	dctx, cancel := context.WithTimeout(context.Background(), timeout)
 	var dwg sync.WaitGroup
-	for _, srv := range servers[:len(servers)-1] {
+	for i, srv := range servers[:len(servers)-1] {
 		dwg.Add(1)
 		go func() {
 			defer dwg.Done()
+			if tcps[i] != nil {
+				tcps[i].shutdown(dctx)
+				return
+			}
 			if err := srv.Shutdown(dctx); err != nil {
 				s.opts.logger.Warn("drain timeout: closing remaining connections", "error", err)
 				_ = srv.Close()

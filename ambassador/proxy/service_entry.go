@@ -21,17 +21,20 @@ const retiredBit = int64(1) << 62
 type serviceEntry struct {
 	name  string
 	cfg   ambassador.ServiceConfig
-	stack *ambassador.Stack
+	stack *ambassador.Stack // nil for a tcp service
 	proxy *httputil.ReverseProxy
-	// grpcConn is the native gRPC path's connection (grpcnative.go), nil
+	tcp   *tcpService // set for a service of protocol tcp (tcpservice.go)
+	// nativeConn is the native gRPC path's connection (grpcnative.go), nil
 	// where gRPC takes the ReverseProxy path; timeout bounds its calls.
-	grpcConn *grpc.ClientConn
-	timeout  time.Duration
+	nativeConn *grpc.ClientConn
+	timeout    time.Duration
 	// maxActive is max_concurrent_requests (0: unlimited); active counts
 	// the requests holding a slot. An atomic counter, not a channel: a
 	// request takes a slot with one Add and no lock.
 	maxActive int64
 	active    atomic.Int64
+
+	grpc grpcConn // transcoding's ClientConn, dialed on first use (transcode.go)
 
 	refs      atomic.Int64 // in-flight requests | retiredBit
 	closeOnce sync.Once
@@ -40,6 +43,9 @@ type serviceEntry struct {
 
 func (s *Server) newServiceEntry(name string, c ambassador.ServiceConfig) (*serviceEntry, error) {
 	c.Name = name
+	if c.Protocol == ambassador.ProtocolTCP {
+		return s.newTCPEntry(name, c)
+	}
 	stack, err := ambassador.NewStack(c, s.opts.stack...)
 	if err != nil {
 		return nil, err
@@ -77,7 +83,7 @@ func (s *Server) newServiceEntry(name string, c ambassador.ServiceConfig) (*serv
 		// are the access log's status 499/aborted; details at debug.
 		ErrorLog: slog.NewLogLogger(s.opts.logger.Handler(), slog.LevelDebug),
 	}
-	if e.grpcConn, err = s.newGRPCConn(c, stack); err != nil {
+	if e.nativeConn, err = s.newGRPCConn(c, stack); err != nil {
 		_ = stack.Close()
 		return nil, err
 	}
@@ -138,8 +144,15 @@ func (e *serviceEntry) freeSlot() {
 
 func (e *serviceEntry) close() {
 	e.closeOnce.Do(func() {
-		if e.grpcConn != nil {
-			_ = e.grpcConn.Close()
+		e.closeGRPC()
+		if e.nativeConn != nil {
+			_ = e.nativeConn.Close()
+		}
+		if e.tcp != nil {
+			if err := e.tcp.close(); err != nil {
+				e.logger.Warn("closing service stack", "service", e.name, "error", err)
+			}
+			return
 		}
 		if err := e.stack.Close(); err != nil {
 			e.logger.Warn("closing service stack", "service", e.name, "error", err)

@@ -89,6 +89,7 @@ func contenders() []contender {
 			rl := ratelimiter.NewBursty[any](1_000_000_000, time.Second)
 			return gstack{unary: []grpc.UnaryClientInterceptor{failsafegrpc.NewUnaryClientInterceptor[any](rp, cb, rl)}}
 		}},
+		{name: "naive", retries: true, build: buildNaive},
 	}
 }
 

@@ -4,6 +4,8 @@
 # Starts, all on 127.0.0.1 and in the foreground so every PID is ours:
 #   backend     benchmarks/proxy/backend (100-byte body, keep-alive)
 #   ambassador  ./examples/ambassador, service -> backend, retry + breaker on
+#   rproxy      benchmarks/proxy/bareproxy: a bare, tuned httputil.ReverseProxy
+#               (no policies, no telemetry), at the ambassador's GOMAXPROCS
 #   nginx       upstream keepalive 64, proxy_http_version 1.1, 2 workers
 #   haproxy     http-reuse always, 2 threads
 # then runs wrk against direct / ambassador / nginx / haproxy, interleaved
@@ -35,7 +37,7 @@ source "$here/lib.sh"
 need nginx haproxy wrk
 
 # --- backend -----------------------------------------------------------------
-(cd "$bench_mod" && go build -o "$tmp/backend" ./proxy/backend)
+(cd "$bench_mod" && go build -o "$tmp/backend" ./proxy/backend && go build -o "$tmp/bareproxy" ./proxy/bareproxy)
 backend_port=$(free_port)
 "$tmp/backend" -addr "127.0.0.1:$backend_port" >"$tmp/backend.log" 2>&1 &
 pids+=($!)
@@ -63,6 +65,10 @@ services:
 EOF
 	start ambassador "$amb_port" env ${AMBASSADOR_GOMAXPROCS:+GOMAXPROCS=$AMBASSADOR_GOMAXPROCS} "$tmp/ambassador" -config "$tmp/ambassador.yaml"
 fi
+
+# --- bare ReverseProxy ----------------------------------------------------------
+rproxy_port=$(free_port)
+start rproxy "$rproxy_port" env GOMAXPROCS="${AMBASSADOR_GOMAXPROCS:-1}" "$tmp/bareproxy" -addr "127.0.0.1:$rproxy_port" -upstream "127.0.0.1:$backend_port"
 
 # --- nginx ---------------------------------------------------------------------
 nginx_port=$(free_port)

@@ -113,6 +113,7 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 		return usageError{fmt.Errorf("-log-format: want text or json, got %q", logFormat)}
 	}
 	logger := slog.New(newHandler(stderr))
+	routeRedisLog(logger)
 	accessDest := f.accessLog
 	if check && accessDest != "" {
 		accessDest = "off" // -check writes nothing but its verdict

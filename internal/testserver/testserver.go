@@ -1,7 +1,8 @@
-// Package testserver starts real servers (redis-server, etcd) for tests, each
-// on free loopback ports with a temporary data directory, and stops them
-// when the test ends. Only tests import it; it imports nothing of outbound's,
-// so every package's tests, internal or external, can use it.
+// Package testserver starts real servers (redis-server, etcd, PostgreSQL)
+// for tests, each on free loopback ports with a temporary data directory,
+// and stops them when the test ends. Only tests import it; it imports
+// nothing of outbound's, so every package's tests, internal or external, can
+// use it.
 //
 // A server whose binary is not installed skips the test with a message naming
 // the Debian package, except when CI=true (.ci/run), where the test fails:
@@ -15,6 +16,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -83,6 +85,12 @@ type Process struct {
 	bin  string
 	args []string
 	dir  string
+	// cred, when set, runs the process as that user (PostgreSQL refuses
+	// to run as root).
+	cred *syscall.Credential
+	// stop, when set, is sent first by Stop (a server that shuts its own
+	// children down); Kill follows if it has not exited in stopTimeout.
+	stop os.Signal
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -111,11 +119,19 @@ func (b *logBuffer) String() string {
 	return string(b.buf)
 }
 
+// stopTimeout bounds how long Stop waits after the stop signal before it
+// kills the process.
+const stopTimeout = 10 * time.Second
+
 // startProcess runs bin with args in dir and registers its stop with the
-// test; ready is polled until it returns nil or StartTimeout passes.
-func startProcess(t testing.TB, name, bin, dir string, args []string, ready func() error) *Process {
+// test; ready is polled until it returns nil or StartTimeout passes. Each opt
+// sets an optional field (cred, stop) before the first start.
+func startProcess(t testing.TB, name, bin, dir string, args []string, ready func() error, opts ...func(*Process)) *Process {
 	t.Helper()
 	p := &Process{t: t, name: name, bin: bin, args: args, dir: dir, out: &logBuffer{}}
+	for _, o := range opts {
+		o(p)
+	}
 	t.Cleanup(func() {
 		p.Stop()
 		if t.Failed() {
@@ -134,6 +150,9 @@ func (p *Process) Start(ready func() error) {
 	cmd := exec.Command(p.bin, p.args...)
 	cmd.Dir = p.dir
 	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if p.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
+	}
 	if err := cmd.Start(); err != nil {
 		p.mu.Unlock()
 		p.t.Fatalf("testserver: start %s: %v", p.name, err)
@@ -163,13 +182,20 @@ func (p *Process) Start(ready func() error) {
 	}
 }
 
-// Stop kills the process and waits for it to exit. Stopping a stopped
-// process does nothing.
+// Stop kills the process and waits for it to exit (a server with a stop
+// signal gets that first and stopTimeout to exit by itself). Stopping a
+// stopped process does nothing.
 func (p *Process) Stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd == nil {
 		return
+	}
+	if p.stop != nil && p.cmd.Process.Signal(p.stop) == nil {
+		select {
+		case <-p.done:
+		case <-time.After(stopTimeout):
+		}
 	}
 	_ = p.cmd.Process.Kill()
 	<-p.done
