@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
 	"google.golang.org/grpc"
@@ -79,108 +78,23 @@ func (s *Server) newGRPCConn(c ambassador.ServiceConfig, stack *ambassador.Stack
 	return grpc.NewClient("outbound:///"+c.Name, dopts...)
 }
 
-// newGRPCServer is the server of the native path, shared by every listener.
-func (s *Server) newGRPCServer() *grpc.Server {
-	return grpc.NewServer(
-		grpc.UnknownServiceHandler(s.forwardGRPC),
-		grpc.ForceServerCodecV2(rawCodec{}),
-		grpc.MaxRecvMsgSize(math.MaxInt32),
-		grpc.MaxSendMsgSize(math.MaxInt32),
-	)
-}
-
-// nativeCall is what forwardGRPC needs from listenerHandler, carried in the
-// request's context through grpc.Server.ServeHTTP.
-//
-// grpc-go's ServeHTTP returns once the call's status is written or its
-// request is over (the caller went away), which may be before the handler
-// returns: the handler touches lw only while it runs, and serveNativeGRPC
-// waits for a running handler, so lw (pooled) is never written after the
-// access log read it.
-type nativeCall struct {
-	entry *serviceEntry
-	lw    *logWriter
-
-	mu      sync.Mutex
-	state   int           // callNew, callRunning or callAbandoned
-	handled chan struct{} // closed when a running handler returns
-}
-
-const (
-	callNew = iota
-	callRunning
-	callAbandoned
-)
-
-// start marks the handler as running; false: ServeHTTP has already
-// returned and the call is not served.
-func (nc *nativeCall) start() bool {
-	nc.mu.Lock()
-	defer nc.mu.Unlock()
-	if nc.state == callAbandoned {
-		return false
-	}
-	nc.state = callRunning
-	return true
-}
-
-// wait waits for a running handler, or marks the call abandoned.
-func (nc *nativeCall) wait() {
-	nc.mu.Lock()
-	running := nc.state == callRunning
-	nc.state = callAbandoned
-	nc.mu.Unlock()
-	if running {
-		<-nc.handled
-	}
-}
-
-type nativeCallKey struct{}
-
-// nativeGRPC reports whether r goes the native path of entry.
-func nativeGRPC(r *http.Request, entry *serviceEntry) bool {
-	return entry.nativeConn != nil && r.ProtoMajor == 2 && isGRPC(r)
-}
-
-// serveNativeGRPC serves r, a gRPC request for entry, on the native path.
-func (s *Server) serveNativeGRPC(lw *logWriter, r *http.Request, entry *serviceEntry) {
-	nc := &nativeCall{entry: entry, lw: lw, handled: make(chan struct{})}
-	ctx := context.WithValue(r.Context(), nativeCallKey{}, nc)
-	s.grpcSrv.ServeHTTP(flushWriter{lw}, r.WithContext(ctx))
-	nc.wait()
-}
-
-// flushWriter gives grpc-go's handler transport the http.Flusher it needs
-// while writes still go through the logWriter (bytes out, status).
-type flushWriter struct{ *logWriter }
-
-func (w flushWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
-
-// forwardGRPC is the grpc.Server's handler of every method: it forwards
-// the call to the service's connection and copies messages both ways.
-func (s *Server) forwardGRPC(_ any, ss grpc.ServerStream) error {
-	ctx := ss.Context()
-	nc, _ := ctx.Value(nativeCallKey{}).(*nativeCall)
-	method, ok := grpc.MethodFromServerStream(ss)
-	if nc == nil || !ok {
-		return status.Error(codes.Internal, "outbound: not a routed call")
-	}
-	if !nc.start() {
-		return status.Error(codes.Canceled, "outbound: the call ended before it was served")
-	}
-	defer close(nc.handled)
+// forwardGRPC forwards the call of ss, routed to entry, on the service's
+// connection and copies messages both ways; lw records the outcome for the
+// access log. ctx is the stream's context with the call's attempt record
+// (and server span).
+func (s *Server) forwardGRPC(ctx context.Context, ss grpc.ServerStream, entry *serviceEntry, lw *logWriter, method string) error {
 	log := newSendLog()
-	if nc.entry.cfg.Retry == nil {
+	if entry.cfg.Retry == nil {
 		log.commit() // no retry layer: one attempt, nothing kept for a replay
 	}
-	octx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, s.forwardMD(ctx)), nc.entry.timeout)
+	octx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, s.forwardMD(ctx)), entry.timeout)
 	defer cancel()
 	octx = context.WithValue(octx, sendLogKey{}, log)
-	cs, err := nc.entry.nativeConn.NewStream(octx, &retryableDesc, method)
+	cs, err := entry.nativeConn.NewStream(octx, &retryableDesc, method)
 	if err != nil {
-		return s.grpcFailure(ctx, ss, nc, err)
+		return s.grpcFailure(ctx, ss, lw, err)
 	}
-	go pumpToLog(ss, log, cancel)
+	go pumpToLog(ss, log, cancel, lw)
 	var f rawFrame
 	for first := true; ; first = false {
 		err := cs.RecvMsg(&f)
@@ -199,11 +113,12 @@ func (s *Server) forwardGRPC(_ any, ss grpc.ServerStream) error {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
-			return s.grpcFailure(ctx, ss, nc, err)
+			return s.grpcFailure(ctx, ss, lw, err)
 		}
 		if err := ss.SendMsg(&f); err != nil {
 			return err // the caller went away
 		}
+		lw.out += int64(len(f.b))
 	}
 }
 
@@ -211,7 +126,7 @@ func (s *Server) forwardGRPC(_ any, ss grpc.ServerStream) error {
 // half-closes (then it closes the log) or fails (then it cancels the
 // upstream call). The sender of each attempt (sendLogInterceptor) writes
 // them upstream.
-func pumpToLog(ss grpc.ServerStream, log *sendLog, cancel context.CancelFunc) {
+func pumpToLog(ss grpc.ServerStream, log *sendLog, cancel context.CancelFunc, lw *logWriter) {
 	for {
 		f := new(rawFrame) // not reused: the log keeps it until the call commits
 		if err := ss.RecvMsg(f); err != nil {
@@ -222,6 +137,7 @@ func pumpToLog(ss grpc.ServerStream, log *sendLog, cancel context.CancelFunc) {
 			cancel()
 			return
 		}
+		lw.in.n.Add(int64(len(f.b))) // lw.in is set by serveGRPCCall
 		log.add(f)
 	}
 }
@@ -229,18 +145,18 @@ func pumpToLog(ss grpc.ServerStream, log *sendLog, cancel context.CancelFunc) {
 // grpcFailure ends a call whose stream failed: a refusal of the stack (or
 // the call's deadline) is answered as the ambassador's own, with the reason
 // in x-outbound-error; anything else is the upstream's status, passed on.
-func (s *Server) grpcFailure(ctx context.Context, ss grpc.ServerStream, nc *nativeCall, err error) error {
+func (s *Server) grpcFailure(ctx context.Context, ss grpc.ServerStream, lw *logWriter, err error) error {
 	code, reason, retryAfter := classify(err)
 	if !isRefusal(reason) {
 		if !deadlinePassed(ctx) {
 			if ctx.Err() != nil {
-				nc.lw.quiet = true
+				lw.quiet = true
 			}
 			return status.Convert(err).Err()
 		}
 		code, reason = http.StatusGatewayTimeout, ReasonUpstreamTimeout
 	}
-	nc.lw.reason = reason
+	lw.reason = reason
 	md := metadata.MD{"x-outbound-error": {reason}}
 	if retryAfter > 0 {
 		md["grpc-retry-pushback-ms"] = []string{strconv.FormatInt(retryAfter.Milliseconds(), 10)}

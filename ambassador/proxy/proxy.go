@@ -188,7 +188,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	slot = true
 	rec = attempt.NewRecord()
 	ctx := attempt.WithRecord(r.Context(), rec)
-	if isGRPC(r) && !nativeGRPC(r, entry) { // grpc-go applies it on the native path
+	if isGRPC(r) {
 		if d, ok := parseGRPCTimeout(r.Header.Get("Grpc-Timeout")); ok {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, d)
@@ -220,11 +220,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt = s.serveTranscode(lw, r2, rt, entry)
 		return
 	}
-	if nativeGRPC(r, entry) {
-		s.serveNativeGRPC(lw, r2, entry)
-	} else {
-		entry.proxy.ServeHTTP(lw, r2)
-	}
+	entry.proxy.ServeHTTP(lw, r2)
 	stripTrailerError(w.Header())
 }
 

@@ -17,7 +17,6 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/grpc"
 
 	"github.com/outbound-go/outbound/ambassador"
 )
@@ -164,7 +163,6 @@ type Server struct {
 
 	reqMetrics *serverMetrics // http.server.request.duration
 	tcpMetrics *tcpMetrics    // outbound.tcp.* (tcpmetrics.go)
-	grpcSrv    *grpc.Server   // the native gRPC path's (grpcnative.go)
 }
 
 // NewServer builds the service stacks and routing of c. c should come from
@@ -178,7 +176,6 @@ func NewServer(c *Config, opts ...Option) (*Server, error) {
 	for _, o := range opts {
 		o(&s.opts)
 	}
-	s.grpcSrv = s.newGRPCServer()
 	if s.opts.logger == nil {
 		s.opts.logger = slog.Default()
 		s.opts.stack = append([]ambassador.Option{ambassador.WithLogger(s.opts.logger)}, s.opts.stack...)
@@ -393,6 +390,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	servers := s.newHTTPServers(lns, lim)
 	tcps := s.newTCPListeners(c, lns)
+	natives := s.newNativeListeners(lns, tcps, lim) // grpcserve.go
 
 	errc := make(chan error, len(servers))
 	var wg sync.WaitGroup
@@ -401,10 +399,14 @@ func (s *Server) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			serve := srv.Serve
+			ln := lns[i]
 			if tcps[i] != nil {
 				serve = func(net.Listener) error { return tcps[i].serve() }
+			} else if natives[i] != nil {
+				natives[i].start()
+				ln = natives[i].router.httpLn
 			}
-			if err := serve(lns[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("ambassador: serve %s: %w", lns[i].Addr(), err)
 			}
 		}()
@@ -426,8 +428,9 @@ func (s *Server) Run(ctx context.Context) error {
 	case runErr = <-errc:
 	}
 
+	waitNative := stopNative(natives, lim.DrainTimeout)
 	s.drain(servers, tcps, lim.DrainTimeout)
-	s.grpcSrv.Stop() // the native gRPC calls ended with their connections
+	waitNative()
 	wg.Wait()
 	_ = s.Close()
 	s.opts.logger.Info("stopped")
