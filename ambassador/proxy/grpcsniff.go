@@ -145,11 +145,14 @@ type recorder struct {
 }
 
 func (r *recorder) Read(p []byte) (int, error) {
+	if len(r.buf) >= r.max {
+		return 0, errSniffLimit
+	}
+	if len(p) > r.max-len(r.buf) {
+		p = p[:r.max-len(r.buf)]
+	}
 	n, err := r.r.Read(p)
 	r.buf = append(r.buf, p[:n]...)
-	if len(r.buf) > r.max {
-		return n, errSniffLimit
-	}
 	return n, err
 }
 

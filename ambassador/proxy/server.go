@@ -107,8 +107,9 @@ func WithReady(f func()) Option {
 //
 // Requests are proxied by httputil.ReverseProxy to http://<service>/<path>,
 // so the service's discovery layer picks the endpoint of each attempt;
-// gRPC calls to h2c services take the native gRPC path instead (see the
-// package doc).
+// gRPC calls on connections that begin with a gRPC request, on listeners
+// whose services are all h2c, are served by grpc-go's transport and take
+// the native gRPC path instead (see the package doc, # gRPC).
 // Bodies stream both ways, hop-by-hop headers are dropped, trailers and
 // upgrades (WebSocket) pass through, and an upstream's own X-Outbound-Error
 // is removed from its headers, trailers and 1xx responses (at most 5 of
