@@ -16,6 +16,8 @@ import (
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/outbound-go/outbound/ambassador/proxy"
@@ -238,4 +240,45 @@ services:
 		_ = a.wait(10 * time.Second)
 	})
 	return s.Addrs()[0].String(), a
+}
+
+// Calls on grpc-go's side are routed by :authority and path with the
+// listener's routes, and a call that matches none is UNIMPLEMENTED
+// no_route, without an upstream call.
+func TestNativeGRPCRoutesByAuthorityAndPath(t *testing.T) {
+	a, b := &rawUpstreamSvc{}, &rawUpstreamSvc{}
+	cfg, err := proxy.ParseConfig([]byte(`admin: {address: 127.0.0.1:0}
+listeners:
+  - address: 127.0.0.1:0
+    routes:
+      - {host: alpha, service: a}
+      - {path_prefix: /t.T/, service: b}
+services:
+  a: {discovery: {static: [`+startRawUpstream(t, a)+`]}, protocol: h2c}
+  b: {discovery: {static: [`+startRawUpstream(t, b)+`]}, protocol: h2c}
+`), t.TempDir())
+	require.NoError(t, err)
+	s, err := proxy.NewServer(cfg, proxy.WithLogger(quietLogger()))
+	require.NoError(t, err)
+	addr := serve(t, s)[0][len("http://"):]
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	in, out := []byte("x"), []byte(nil)
+
+	alpha, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithAuthority("alpha:80"), grpc.WithDefaultCallOptions(grpc.ForceCodecV2(bytesCodec{})))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = alpha.Close() })
+	require.NoError(t, alpha.Invoke(ctx, "/t.T/Unary", &in, &out))
+	assert.Equal(t, int64(1), a.calls.Load(), "host alpha: service a")
+
+	other := rawClient(t, addr)
+	require.NoError(t, other.Invoke(ctx, "/t.T/Unary", &in, &out))
+	assert.Equal(t, int64(1), b.calls.Load(), "path prefix /t.T/: service b")
+
+	var trailer metadata.MD
+	err = other.Invoke(ctx, "/x.Y/Z", &in, &out, grpc.Trailer(&trailer))
+	assert.Equal(t, codes.Unimplemented, status.Code(err), "%v", err)
+	assert.Equal(t, []string{proxy.ReasonNoRoute}, trailer.Get("x-outbound-error"))
+	assert.Equal(t, [2]int64{1, 1}, [2]int64{a.calls.Load(), b.calls.Load()}, "no upstream call for no_route")
 }
