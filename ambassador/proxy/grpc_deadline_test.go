@@ -3,10 +3,8 @@ package proxy_test
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"sync"
 	"testing"
@@ -67,15 +65,14 @@ func rawGRPCCall(ctx context.Context, c *http.Client, addr, method, timeout stri
 // serves the caller: at the deadline it also resets the caller's stream
 // with CANCEL itself (as every grpc-go server does; a gRPC client has the
 // same deadline and reports DEADLINE_EXCEEDED), so that outcome is
-// accepted too. The client is x/net/http2's Transport, whose stream errors
-// errors.As can read.
+// accepted too (net/http's stream error converts to x/net/http2's
+// StreamError with errors.As).
 func TestGRPCTimeoutIsDeadlineExceededNotReset(t *testing.T) {
 	up := grpcUpstream(t) // unknown methods block until their deadline
 	addr, _ := oneServiceAmbassador(t, []string{up}, "protocol: h2c", "")
-	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, addr)
-	}}
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &protos}
 	t.Cleanup(tr.CloseIdleConnections)
 	c := &http.Client{Transport: tr}
 	// A bound for the whole test, not a deadline of the calls (they carry

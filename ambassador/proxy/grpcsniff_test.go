@@ -3,7 +3,6 @@ package proxy_test
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -23,13 +22,12 @@ import (
 	"github.com/outbound-go/outbound/ambassador/proxy"
 )
 
-// h2cClient is x/net/http2's Transport over cleartext with prior
-// knowledge: one connection per host, reused by every request.
+// h2cClient is HTTP/2 over cleartext with prior knowledge: one connection
+// per host, reused by every request.
 func h2cClient(t *testing.T) *http.Client {
-	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, addr)
-	}}
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &protos}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr}
 }
