@@ -280,3 +280,43 @@ services:
 	assert.Equal(t, []string{proxy.ReasonNoRoute}, trailer.Get("x-outbound-error"))
 	assert.Equal(t, [2]int64{1, 1}, [2]int64{a.calls.Load(), b.calls.Load()}, "no upstream call for no_route")
 }
+
+// A reload that sends a listener's service off the native path
+// (host_header: preserve) leaves connections grpc-go already serves with
+// grpc-go: their calls are UNAVAILABLE no_endpoints. New connections go
+// to net/http and are proxied.
+func TestNativeGRPCReloadOffTheNativePath(t *testing.T) {
+	u := &rawUpstreamSvc{}
+	up := startRawUpstream(t, u)
+	conf := func(extra string) *proxy.Config {
+		cfg, err := proxy.ParseConfig([]byte(`admin: {address: 127.0.0.1:0}
+listeners: [{address: 127.0.0.1:0, service: up}]
+services:
+  up: {discovery: {static: [`+up+`]}, protocol: h2c`+extra+`}
+`), t.TempDir())
+		require.NoError(t, err)
+		return cfg
+	}
+	s, err := proxy.NewServer(conf(""), proxy.WithLogger(quietLogger()))
+	require.NoError(t, err)
+	addr := serve(t, s)[0][len("http://"):]
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	in, out := []byte("x"), []byte(nil)
+	old := rawClient(t, addr)
+	require.NoError(t, old.Invoke(ctx, "/t.T/Unary", &in, &out))
+
+	require.NoError(t, s.Reload(conf(", host_header: preserve")))
+	var trailer metadata.MD
+	err = old.Invoke(ctx, "/t.T/Unary", &in, &out, grpc.Trailer(&trailer))
+	assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+	assert.Equal(t, []string{proxy.ReasonNoEndpoints}, trailer.Get("x-outbound-error"))
+
+	c := h2cClient(t)
+	o, err := rawGRPCCall(ctx, c, addr, "/t.T/Unary", "5S")
+	require.NoError(t, err)
+	assert.Equal(t, "0", o.status, "a new connection is proxied")
+	code, _, _ := getPage(t, c, addr)
+	assert.Equal(t, http.StatusOK, code, "and stays net/http's")
+	assert.Equal(t, int64(2), u.calls.Load())
+}
