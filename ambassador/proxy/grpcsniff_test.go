@@ -320,3 +320,24 @@ services:
 	assert.Equal(t, http.StatusOK, code, "and stays net/http's")
 	assert.Equal(t, int64(2), u.calls.Load())
 }
+
+// A stream still open when limits.drain_timeout ends is cut (GracefulStop,
+// then Stop) and Run returns.
+func TestNativeGRPCDrainTimeoutCutsTheStream(t *testing.T) {
+	u := &rawUpstreamSvc{hold: make(chan struct{})}
+	defer close(u.hold)
+	addr, s := startOwnAmbassador(t, startRawUpstream(t, u), "{drain_timeout: 200ms}")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := rawClient(t, addr).NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, "/t.T/Hold")
+	require.NoError(t, err)
+	in, out := []byte("x"), []byte(nil)
+	require.NoError(t, st.SendMsg(&in))
+	require.NoError(t, st.CloseSend())
+	require.NoError(t, st.RecvMsg(&out))
+
+	s.stop()
+	require.NoError(t, s.wait(5*time.Second), "Run returns after the drain timeout")
+	err = st.RecvMsg(&out)
+	assert.Equal(t, codes.Unavailable, status.Code(err), "the stream was cut: %v", err)
+}
