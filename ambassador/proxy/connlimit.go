@@ -121,6 +121,9 @@ func (cl *connLimiter) listener(ln net.Listener) net.Listener {
 
 // connState is the http.Server ConnState hook of every capped listener.
 func (cl *connLimiter) connState(c net.Conn, st http.ConnState) {
+	if sc, ok := c.(*sniffedConn); ok {
+		c = sc.Conn // the sniffer's replay wrapper (grpcsniff.go)
+	}
 	lc, ok := c.(*limitedConn)
 	if !ok {
 		return // an HTTP/2 connection: the server passes its own wrapper

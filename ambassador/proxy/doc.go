@@ -55,6 +55,76 @@
 // would overflow a later computation or mean nothing (see the Max*
 // constants here and in the policy packages).
 //
+// # gRPC
+//
+// gRPC calls take the native path where they can: served by grpc-go's own
+// server transport and forwarded on a grpc.ClientConn per service, not by
+// net/http's HTTP/2 server and httputil.ReverseProxy.
+//
+// Which connections: each accepted connection of an HTTP listener is
+// sniffed before its first request (in its own goroutine, counted by
+// max_client_connections from the start, bounded by read_header_timeout
+// and by max_header_bytes + 64 KiB of buffered bytes; a client that sends
+// no request by then is closed). Anything but the HTTP/2 preface goes to
+// net/http's server. After the preface the ambassador sends its SETTINGS
+// and reads up to the first request's headers: a gRPC request
+// (content-type application/grpc or application/grpc+…, not grpc-web)
+// hands the whole connection to grpc-go's server, anything else to
+// net/http's, which reads the same bytes again. A connection keeps its
+// server for its whole life: a plain request on a connection that began
+// with gRPC gets grpc-go's answer (HTTP 415 with grpc-status
+// INVALID_ARGUMENT), and gRPC on a connection that began with a plain
+// request (or over HTTP/1.1, or through an h2c upgrade, which is not
+// taken) is proxied by ReverseProxy as any request.
+//
+// Which listeners: a listener hands gRPC-first connections to grpc-go only
+// if every service it routes to (its service:, every route's service and
+// split) can be served natively: protocol h2c, host_header endpoint (or
+// unset), and no base transport of WithStackOptions (which DialOptions
+// cannot carry). Services of protocol h2 (TLS upstreams), with
+// host_header preserve or a literal, or on a WithBase transport keep the
+// ReverseProxy path for all their gRPC. The rule is evaluated on the
+// routing table current when a connection is sniffed; a connection already
+// grpc-go's whose call a reload routes to a service that cannot be served
+// natively gets UNAVAILABLE no_endpoints.
+//
+// A call on grpc-go's side is routed by its :authority and path (host and
+// path_prefix, split by weight) with the same matcher as HTTP requests,
+// looked up on the current table per call (a call in flight keeps its
+// entry across a reload), takes a bulkhead slot, and writes its access-log
+// line, http.server.request.duration and server span as any request. One
+// generic handler opens a stream for the same method on the service's
+// grpc.ClientConn (built with the stack's DialOptions: the retry,
+// ratelimit and breaker interceptors and the discovery resolver) and
+// copies messages both ways undecoded (a pass-through codec), then the
+// upstream's headers, trailers and status, without its x-outbound-error.
+// The caller's metadata goes on without the hop's own (user-agent,
+// grpc-timeout, content-type, pseudo-headers); its grpc-timeout bounds the
+// call, as does the service timeout. At the caller's deadline grpc-go's
+// server transport resets the caller's stream (RST_STREAM CANCEL) unless
+// the DEADLINE_EXCEEDED answer is written first; the caller's own deadline
+// fires at the same moment. So the policies act on gRPC outcomes: a
+// retriable code (retriable_grpc_codes) is retried after
+// grpc-retry-pushback-ms until the first response message, with the
+// messages sent so far replayed (they are kept in memory until then: a
+// client-streaming upload through a service with retry: is held whole
+// until its answer begins); the codes the breaker counts as failures
+// (UNAVAILABLE among them) count against the endpoint, and an open
+// breaker is UNAVAILABLE circuit_open; the stack's refusals
+// are gRPC statuses with x-outbound-error (and grpc-retry-pushback-ms for
+// rate_limited), and a call whose grpc-timeout passed is DEADLINE_EXCEEDED
+// upstream_timeout. A connection failure to the upstream is grpc-go's own
+// UNAVAILABLE status, without x-outbound-error. Messages
+// are held whole in memory (up to 2 GiB each, as grpc allows), where the
+// ReverseProxy path streams bytes; the upstream sees grpc-go's user-agent
+// and the service name as :authority. The access log's bytes_in and
+// bytes_out count message bytes.
+//
+// grpc-go's side closes connections idle for limits.idle_timeout
+// (keepalive MaxConnectionIdle) and at shutdown drains with GracefulStop
+// (GOAWAY; calls in flight run on) for up to limits.drain_timeout, then
+// stops, cutting what is left.
+//
 // # Transcoding
 //
 // transcode: on a listener or route whose service speaks gRPC (protocol

@@ -106,7 +106,10 @@ func WithReady(f func()) Option {
 // X-Outbound-Error: no_route and causes no outbound connection.
 //
 // Requests are proxied by httputil.ReverseProxy to http://<service>/<path>,
-// so the service's discovery layer picks the endpoint of each attempt.
+// so the service's discovery layer picks the endpoint of each attempt;
+// gRPC calls on connections that begin with a gRPC request, on listeners
+// whose services are all h2c, are served by grpc-go's transport and take
+// the native gRPC path instead (see the package doc, # gRPC).
 // Bodies stream both ways, hop-by-hop headers are dropped, trailers and
 // upgrades (WebSocket) pass through, and an upstream's own X-Outbound-Error
 // is removed from its headers, trailers and 1xx responses (at most 5 of
@@ -388,6 +391,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	servers := s.newHTTPServers(lns, lim)
 	tcps := s.newTCPListeners(c, lns)
+	natives := s.newNativeListeners(lns, tcps, lim) // grpcserve.go
 
 	errc := make(chan error, len(servers))
 	var wg sync.WaitGroup
@@ -396,10 +400,14 @@ func (s *Server) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			serve := srv.Serve
+			ln := lns[i]
 			if tcps[i] != nil {
 				serve = func(net.Listener) error { return tcps[i].serve() }
+			} else if natives[i] != nil {
+				natives[i].start()
+				ln = natives[i].router.httpLn
 			}
-			if err := serve(lns[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("ambassador: serve %s: %w", lns[i].Addr(), err)
 			}
 		}()
@@ -421,7 +429,9 @@ func (s *Server) Run(ctx context.Context) error {
 	case runErr = <-errc:
 	}
 
+	waitNative := stopNative(natives, lim.DrainTimeout)
 	s.drain(servers, tcps, lim.DrainTimeout)
+	waitNative()
 	wg.Wait()
 	_ = s.Close()
 	s.opts.logger.Info("stopped")

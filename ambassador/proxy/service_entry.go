@@ -5,6 +5,9 @@ import (
 	"net/http/httputil"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
 
 	"github.com/outbound-go/outbound/ambassador"
 )
@@ -21,6 +24,10 @@ type serviceEntry struct {
 	stack *ambassador.Stack // nil for a tcp service
 	proxy *httputil.ReverseProxy
 	tcp   *tcpService // set for a service of protocol tcp (tcpservice.go)
+	// nativeConn is the native gRPC path's connection (grpcnative.go), nil
+	// where gRPC takes the ReverseProxy path; timeout bounds its calls.
+	nativeConn *grpc.ClientConn
+	timeout    time.Duration
 	// maxActive is max_concurrent_requests (0: unlimited); active counts
 	// the requests holding a slot. An atomic counter, not a channel: a
 	// request takes a slot with one Add and no lock.
@@ -76,6 +83,14 @@ func (s *Server) newServiceEntry(name string, c ambassador.ServiceConfig) (*serv
 		// are the access log's status 499/aborted; details at debug.
 		ErrorLog: slog.NewLogLogger(s.opts.logger.Handler(), slog.LevelDebug),
 	}
+	if e.nativeConn, err = s.newGRPCConn(c, stack); err != nil {
+		_ = stack.Close()
+		return nil, err
+	}
+	e.timeout = c.Timeout
+	if e.timeout <= 0 {
+		e.timeout = ambassador.DefaultTimeout
+	}
 	return e, nil
 }
 
@@ -130,6 +145,9 @@ func (e *serviceEntry) freeSlot() {
 func (e *serviceEntry) close() {
 	e.closeOnce.Do(func() {
 		e.closeGRPC()
+		if e.nativeConn != nil {
+			_ = e.nativeConn.Close()
+		}
 		if e.tcp != nil {
 			if err := e.tcp.close(); err != nil {
 				e.logger.Warn("closing service stack", "service", e.name, "error", err)

@@ -4,6 +4,9 @@
 # Starts, all on 127.0.0.1 and in the background with every PID recorded:
 #   direct      benchmarks/proxy/grpcbackend (grpc health service)
 #   ambassador  ./examples/ambassador, service protocol h2c, retry + breaker on
+#               (gRPC on the native path)
+#   amb-rproxy  the same with host_header: preserve, which keeps gRPC on the
+#               ReverseProxy path
 #   nginx       grpc_pass to an upstream with keepalive 64, 2 workers
 #   haproxy     h2 on both sides, http-reuse always, 2 threads
 # then runs benchmarks/proxy/grpcload (unary Health/Check over one h2c
@@ -54,6 +57,12 @@ services:
     breaker: {}
 EOF
 	start ambassador "$amb_port" "$tmp/ambassador" -config "$tmp/ambassador.yaml"
+	# The same service with host_header: preserve, which keeps gRPC on the
+	# ReverseProxy path: the native path's before/after in one run.
+	rp_port=$(free_port)
+	sed -e "s/127.0.0.1:$amb_port/127.0.0.1:$rp_port/" -e "s/^admin: .*/admin: {address: 127.0.0.1:$(free_port)}/" \
+		-e 's/^    breaker: {}/    breaker: {}\n    host_header: preserve/' "$tmp/ambassador.yaml" >"$tmp/ambassador-rp.yaml"
+	start amb-rproxy "$rp_port" "$tmp/ambassador" -config "$tmp/ambassador-rp.yaml"
 fi
 
 # --- nginx ---------------------------------------------------------------------

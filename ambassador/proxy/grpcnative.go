@@ -1,0 +1,255 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"go.opentelemetry.io/otel/attribute"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	_ "google.golang.org/grpc/encoding/gzip" // callers' gzip-compressed messages: grpc-go's server decompresses them
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/outbound-go/outbound/ambassador"
+)
+
+// The native gRPC path.
+//
+// A gRPC request (HTTP/2, content-type application/grpc…) to a service of
+// protocol h2c is not proxied by httputil.ReverseProxy: after the usual
+// routing, bulkhead and access-log bookkeeping of listenerHandler, it is
+// served by grpc-go's server (grpc.Server.ServeHTTP, on net/http's HTTP/2
+// server) with one generic handler, forwardGRPC, that opens a stream for
+// the same method on the service's grpc.ClientConn. That connection is
+// built with the stack's DialOptions, so the service's retry, ratelimit and
+// breaker interceptors and its discovery resolver act on the call as they
+// would in an application. Messages pass through the pass-through codec
+// (rawCodec) undecoded, both ways; metadata, trailers and the final status
+// are copied without the ambassador's own x-outbound-error.
+//
+// Services of protocol h2 (TLS), with a host_header other than endpoint,
+// or built over a WithBase transport keep the ReverseProxy path, as do
+// gRPC requests over HTTP/1.1.
+
+// retryableDesc is the stream shape forwardGRPC asks for: the retry layer
+// retries a server-streaming call until its first response message, keeping
+// the messages sent meanwhile for the next attempt. The shape on the wire
+// is fullDuplex (passDesc, below the policies): the ambassador does not know
+// whether the method streams, and the caller may send any number of messages.
+var retryableDesc = grpc.StreamDesc{ServerStreams: true}
+
+var fullDuplex = grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
+
+// passDesc is the innermost stream interceptor of the native path's
+// connections: it puts the real (full duplex) shape back under the policies.
+func passDesc(ctx context.Context, _ *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return streamer(ctx, &fullDuplex, cc, method, opts...)
+}
+
+// newGRPCConn returns the native path's connection to the service of e, or
+// nil when the service keeps the ReverseProxy path (see above).
+func (s *Server) newGRPCConn(c ambassador.ServiceConfig, stack *ambassador.Stack) (*grpc.ClientConn, error) {
+	if c.Protocol != ambassador.ProtocolH2C || (c.HostHeader != "" && c.HostHeader != ambassador.HostEndpoint) {
+		return nil, nil
+	}
+	dopts, err := stack.DialOptions()
+	if err != nil {
+		return nil, nil // a WithBase stack: the ReverseProxy path uses that base
+	}
+	inner := []grpc.StreamClientInterceptor{passDesc, sendLogInterceptor}
+	if s.opts.tracer != nil {
+		at := &attemptTracer{tracer: s.opts.tracer, service: attribute.String("service", c.Name)}
+		inner = []grpc.StreamClientInterceptor{at.intercept, passDesc, sendLogInterceptor}
+	}
+	dopts = append(dopts,
+		grpc.WithChainStreamInterceptor(inner...),
+		grpc.WithDefaultCallOptions(
+			grpc.ForceCodecV2(rawCodec{}),
+			grpc.MaxCallRecvMsgSize(math.MaxInt32),
+			grpc.MaxCallSendMsgSize(math.MaxInt32),
+		),
+	)
+	return grpc.NewClient("outbound:///"+c.Name, dopts...)
+}
+
+// forwardGRPC forwards the call of ss, routed to entry, on the service's
+// connection and copies messages both ways; lw records the outcome for the
+// access log. ctx is the stream's context with the call's attempt record
+// (and server span).
+func (s *Server) forwardGRPC(ctx context.Context, ss grpc.ServerStream, entry *serviceEntry, lw *logWriter, method string) error {
+	log := newSendLog()
+	if entry.cfg.Retry == nil {
+		log.commit() // no retry layer: one attempt, nothing kept for a replay
+	}
+	octx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, s.forwardMD(ctx)), entry.timeout)
+	defer cancel()
+	octx = context.WithValue(octx, sendLogKey{}, log)
+	cs, err := entry.nativeConn.NewStream(octx, &retryableDesc, method)
+	if err != nil {
+		return s.grpcFailure(ctx, ss, lw, err)
+	}
+	go pumpToLog(ss, log, cancel, lw)
+	var f rawFrame
+	for first := true; ; first = false {
+		err := cs.RecvMsg(&f)
+		if first {
+			log.commit() // the retry layer starts no further attempt
+			// The upstream's headers, also when no message follows; a
+			// trailers-only answer has none (Header fails).
+			if h, herr := cs.Header(); herr == nil && len(h) > 0 {
+				if err := ss.SendHeader(cleanMD(h)); err != nil {
+					return err
+				}
+			}
+		}
+		if err != nil {
+			ss.SetTrailer(cleanMD(cs.Trailer()))
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return s.grpcFailure(ctx, ss, lw, err)
+		}
+		if err := ss.SendMsg(&f); err != nil {
+			return err // the caller went away
+		}
+		lw.out += int64(len(f.b))
+	}
+}
+
+// pumpToLog puts the caller's messages into log until the caller
+// half-closes (then it closes the log) or fails (then it cancels the
+// upstream call). The sender of each attempt (sendLogInterceptor) writes
+// them upstream.
+func pumpToLog(ss grpc.ServerStream, log *sendLog, cancel context.CancelFunc, lw *logWriter) {
+	for {
+		f := new(rawFrame) // not reused: the log keeps it until the call commits
+		if err := ss.RecvMsg(f); err != nil {
+			if errors.Is(err, io.EOF) {
+				log.closeSend()
+				return
+			}
+			cancel()
+			return
+		}
+		lw.in.n.Add(int64(len(f.b))) // lw.in is set by serveGRPCCall
+		log.add(f)
+	}
+}
+
+// grpcFailure ends a call whose stream failed: a refusal of the stack (or
+// the call's deadline) is answered as the ambassador's own, with the reason
+// in x-outbound-error; anything else is the upstream's status, passed on.
+func (s *Server) grpcFailure(ctx context.Context, ss grpc.ServerStream, lw *logWriter, err error) error {
+	code, reason, retryAfter := classify(err)
+	if !isRefusal(reason) {
+		if !deadlinePassed(ctx) {
+			if ctx.Err() != nil {
+				lw.quiet = true
+			}
+			return status.Convert(err).Err()
+		}
+		code, reason = http.StatusGatewayTimeout, ReasonUpstreamTimeout
+	}
+	lw.reason = reason
+	md := metadata.MD{"x-outbound-error": {reason}}
+	if retryAfter > 0 {
+		md["grpc-retry-pushback-ms"] = []string{strconv.FormatInt(retryAfter.Milliseconds(), 10)}
+	}
+	ss.SetTrailer(md)
+	return status.Error(grpcCodeOf(code), "outbound: "+reason)
+}
+
+// isRefusal reports whether reason is one the stack decided locally,
+// without an answer from the upstream.
+func isRefusal(reason string) bool {
+	switch reason {
+	case ReasonRateLimited, ReasonCircuitOpen, ReasonNoEndpoints, ReasonRetryBudgetExhausted, ReasonOverloaded:
+		return true
+	}
+	return false
+}
+
+// grpcCodeOf is the gRPC code of a local answer of HTTP status code (see
+// refuse).
+func grpcCodeOf(code int) codes.Code {
+	switch code {
+	case http.StatusTooManyRequests:
+		return codes.ResourceExhausted
+	case http.StatusGatewayTimeout:
+		return codes.DeadlineExceeded
+	case http.StatusNotFound:
+		return codes.Unimplemented
+	case http.StatusMethodNotAllowed, http.StatusBadRequest:
+		return codes.Internal
+	}
+	return codes.Unavailable
+}
+
+// forwardMD is the caller's metadata as the upstream gets it: without the
+// HTTP/2 and gRPC framing headers grpc-go sets itself, and without the
+// caller's trace context when tracing is on (each attempt sends its own).
+func (s *Server) forwardMD(ctx context.Context) metadata.MD {
+	in, _ := metadata.FromIncomingContext(ctx)
+	out := make(metadata.MD, len(in))
+	for k, v := range in {
+		if !hopMD(k) {
+			out[k] = v
+		}
+	}
+	if s.opts.tracer != nil {
+		// attemptTracer sends each attempt's own trace context.
+		delete(out, "traceparent")
+		delete(out, "tracestate")
+	}
+	return out
+}
+
+// hopMD reports whether metadata key k belongs to one hop only.
+func hopMD(k string) bool {
+	if strings.HasPrefix(k, ":") {
+		return true
+	}
+	switch k {
+	case "content-type", "user-agent", "te", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding",
+		"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "http2-settings", "host":
+		return true
+	}
+	return false
+}
+
+// cleanMD is upstream metadata as the caller gets it: without an
+// x-outbound-error of the upstream's (only the ambassador sets it).
+func cleanMD(md metadata.MD) metadata.MD {
+	if _, ok := md["x-outbound-error"]; !ok {
+		return md
+	}
+	md = md.Copy()
+	delete(md, "x-outbound-error")
+	return md
+}
+
+// mdCarrier lets the OTel propagator write into gRPC metadata.
+type mdCarrier metadata.MD
+
+func (c mdCarrier) Get(k string) string {
+	if v := metadata.MD(c).Get(k); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (c mdCarrier) Set(k, v string) { metadata.MD(c).Set(k, v) }
+
+func (c mdCarrier) Keys() []string {
+	out := make([]string, 0, len(c))
+	for k := range c {
+		out = append(out, k)
+	}
+	return out
+}
