@@ -413,11 +413,12 @@ func (s *Server) Run(ctx context.Context) error {
 		}()
 	}
 	s.bound.Store(true)
-	close(s.ready)
 	for i, a := range s.boundAddrs {
 		s.opts.logger.Info("listening", "listener", s.addrs[i], "addr", a.String())
 	}
 	s.opts.logger.Info("admin listening", "addr", s.adminAddr.String())
+	// Ready after the lines: whoever waits on Ready may read the log.
+	close(s.ready)
 	if s.opts.ready != nil {
 		s.opts.ready()
 	}
