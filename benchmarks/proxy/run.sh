@@ -17,6 +17,9 @@
 #
 # Environment: DURATION (wrk seconds per run, default 5), ROUNDS (default 3),
 # AMBASSADOR_GOMAXPROCS (GOMAXPROCS of the ambassador only; default: the process default, 1),
+# AMBASSADOR_BEFORE (the path of another ambassador binary, e.g. built from
+# main: measured as the target "before" with the same config, for a
+# before/after in one interleaved run),
 # NO_INSTALL=1 (never apt-get). Installs nginx, haproxy and wrk from Debian
 # when missing. Every process it started is stopped by PID on exit.
 # Bounded: about (2 + 2*targets*ROUNDS*DURATION) s plus start-up; < 5 min
@@ -64,6 +67,13 @@ services:
     breaker: {}
 EOF
 	start ambassador "$amb_port" env ${AMBASSADOR_GOMAXPROCS:+GOMAXPROCS=$AMBASSADOR_GOMAXPROCS} "$tmp/ambassador" -config "$tmp/ambassador.yaml"
+	if [ -n "${AMBASSADOR_BEFORE:-}" ]; then
+		before_port=$(free_port)
+		before_admin=$(free_port)
+		sed "s/127.0.0.1:$amb_admin/127.0.0.1:$before_admin/; s/127.0.0.1:$amb_port/127.0.0.1:$before_port/" \
+			"$tmp/ambassador.yaml" >"$tmp/before.yaml"
+		start before "$before_port" env ${AMBASSADOR_GOMAXPROCS:+GOMAXPROCS=$AMBASSADOR_GOMAXPROCS} "$AMBASSADOR_BEFORE" -config "$tmp/before.yaml"
+	fi
 fi
 
 # --- bare ReverseProxy ----------------------------------------------------------
