@@ -20,7 +20,9 @@
 # AMBASSADOR_BEFORE (the path of another ambassador binary, e.g. built from
 # main: measured as the target "before" with the same config, for a
 # before/after in one interleaved run),
-# NO_INSTALL=1 (never apt-get). Installs nginx, haproxy and wrk from Debian
+# ONLY (the targets to measure, space-separated, e.g. "direct ambassador
+# rproxy", with direct: the ratios are against it; default: all that
+# started), NO_INSTALL=1 (never apt-get). Installs nginx, haproxy and wrk from Debian
 # when missing. Every process it started is stopped by PID on exit.
 # Bounded: about (2 + 2*targets*ROUNDS*DURATION) s plus start-up; < 5 min
 # with the defaults.
@@ -155,6 +157,13 @@ run_wrk() {
 	return 0
 }
 
+if [ -n "${ONLY:-}" ]; then
+	kept=()
+	for t in "${targets[@]}"; do
+		case " $ONLY " in *" $t "*) kept+=("$t") ;; esac
+	done
+	targets=("${kept[@]}")
+fi
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 log "targets: ${targets[*]}; $ROUNDS rounds x ${#confs[@]} configs x ${DURATION}s"
 for t in "${targets[@]}"; do run_wrk "$t" 2 32 1 ""; done # warm-up, not recorded
