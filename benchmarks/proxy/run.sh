@@ -22,7 +22,8 @@
 # before/after in one interleaved run),
 # ONLY (the targets to measure, space-separated, e.g. "direct ambassador
 # rproxy", with direct: the ratios are against it; default: all that
-# started), NO_INSTALL=1 (never apt-get). Installs nginx, haproxy and wrk from Debian
+# started), RAW=1 (also print every run's line: conns target round req/s
+# p50 p99 non-2xx cpu), NO_INSTALL=1 (never apt-get). Installs nginx, haproxy and wrk from Debian
 # when missing. Every process it started is stopped by PID on exit.
 # Bounded: about (2 + 2*targets*ROUNDS*DURATION) s plus start-up; < 5 min
 # with the defaults.
@@ -180,3 +181,7 @@ done
 # --- table -------------------------------------------------------------------
 printf '\n%s\n' "wrk ${DURATION}s x $ROUNDS rounds (interleaved), median per cell; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); ambassador GOMAXPROCS ${AMBASSADOR_GOMAXPROCS:-1 (its default)}; load average $load_start before, $(cut -d' ' -f1-3 /proc/loadavg) after"
 print_table "$results" conns "req/s" non-2xx "cpu us/req" 1 32
+if [ "${RAW:-}" = 1 ]; then
+	printf '\nraw (conns target round req/s p50us p99us non-2xx cpu-us/req):\n'
+	cat "$results"
+fi
