@@ -3,20 +3,14 @@ package main
 import (
 	"io"
 	"sync"
-	"time"
 )
 
 // logWriter sits between the slog handler and stderr. Every Write is one
 // whole log line (slog handlers write a record in one call); it is appended
 // to a buffer and a background goroutine writes whatever has accumulated in
 // one system call. A request therefore never waits for a write(2) of its
-// access-log line. After each write the goroutine waits flushInterval
-// before the next, so under steady traffic the lines of that interval
-// share one write (even one request at a time: at -c1 a write(2) and a
-// goroutine wake-up per request were most of the CPU the ambassador spent
-// beyond a bare ReverseProxy's), while a line after a quiet spell is
-// still written within microseconds, and none waits more than
-// flushInterval.
+// access-log line, and under load many lines share one write, while an
+// idle process still writes each line within microseconds.
 //
 // Lines keep their order and are never split. A buffer above maxPending is
 // written by the caller itself (backpressure instead of unbounded memory).
@@ -24,7 +18,6 @@ import (
 type logWriter struct {
 	w    io.Writer
 	kick chan struct{}
-	stop chan struct{} // closed by Close: ends the wait between writes
 	done chan struct{}
 
 	mu      sync.Mutex // guards pending and closed
@@ -37,12 +30,8 @@ type logWriter struct {
 
 const maxPending = 256 << 10
 
-// flushInterval is the least time between two writes of the background
-// goroutine: how long a line may wait under steady traffic.
-const flushInterval = 5 * time.Millisecond
-
 func newLogWriter(w io.Writer) *logWriter {
-	lw := &logWriter{w: w, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	lw := &logWriter{w: w, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	go lw.loop()
 	return lw
 }
@@ -88,20 +77,10 @@ func (lw *logWriter) flush() {
 	lw.spare = buf
 }
 
-// loop writes what is pending when kicked, then waits flushInterval (or
-// Close) before it looks at the kick again: Writes meanwhile only append
-// and leave their kick in the channel's buffer, waking nobody.
 func (lw *logWriter) loop() {
 	defer close(lw.done)
-	t := time.NewTimer(flushInterval)
-	defer t.Stop()
 	for range lw.kick {
 		lw.flush()
-		t.Reset(flushInterval)
-		select {
-		case <-t.C:
-		case <-lw.stop:
-		}
 	}
 }
 
@@ -114,7 +93,6 @@ func (lw *logWriter) Close() error {
 		return nil
 	}
 	lw.closed = true
-	close(lw.stop)
 	close(lw.kick)
 	lw.mu.Unlock()
 	<-lw.done

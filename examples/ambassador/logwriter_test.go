@@ -6,8 +6,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/synctest"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -96,62 +94,4 @@ func TestLogWriterBackpressure(t *testing.T) {
 	// Above maxPending the caller writes itself: the bytes are out already.
 	assert.Len(t, out.String(), maxPending)
 	require.NoError(t, lw.Close())
-}
-
-// TestLogWriterCoalescesOneLineAtATime: lines that come one at a time (one
-// request at a time: each Write followed by a pause in which the writer's
-// goroutine could run) share one write per flushInterval instead of a
-// write each, while the first line after a quiet spell goes out at once
-// and no line waits longer than flushInterval. In a testing/synctest
-// bubble: synctest.Wait lets the goroutine run, time moves only when
-// every goroutine is blocked.
-func TestLogWriterCoalescesOneLineAtATime(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var out lockedBuf
-		lw := newLogWriter(&out)
-		writes := func() int {
-			out.mu.Lock()
-			defer out.mu.Unlock()
-			return out.writes
-		}
-		line := func(i int) {
-			_, err := fmt.Fprintf(lw, "line %d\n", i)
-			require.NoError(t, err)
-			synctest.Wait()
-		}
-		line(0)
-		require.Equal(t, 1, writes(), "a line after a quiet spell is written at once")
-		for i := 1; i <= 100; i++ {
-			line(i)
-		}
-		require.Equal(t, 1, writes(), "lines within flushInterval of a write wait for the next")
-		time.Sleep(flushInterval)
-		synctest.Wait()
-		require.Equal(t, 2, writes(), "after flushInterval the 100 waiting lines go out in one write")
-		assert.Equal(t, 101, strings.Count(out.String(), "\n"))
-
-		time.Sleep(10 * flushInterval) // a quiet spell
-		line(101)
-		assert.Equal(t, 3, writes(), "after a quiet spell a line is written at once again")
-		require.NoError(t, lw.Close())
-		assert.Equal(t, 102, strings.Count(out.String(), "\n"))
-	})
-}
-
-// TestLogWriterCloseDoesNotWaitForTheInterval: Close right after a write
-// (the goroutine waiting out flushInterval) writes what is pending at once.
-func TestLogWriterCloseDoesNotWaitForTheInterval(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var out lockedBuf
-		lw := newLogWriter(&out)
-		_, err := lw.Write([]byte("one\n"))
-		require.NoError(t, err)
-		synctest.Wait()
-		_, err = lw.Write([]byte("two\n"))
-		require.NoError(t, err)
-		start := time.Now()
-		require.NoError(t, lw.Close())
-		assert.Zero(t, time.Since(start), "Close waited for the interval")
-		assert.Equal(t, "one\ntwo\n", out.String())
-	})
 }
