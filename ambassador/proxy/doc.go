@@ -229,7 +229,10 @@
 // traceparent's; left out when there is none) and error (the
 // X-Outbound-Error reason; left out when there is none). It goes to the
 // logger of WithAccessLog, by default the one of WithLogger; a handler
-// that is not enabled at the record's level costs one Enabled call.
+// that is not enabled at the record's level costs one Enabled call. The
+// record (and the http.server.request.duration measurement) is made after
+// a proxied HTTP/1 answer with a Content-Length has been flushed to the
+// client, so a slow log handler does not delay it.
 
 // # TCP listeners
 //

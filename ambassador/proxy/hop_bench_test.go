@@ -9,8 +9,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -90,6 +93,12 @@ func (w *discardWriter) WriteHeader(int)             {}
 // HTTP/1.1 path), an SDK meter provider and a text access log at info.
 func hopServer(tb testing.TB, addr string) *listenerHandler {
 	tb.Helper()
+	return &listenerHandler{s: newHopServer(tb, addr)}
+}
+
+// newHopServer is hopServer's Server.
+func newHopServer(tb testing.TB, addr string) *Server {
+	tb.Helper()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 	tb.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
 	sc := ambassador.ServiceConfig{Discovery: discovery.Config{Static: []string{addr}}, Retry: &retry.Config{}, Breaker: &breaker.Config{}}
@@ -99,7 +108,7 @@ func hopServer(tb testing.TB, addr string) *listenerHandler {
 	}, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithMeterProvider(mp))
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = s.Close() })
-	return &listenerHandler{s: s}
+	return s
 }
 
 // BenchmarkHop is one proxied request through the Server's handler — route,
@@ -117,5 +126,61 @@ func BenchmarkHop(b *testing.B) {
 	for b.Loop() {
 		clear(w.h)
 		h.ServeHTTP(w, req)
+	}
+}
+
+// BenchmarkHopBare is BenchmarkHop's request through a bare
+// httputil.ReverseProxy with a tuned http.Transport (benchmarks/proxy's
+// rproxy): no policies, no telemetry, no access log. BenchmarkHop minus
+// this is what the ambassador adds to a proxied request beside net/http.
+func BenchmarkHopBare(b *testing.B) {
+	target := &url.URL{Scheme: "http", Host: cannedUpstream(b)}
+	tr := &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second}
+	b.Cleanup(tr.CloseIdleConnections)
+	h := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }, Transport: tr}
+	req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1/", nil)
+	w := &discardWriter{h: http.Header{}}
+	h.ServeHTTP(w, req) // dial outside the timing
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		clear(w.h)
+		h.ServeHTTP(w, req)
+	}
+}
+
+// BenchmarkHopServed is BenchmarkHop with net/http's server around it and
+// a client on loopback sending one request at a time, as wrk -c1 does:
+// ns/op is the round trip through the hop, so work the handler does after
+// the answer could go out (the request metric, the access log) shows in
+// it unless the answer is flushed first.
+func BenchmarkHopServed(b *testing.B) {
+	s := newHopServer(b, cannedUpstream(b))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-s.Ready():
+	case err := <-done:
+		b.Fatal(err)
+	}
+	url := "http://" + s.Addrs()[0].String() + "/"
+	tr := &http.Transport{}
+	b.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: tr}
+	get := func() {
+		resp, err := c.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}
+	get() // dial outside the timing
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		get()
 	}
 }

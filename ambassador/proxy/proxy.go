@@ -145,6 +145,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec   *attempt.Record
 		slot  bool
 		body  *callerBody
+		done  bool // the proxy answered without a panic
 	)
 	// One deferred call does all the bookkeeping: the caller's body, the
 	// access log, the bulkhead slot, the entry reference.
@@ -155,6 +156,9 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if slot {
 			entry.freeSlot()
+		}
+		if done {
+			flushAnswered(w, r, lw.status)
 		}
 		s.reqMetrics.record(r, lw.status, p != nil, rt, entry, start)
 		s.accessLog(r, lw, rt, entry, rec, start, p)
@@ -222,6 +226,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	entry.proxy.ServeHTTP(lw, r2)
 	stripTrailerError(w.Header())
+	done = true
 }
 
 // route matches r on the current table and returns its route and entry,

@@ -17,7 +17,13 @@
 #
 # Environment: DURATION (wrk seconds per run, default 5), ROUNDS (default 3),
 # AMBASSADOR_GOMAXPROCS (GOMAXPROCS of the ambassador only; default: the process default, 1),
-# NO_INSTALL=1 (never apt-get). Installs nginx, haproxy and wrk from Debian
+# AMBASSADOR_BEFORE (the path of another ambassador binary, e.g. built from
+# main: measured as the target "before" with the same config, for a
+# before/after in one interleaved run),
+# ONLY (the targets to measure, space-separated, e.g. "direct ambassador
+# rproxy", with direct: the ratios are against it; default: all that
+# started), RAW=1 (also print every run's line: conns target round req/s
+# p50 p99 non-2xx cpu), NO_INSTALL=1 (never apt-get). Installs nginx, haproxy and wrk from Debian
 # when missing. Every process it started is stopped by PID on exit.
 # Bounded: about (2 + 2*targets*ROUNDS*DURATION) s plus start-up; < 5 min
 # with the defaults.
@@ -64,6 +70,13 @@ services:
     breaker: {}
 EOF
 	start ambassador "$amb_port" env ${AMBASSADOR_GOMAXPROCS:+GOMAXPROCS=$AMBASSADOR_GOMAXPROCS} "$tmp/ambassador" -config "$tmp/ambassador.yaml"
+	if [ -n "${AMBASSADOR_BEFORE:-}" ]; then
+		before_port=$(free_port)
+		before_admin=$(free_port)
+		sed "s/127.0.0.1:$amb_admin/127.0.0.1:$before_admin/; s/127.0.0.1:$amb_port/127.0.0.1:$before_port/" \
+			"$tmp/ambassador.yaml" >"$tmp/before.yaml"
+		start before "$before_port" env ${AMBASSADOR_GOMAXPROCS:+GOMAXPROCS=$AMBASSADOR_GOMAXPROCS} "$AMBASSADOR_BEFORE" -config "$tmp/before.yaml"
+	fi
 fi
 
 # --- bare ReverseProxy ----------------------------------------------------------
@@ -145,6 +158,13 @@ run_wrk() {
 	return 0
 }
 
+if [ -n "${ONLY:-}" ]; then
+	kept=()
+	for t in "${targets[@]}"; do
+		case " $ONLY " in *" $t "*) kept+=("$t") ;; esac
+	done
+	targets=("${kept[@]}")
+fi
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 log "targets: ${targets[*]}; $ROUNDS rounds x ${#confs[@]} configs x ${DURATION}s"
 for t in "${targets[@]}"; do run_wrk "$t" 2 32 1 ""; done # warm-up, not recorded
@@ -161,3 +181,7 @@ done
 # --- table -------------------------------------------------------------------
 printf '\n%s\n' "wrk ${DURATION}s x $ROUNDS rounds (interleaved), median per cell; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); ambassador GOMAXPROCS ${AMBASSADOR_GOMAXPROCS:-1 (its default)}; load average $load_start before, $(cut -d' ' -f1-3 /proc/loadavg) after"
 print_table "$results" conns "req/s" non-2xx "cpu us/req" 1 32
+if [ "${RAW:-}" = 1 ]; then
+	printf '\nraw (conns target round req/s p50us p99us non-2xx cpu-us/req):\n'
+	cat "$results"
+fi
