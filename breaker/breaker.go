@@ -72,6 +72,11 @@ type Breaker struct {
 	mu        sync.RWMutex
 	keys      map[mkey]*entry
 	lastSweep int64
+	// last is the entry the latest acquire of a key without a method part
+	// found (see acquire). Invariant: nil or an entry whose dropped was
+	// false when it was stored; an entry leaving the table is marked
+	// dropped first, so the shortcut never takes it.
+	last atomic.Pointer[entry]
 
 	evMu     sync.Mutex
 	events   []event
@@ -281,7 +286,11 @@ func (b *Breaker) Len() int {
 // stays usable and starts afresh.
 func (b *Breaker) Close() error {
 	b.mu.Lock()
+	for _, e := range b.keys {
+		e.dropped.Store(true)
+	}
 	clear(b.keys)
+	b.last.Store(nil)
 	b.mu.Unlock()
 	return nil
 }
