@@ -77,6 +77,9 @@ type Breaker struct {
 	// false when it was stored; an entry leaving the table is marked
 	// dropped first, so the shortcut never takes it.
 	last atomic.Pointer[entry]
+	// notClosedN counts the entries that are not closed, or more (see
+	// countNotClosed): at zero, Ready answers true without the table.
+	notClosedN atomic.Int64
 
 	evMu     sync.Mutex
 	events   []event
@@ -194,6 +197,11 @@ func outcomeErr(o Outcome) error {
 // request, so discovery can ask it for every candidate endpoint; it does
 // not allocate.
 func (b *Breaker) Ready(endpoint string) bool {
+	if b.notClosedN.Load() <= 0 {
+		// Every breaker in the table is closed (a key not in it is
+		// ready too): the common case needs no lookup.
+		return true
+	}
 	e := b.lookup(endpoint)
 	if e == nil {
 		return true
@@ -288,6 +296,8 @@ func (b *Breaker) Close() error {
 	b.mu.Lock()
 	for _, e := range b.keys {
 		e.dropped.Store(true)
+		e.gone.Store(true)
+		b.countNotClosed(e, false)
 	}
 	clear(b.keys)
 	b.last.Store(nil)

@@ -27,7 +27,31 @@ type entry struct {
 	notClosed atomic.Bool
 	// dropped is set when e leaves the key table (tryDropLocked, Close):
 	// acquire's shortcut through Breaker.last then no longer takes it.
+	// tryDropLocked may set it and take it back; gone is set once e has
+	// left the table for good, and never cleared.
 	dropped atomic.Bool
+	gone    atomic.Bool
+	// counted says e is counted in Breaker.notClosedN (see countNotClosed).
+	counted atomic.Bool
+}
+
+// countNotClosed keeps Breaker.notClosedN, the number of entries in the
+// table that are not closed, as e changes state (notClosed: to open or
+// half-open) or leaves the table (notClosed false). Each entry counts at
+// most once (counted). The count may run over, never under: an entry in
+// the table is never gone, so its change to open or half-open is always
+// counted, while a change racing the entry's removal may leave it counted
+// for good, which costs Ready its shortcut, never its answer.
+func (b *Breaker) countNotClosed(e *entry, notClosed bool) {
+	if notClosed {
+		if !e.gone.Load() && e.counted.CompareAndSwap(false, true) {
+			b.notClosedN.Add(1)
+		}
+		return
+	}
+	if e.counted.CompareAndSwap(true, false) {
+		b.notClosedN.Add(-1)
+	}
 }
 
 func (b *Breaker) now() int64 { return int64(b.clock.Now().Sub(b.epoch)) }
@@ -93,6 +117,8 @@ func (b *Breaker) tryDropLocked(k mkey, e *entry) bool {
 		return false
 	}
 	delete(b.keys, k)
+	e.gone.Store(true)
+	b.countNotClosed(e, false)
 	b.last.CompareAndSwap(e, nil)
 	return true
 }
@@ -119,7 +145,15 @@ func (b *Breaker) create(k mkey) *entry {
 			e = &entry{key: st.Name}
 			ee := e
 			st.OnStateChange = func(name string, from, to gobreaker.State) {
-				ee.notClosed.Store(to != gobreaker.StateClosed)
+				// Counted before it reads as not closed, and uncounted
+				// after it reads as closed: the count never runs under.
+				if to != gobreaker.StateClosed {
+					b.countNotClosed(ee, true)
+					ee.notClosed.Store(true)
+				} else {
+					ee.notClosed.Store(false)
+					b.countNotClosed(ee, false)
+				}
 				b.record(name, from, to)
 			}
 			e.cb = gobreaker.NewCircuitBreaker[struct{}](st)
