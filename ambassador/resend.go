@@ -62,10 +62,11 @@ func guardResends(base http.RoundTripper, h2 bool) http.RoundTripper {
 	return &resendGuard{next: base, h2: h2}
 }
 
-// resendCall is the guard's state for one RoundTrip, in one allocation:
-// it is the context the base transport sees (the caller's, with the trace
-// and the guard's cancellation), the trace, the connection count and the
-// body wrapper that releases the context.
+// resendCall is the guard's state for one RoundTrip, in one allocation
+// (for the first RoundTrip of a Stack request, inside the Stack's: see
+// stackCall.guard): it is the context the base transport sees (the
+// caller's, with the trace and the guard's cancellation), the trace, the
+// connection count and the body wrapper that releases the context.
 //
 // The cancellation is a lazyCtx without a deadline of its own (see its
 // invariants): no context.WithCancelCause exists until something asks for
@@ -89,14 +90,8 @@ type resendCall struct {
 var _ context.Context = (*resendCall)(nil)
 
 func (g *resendGuard) RoundTrip(req *http.Request) (*http.Response, error) {
-	c := &resendCall{lazyCtx: lazyCtx{parent: req.Context()}, h2: g.h2}
-	if old := httptrace.ContextClientTrace(c.parent); old != nil {
-		// Compose with the caller's trace: its hooks stay, and its
-		// GotConn runs after ours (as httptrace.WithClientTrace would).
-		c.trace = *old
-		c.callerGotConn = old.GotConn
-	}
-	resp, err := g.next.RoundTrip(req.WithContext(c))
+	c, out := g.newCall(req)
+	resp, err := g.next.RoundTrip(out)
 	if c.stopped.Load() && c.parent.Err() == nil {
 		// Whatever the transport made of the cancellation, the cause is
 		// ours. A response that raced it (HTTP/2) is bound to the
@@ -115,6 +110,32 @@ func (g *resendGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	return c.holdFor(resp, &c.body), nil
+}
+
+// newCall returns the guard's state for one RoundTrip of req and the
+// request copy the base transport is given, whose context it is. Under a
+// Stack's request context the first RoundTrip takes both from the Stack's
+// allocation (claimGuard); any other allocates them.
+func (g *resendGuard) newCall(req *http.Request) (*resendCall, *http.Request) {
+	parent := req.Context()
+	c, out, ok := claimGuard(parent)
+	if !ok {
+		c = &resendCall{}
+	}
+	c.lazyCtx.parent, c.h2 = parent, g.h2
+	if old := httptrace.ContextClientTrace(parent); old != nil {
+		// Compose with the caller's trace: its hooks stay, and its
+		// GotConn runs after ours (as httptrace.WithClientTrace would).
+		c.trace = *old
+		c.callerGotConn = old.GotConn
+	}
+	if ok {
+		// WithContext is inlined and its copy does not escape: the copy
+		// goes into the Stack's storage without an allocation of its own.
+		*out = *req.WithContext(c)
+		return c, out
+	}
+	return c, req.WithContext(c)
 }
 
 // traceKeyProbe holds a trace under httptrace's own (unexported) key and

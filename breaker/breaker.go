@@ -72,6 +72,14 @@ type Breaker struct {
 	mu        sync.RWMutex
 	keys      map[mkey]*entry
 	lastSweep int64
+	// last is the entry the latest acquire of a key without a method part
+	// found (see acquire). Invariant: nil or an entry whose dropped was
+	// false when it was stored; an entry leaving the table is marked
+	// dropped first, so the shortcut never takes it.
+	last atomic.Pointer[entry]
+	// notClosedN counts the entries that are not closed, or more (see
+	// countNotClosed): at zero, Ready answers true without the table.
+	notClosedN atomic.Int64
 
 	evMu     sync.Mutex
 	events   []event
@@ -189,6 +197,11 @@ func outcomeErr(o Outcome) error {
 // request, so discovery can ask it for every candidate endpoint; it does
 // not allocate.
 func (b *Breaker) Ready(endpoint string) bool {
+	if b.notClosedN.Load() <= 0 {
+		// Every breaker in the table is closed (a key not in it is
+		// ready too): the common case needs no lookup.
+		return true
+	}
 	e := b.lookup(endpoint)
 	if e == nil {
 		return true
@@ -281,7 +294,13 @@ func (b *Breaker) Len() int {
 // stays usable and starts afresh.
 func (b *Breaker) Close() error {
 	b.mu.Lock()
+	for _, e := range b.keys {
+		e.dropped.Store(true)
+		e.gone.Store(true)
+		b.countNotClosed(e, false)
+	}
 	clear(b.keys)
+	b.last.Store(nil)
 	b.mu.Unlock()
 	return nil
 }

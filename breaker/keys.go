@@ -25,6 +25,33 @@ type entry struct {
 	// without asking gobreaker, whose State reads the clock for the
 	// open → half-open timeout.
 	notClosed atomic.Bool
+	// dropped is set when e leaves the key table (tryDropLocked, Close):
+	// acquire's shortcut through Breaker.last then no longer takes it.
+	// tryDropLocked may set it and take it back; gone is set once e has
+	// left the table for good, and never cleared.
+	dropped atomic.Bool
+	gone    atomic.Bool
+	// counted says e is counted in Breaker.notClosedN (see countNotClosed).
+	counted atomic.Bool
+}
+
+// countNotClosed keeps Breaker.notClosedN, the number of entries in the
+// table that are not closed, as e changes state (notClosed: to open or
+// half-open) or leaves the table (notClosed false). Each entry counts at
+// most once (counted). The count may run over, never under: an entry in
+// the table is never gone, so its change to open or half-open is always
+// counted, while a change racing the entry's removal may leave it counted
+// for good, which costs Ready its shortcut, never its answer.
+func (b *Breaker) countNotClosed(e *entry, notClosed bool) {
+	if notClosed {
+		if !e.gone.Load() && e.counted.CompareAndSwap(false, true) {
+			b.notClosedN.Add(1)
+		}
+		return
+	}
+	if e.counted.CompareAndSwap(true, false) {
+		b.notClosedN.Add(-1)
+	}
 }
 
 func (b *Breaker) now() int64 { return int64(b.clock.Now().Sub(b.epoch)) }
@@ -41,11 +68,36 @@ func (e *entry) use() {
 // acquire returns k's entry, creating it if needed, with one more request
 // in flight; nil when the key table is full of keys that may not be
 // evicted (the request then goes through untracked).
+//
+// A run of requests to one key (every request of a Breaker that sees one
+// host) takes the key's entry from b.last without the lock, the hash or
+// the map. That shortcut and tryDropLocked are a Dekker pair on two
+// sequentially consistent atomics: acquire counts the request in flight,
+// then checks dropped; a drop sets dropped, then checks the in-flight
+// count and undoes itself when it is not zero. So either the drop sees the
+// request and keeps the entry, or the request sees the drop and takes the
+// locked path, and no request is ever counted on an entry the table lost.
+//
+// b.last is only set when empty: a Breaker over several keys in turn (one
+// per endpoint of a balanced service) then pays a load and a compare on a
+// miss, not a store on every request.
 func (b *Breaker) acquire(k mkey) *entry {
+	last := b.last.Load()
+	if last != nil && k.b == "" && last.key == k.a {
+		last.inflight.Add(1)
+		if !last.dropped.Load() {
+			last.use()
+			return last
+		}
+		last.inflight.Add(-1)
+	}
 	b.mu.RLock()
 	e := b.keys[k]
 	if e != nil {
 		e.inflight.Add(1) // under the read lock, so a sweep cannot drop e now
+		if last == nil && k.b == "" {
+			b.last.CompareAndSwap(nil, e)
+		}
 	}
 	b.mu.RUnlock()
 	if e != nil {
@@ -53,6 +105,22 @@ func (b *Breaker) acquire(k mkey) *entry {
 		return e
 	}
 	return b.create(k)
+}
+
+// tryDropLocked removes k's entry e from the table unless a request is in
+// flight on it, and reports whether it did (see acquire for the protocol).
+// b.mu must be held for writing.
+func (b *Breaker) tryDropLocked(k mkey, e *entry) bool {
+	e.dropped.Store(true)
+	if e.inflight.Load() != 0 {
+		e.dropped.Store(false)
+		return false
+	}
+	delete(b.keys, k)
+	e.gone.Store(true)
+	b.countNotClosed(e, false)
+	b.last.CompareAndSwap(e, nil)
+	return true
 }
 
 func (b *Breaker) release(e *entry) {
@@ -77,7 +145,15 @@ func (b *Breaker) create(k mkey) *entry {
 			e = &entry{key: st.Name}
 			ee := e
 			st.OnStateChange = func(name string, from, to gobreaker.State) {
-				ee.notClosed.Store(to != gobreaker.StateClosed)
+				// Counted before it reads as not closed, and uncounted
+				// after it reads as closed: the count never runs under.
+				if to != gobreaker.StateClosed {
+					b.countNotClosed(ee, true)
+					ee.notClosed.Store(true)
+				} else {
+					ee.notClosed.Store(false)
+					b.countNotClosed(ee, false)
+				}
 				b.record(name, from, to)
 			}
 			e.cb = gobreaker.NewCircuitBreaker[struct{}](st)
@@ -109,7 +185,7 @@ func (b *Breaker) sweepLocked(now int64) {
 			continue
 		}
 		if e.inflight.Load() == 0 && now-e.last > b.idleTTL {
-			delete(b.keys, k)
+			b.tryDropLocked(k, e)
 		}
 	}
 }
@@ -120,12 +196,13 @@ func (b *Breaker) sweepLocked(now int64) {
 func (b *Breaker) evictLRULocked() {
 	type cand struct {
 		k    mkey
+		e    *entry
 		last int64
 	}
 	var cands []cand
 	for k, e := range b.keys {
 		if e.inflight.Load() == 0 && e.cb.State() != gobreaker.StateOpen {
-			cands = append(cands, cand{k, e.last}) // sweepLocked just stamped the used ones
+			cands = append(cands, cand{k, e, e.last}) // sweepLocked just stamped the used ones
 		}
 	}
 	slices.SortFunc(cands, func(x, y cand) int {
@@ -142,7 +219,7 @@ func (b *Breaker) evictLRULocked() {
 		if len(b.keys) <= target {
 			break
 		}
-		delete(b.keys, c.k)
+		b.tryDropLocked(c.k, c.e)
 	}
 }
 

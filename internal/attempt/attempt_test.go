@@ -104,3 +104,27 @@ func TestOwnedOnlyCurrentAttempt(t *testing.T) {
 	_, n := attempt.FromContext(r2.Context())
 	assert.Equal(t, 2, n)
 }
+
+// TestFirstRequestCopyIsNeverReused: the first attempt's request copy lives
+// in the call state, and a later attempt gets a copy of its own, so what a
+// transport still holds of an earlier attempt (or the caller of its
+// response) is never overwritten.
+func TestFirstRequestCopyIsNeverReused(t *testing.T) {
+	req := httptest.NewRequest(http.MethodGet, "http://svc/a", nil)
+	req.Header.Set("X-Id", "one")
+	call := attempt.NewHTTPCall(context.Background(), nil)
+
+	r1 := call.Request(req, call.Record().Start())
+	r1.Header = http.Header{"X-Id": {"rewritten by a layer"}}
+	r2 := call.Request(req, call.Record().Start())
+	require.NotSame(t, r1, r2)
+	assert.Equal(t, "rewritten by a layer", r1.Header.Get("X-Id"), "the second attempt overwrote the first's copy")
+	assert.Equal(t, "one", r2.Header.Get("X-Id"))
+	_, n1 := attempt.FromContext(r1.Context())
+	_, n2 := attempt.FromContext(r2.Context())
+	assert.Equal(t, []int{1, 2}, []int{n1, n2})
+	assert.False(t, attempt.Owned(r1), "only the current attempt's copy is owned")
+	assert.True(t, attempt.Owned(r2))
+	assert.NotSame(t, req, r1)
+	assert.Equal(t, "one", req.Header.Get("X-Id"), "the caller's request is never changed")
+}
