@@ -40,9 +40,8 @@ func unavailableUpstream(t *testing.T) (string, *atomic.Int64) {
 // to an endpoint that answers UNAVAILABLE counts against that endpoint's
 // breaker, as the same call through DialOptions' interceptors would; once
 // it is open, its only endpoint is ejected and the ambassador answers
-// UNAVAILABLE itself: no_endpoints on the ReverseProxy path (DESIGN.md:
-// every endpoint ejected), circuit_open on the native gRPC path, where the
-// refusal is the breaker interceptor's of ambassador.DialOptions.
+// UNAVAILABLE itself with no_endpoints (DESIGN.md: every endpoint
+// ejected), on the native gRPC path as on the ReverseProxy path.
 func TestGRPCUnavailableTripsTheBreaker(t *testing.T) {
 	up, calls := unavailableUpstream(t)
 	addr, _ := oneServiceAmbassador(t, []string{up}, "protocol: h2c\nretry: {max_attempts: 1}\nbreaker: {consecutive_failures: 2, open_timeout: 1m}", "")
@@ -61,7 +60,7 @@ func TestGRPCUnavailableTripsTheBreaker(t *testing.T) {
 	out, err := rawGRPCCall(ctx, c, addr, "/test.Any/Call", "5S")
 	require.NoError(t, err)
 	assert.Equal(t, "14", out.status)
-	assert.Contains(t, []string{proxy.ReasonNoEndpoints, proxy.ReasonCircuitOpen}, out.reason, "the ambassador's own refusal")
+	assert.Equal(t, proxy.ReasonNoEndpoints, out.reason, "the ambassador's own refusal")
 	assert.Equal(t, int64(2), calls.Load(), "the third call never reached the endpoint")
 }
 
@@ -97,4 +96,34 @@ func TestGRPCPushbackRetried(t *testing.T) {
 	assert.Equal(t, grpcOutcome{status: "0"}, out)
 	assert.Equal(t, int64(2), calls.Load(), "retried once")
 	assert.GreaterOrEqual(t, time.Since(start), 50*time.Millisecond, "after the pushback")
+}
+
+// TestNativeGRPCBreakerEjectsOneEndpoint: on the native gRPC path the
+// breaker keys by endpoint, as on the HTTP path: of two endpoints, the one
+// answering UNAVAILABLE is ejected after consecutive_failures and every
+// later call goes to the other, where a breaker keyed by the whole service
+// would have refused them all.
+func TestNativeGRPCBreakerEjectsOneEndpoint(t *testing.T) {
+	bad, badCalls := unavailableUpstream(t)
+	good := &rawUpstreamSvc{}
+	addr, _ := oneServiceAmbassador(t, []string{bad, startRawUpstream(t, good)}, "protocol: h2c\nretry: {max_attempts: 1}\nbreaker: {consecutive_failures: 2, open_timeout: 1m}", "")
+	cc := rawClient(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	in := []byte("x")
+	failed := 0
+	for i := 0; i < 40 && badCalls.Load() < 2; i++ {
+		var out []byte
+		if err := cc.Invoke(ctx, "/t.T/Unary", &in, &out); err != nil {
+			require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+			failed++
+		}
+	}
+	require.Equal(t, int64(2), badCalls.Load(), "the failing endpoint was picked twice")
+	assert.Equal(t, 2, failed)
+	for i := range 10 {
+		var out []byte
+		require.NoError(t, cc.Invoke(ctx, "/t.T/Unary", &in, &out), "call %d after the ejection", i)
+	}
+	assert.Equal(t, int64(2), badCalls.Load(), "the ejected endpoint got no further call")
 }
