@@ -108,6 +108,7 @@ func (s *Server) forwardGRPC(ctx context.Context, ss grpc.ServerStream, entry *s
 	if err != nil {
 		return s.grpcFailure(ctx, ss, lw, err)
 	}
+	log.startPump()
 	go pumpToLog(ss, log, cancel, lw)
 	var f rawFrame
 	for first := true; ; first = false {
@@ -136,23 +137,28 @@ func (s *Server) forwardGRPC(ctx context.Context, ss grpc.ServerStream, entry *s
 	}
 }
 
-// pumpToLog puts the caller's messages into log until the caller
-// half-closes (then it closes the log) or fails (then it cancels the
-// upstream call). The sender of each attempt (sendLogInterceptor) writes
-// them upstream.
+// pumpToLog puts the caller's messages into log, and writes them to the
+// attempt the log gives it (the first, until it fails), until the caller
+// half-closes (then it closes the log and that attempt's sending side) or
+// fails (then it cancels the upstream call). The sender of each later
+// attempt (sendLogInterceptor) writes the log upstream.
 func pumpToLog(ss grpc.ServerStream, log *sendLog, cancel context.CancelFunc, lw *logWriter) {
 	for {
 		f := new(rawFrame) // not reused: the log keeps it until the call commits
 		if err := ss.RecvMsg(f); err != nil {
 			if errors.Is(err, io.EOF) {
-				log.closeSend()
+				if cs := log.closeSend(); cs != nil {
+					_ = cs.CloseSend()
+				}
 				return
 			}
 			cancel()
 			return
 		}
 		lw.in.n.Add(int64(len(f.b))) // lw.in is set by serveGRPCCall
-		log.add(f)
+		if cs := log.add(f); cs != nil && cs.SendMsg(f) != nil {
+			log.detach(cs) // the attempt failed; its RecvMsg says how
+		}
 	}
 }
 
