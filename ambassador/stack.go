@@ -437,3 +437,6 @@ func (s *Stack) Breaker() *breaker.Breaker { return s.breaker }
 
 // Limiter returns the stack's rate limiter, nil when ratelimit is not configured.
 func (s *Stack) Limiter() *ratelimit.Limiter { return s.limiter }
+
+// Retry returns the stack's retry policy, nil when retry is not configured.
+func (s *Stack) Retry() *retry.Policy { return s.retry }

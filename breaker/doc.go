@@ -137,7 +137,9 @@
 // CircuitBreaker counts a request when Execute's function returns); it ends
 // when the stream's final status is read (RecvMsg returns an error, or the
 // reply of a client-streaming call) or the caller's context is done, the
-// same things grpc needs to release a stream.
+// same things grpc needs to release a stream. TrackStream puts a stream
+// already opened through the breaker of a key of the caller's choosing,
+// for callers that learn the endpoint only once grpc's balancer picked it.
 //
 //	b, err := breaker.New(breaker.Config{ConsecutiveFailures: 3, OpenTimeout: 10 * time.Second})
 //	if err != nil {

@@ -115,6 +115,30 @@ func (b *Breaker) StreamClientInterceptor() grpc.StreamClientInterceptor {
 	}
 }
 
+// TrackStream puts cs, a stream already opened to endpoint key, through
+// key's breaker as StreamClientInterceptor puts a stream through its
+// target's breaker: the stream returned counts as one request when it ends
+// (or ignored when ctx, the stream's context, is done first). It is for
+// callers that learn the endpoint only once grpc's balancer has picked it
+// (the ambassador's native gRPC path, where the breaker is discovery's
+// Health, so the balancer skips ejected endpoints and a service whose
+// every endpoint is ejected is refused by discovery). When the breaker
+// refuses, only the refusal is counted and the error is the interceptors'
+// (codes.Unavailable, unwrapping to ErrOpen); the caller then abandons cs.
+// serverStreams is the stream's StreamDesc.ServerStreams.
+func (b *Breaker) TrackStream(ctx context.Context, key string, cs grpc.ClientStream, serverStreams bool) (grpc.ClientStream, error) {
+	e := b.acquire(mkey{a: key})
+	if e == nil {
+		return cs, nil
+	}
+	c := &streamCall{b: b, e: e, ctx: ctx, admit: make(chan bool, 1), result: make(chan Outcome, 1), recorded: make(chan struct{})}
+	go c.run()
+	if !<-c.admit {
+		return nil, b.reject(e).grpcErr
+	}
+	return &clientStream{ClientStream: cs, c: c, serverStreams: serverStreams}, nil
+}
+
 // streamCall is one stream's passage through gobreaker. gobreaker's
 // CircuitBreaker counts a request when the function given to Execute
 // returns, so run holds Execute open on its own goroutine until the stream

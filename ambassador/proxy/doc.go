@@ -94,8 +94,10 @@
 // entry across a reload), takes a bulkhead slot, and writes its access-log
 // line, http.server.request.duration and server span as any request. One
 // generic handler opens a stream for the same method on the service's
-// grpc.ClientConn (built with the stack's DialOptions: the retry,
-// ratelimit and breaker interceptors and the discovery resolver) and
+// grpc.ClientConn (built from the stack: its retry and ratelimit
+// interceptors, the discovery resolver and balancer, and its breaker keyed
+// by the endpoint each attempt was opened to, as on the HTTP path, where
+// Stack.DialOptions would key it by the whole service) and
 // copies messages both ways undecoded (a pass-through codec), then the
 // upstream's headers, trailers and status, without its x-outbound-error.
 // The caller's metadata goes on without the hop's own (user-agent,
@@ -109,8 +111,9 @@
 // messages sent so far replayed (they are kept in memory until then: a
 // client-streaming upload through a service with retry: is held whole
 // until its answer begins); the codes the breaker counts as failures
-// (UNAVAILABLE among them) count against the endpoint, and an open
-// breaker is UNAVAILABLE circuit_open; the stack's refusals
+// (UNAVAILABLE among them) count against the endpoint, whose open breaker
+// ejects it from the balancer's picks: with every endpoint ejected a call
+// is UNAVAILABLE no_endpoints, as on the HTTP path; the stack's refusals
 // are gRPC statuses with x-outbound-error (and grpc-retry-pushback-ms for
 // rate_limited), and a call whose grpc-timeout passed is DEADLINE_EXCEEDED
 // upstream_timeout. A connection failure to the upstream is grpc-go's own

@@ -40,9 +40,8 @@ func unavailableUpstream(t *testing.T) (string, *atomic.Int64) {
 // to an endpoint that answers UNAVAILABLE counts against that endpoint's
 // breaker, as the same call through DialOptions' interceptors would; once
 // it is open, its only endpoint is ejected and the ambassador answers
-// UNAVAILABLE itself: no_endpoints on the ReverseProxy path (DESIGN.md:
-// every endpoint ejected), circuit_open on the native gRPC path, where the
-// refusal is the breaker interceptor's of ambassador.DialOptions.
+// UNAVAILABLE itself with no_endpoints (DESIGN.md: every endpoint
+// ejected), on the native gRPC path as on the ReverseProxy path.
 func TestGRPCUnavailableTripsTheBreaker(t *testing.T) {
 	up, calls := unavailableUpstream(t)
 	addr, _ := oneServiceAmbassador(t, []string{up}, "protocol: h2c\nretry: {max_attempts: 1}\nbreaker: {consecutive_failures: 2, open_timeout: 1m}", "")
@@ -61,7 +60,7 @@ func TestGRPCUnavailableTripsTheBreaker(t *testing.T) {
 	out, err := rawGRPCCall(ctx, c, addr, "/test.Any/Call", "5S")
 	require.NoError(t, err)
 	assert.Equal(t, "14", out.status)
-	assert.Contains(t, []string{proxy.ReasonNoEndpoints, proxy.ReasonCircuitOpen}, out.reason, "the ambassador's own refusal")
+	assert.Equal(t, proxy.ReasonNoEndpoints, out.reason, "the ambassador's own refusal")
 	assert.Equal(t, int64(2), calls.Load(), "the third call never reached the endpoint")
 }
 
@@ -97,4 +96,60 @@ func TestGRPCPushbackRetried(t *testing.T) {
 	assert.Equal(t, grpcOutcome{status: "0"}, out)
 	assert.Equal(t, int64(2), calls.Load(), "retried once")
 	assert.GreaterOrEqual(t, time.Since(start), 50*time.Millisecond, "after the pushback")
+}
+
+// TestNativeGRPCBreakerEjectsOneEndpoint: on the native gRPC path the
+// breaker keys by endpoint, as on the HTTP path: of two endpoints, the one
+// answering UNAVAILABLE is ejected after consecutive_failures (its own
+// failures: the other's successes do not reset them) and later calls all
+// go to the other, where a breaker keyed by the whole service kept sending
+// every other call to the failing endpoint. (A call may be refused
+// no_endpoints while the healthy endpoint's connection is still being
+// made: grpc's balancer picks among ready connections only.)
+func TestNativeGRPCBreakerEjectsOneEndpoint(t *testing.T) {
+	bad, badCalls := unavailableUpstream(t)
+	good := &rawUpstreamSvc{}
+	addr, _ := oneServiceAmbassador(t, []string{bad, startRawUpstream(t, good)}, "protocol: h2c\nretry: {max_attempts: 1}\nbreaker: {consecutive_failures: 2, open_timeout: 1m}", "")
+	cc := rawClient(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	in := []byte("x")
+	okAfter := 0 // successes once the failing endpoint had failed twice
+	for i := 0; i < 500 && okAfter < 20; i++ {
+		var out []byte
+		err := cc.Invoke(ctx, "/t.T/Unary", &in, &out)
+		require.NoError(t, ctx.Err())
+		if err == nil && badCalls.Load() >= 2 {
+			okAfter++
+		}
+	}
+	assert.Equal(t, 20, okAfter, "calls kept succeeding after the ejection")
+	assert.Equal(t, int64(2), badCalls.Load(), "the ejected endpoint got no further call")
+}
+
+// A native call the caller cancels mid-stream is the caller's doing: the
+// endpoint's breaker (consecutive_failures: 1) does not count it as a
+// failure, so the only endpoint stays in the picks.
+func TestNativeGRPCCallerCancelDoesNotEject(t *testing.T) {
+	u := &rawUpstreamSvc{hold: make(chan struct{})}
+	addr, _ := oneServiceAmbassador(t, []string{startRawUpstream(t, u)}, "protocol: h2c\nbreaker: {consecutive_failures: 1, open_timeout: 1m}", "")
+	cc := rawClient(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 3 {
+		sctx, scancel := context.WithCancel(ctx)
+		st, err := cc.NewStream(sctx, &grpc.StreamDesc{ServerStreams: true}, "/t.T/Hold")
+		require.NoError(t, err)
+		in := []byte("x")
+		require.NoError(t, st.SendMsg(&in))
+		require.NoError(t, st.CloseSend())
+		var out []byte
+		require.NoError(t, st.RecvMsg(&out), "stream %d", i)
+		scancel() // gone mid-stream, before "second"
+		assert.Equal(t, codes.Canceled, status.Code(st.RecvMsg(&out)))
+	}
+	in, out := []byte("x"), []byte(nil)
+	require.Eventually(t, func() bool { return u.calls.Load() == 3 }, 5*time.Second, 5*time.Millisecond)
+	require.NoError(t, cc.Invoke(ctx, "/t.T/Unary", &in, &out), "the endpoint was not ejected")
+	assert.Equal(t, int64(4), u.calls.Load())
 }

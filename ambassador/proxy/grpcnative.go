@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/encoding/gzip" // callers' gzip-compressed messages: grpc-go's server decompresses them
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -58,23 +59,36 @@ func (s *Server) newGRPCConn(c ambassador.ServiceConfig, stack *ambassador.Stack
 	if c.Protocol != ambassador.ProtocolH2C || (c.HostHeader != "" && c.HostHeader != ambassador.HostEndpoint) {
 		return nil, nil
 	}
-	dopts, err := stack.DialOptions()
-	if err != nil {
+	if _, err := stack.DialOptions(); err != nil {
 		return nil, nil // a WithBase stack: the ReverseProxy path uses that base
 	}
-	inner := []grpc.StreamClientInterceptor{passDesc, sendLogInterceptor}
+	// The stack's own DialOptions key its breaker by the target (the whole
+	// service); here it is keyed by endpoint below the balancer, as on the
+	// HTTP path (see endpointBreaker).
+	var chain []grpc.StreamClientInterceptor
+	if p := stack.Retry(); p != nil {
+		chain = append(chain, p.StreamClientInterceptor())
+	}
+	if l := stack.Limiter(); l != nil {
+		chain = append(chain, l.StreamClientInterceptor())
+	}
 	if s.opts.tracer != nil {
 		at := &attemptTracer{tracer: s.opts.tracer, service: attribute.String("service", c.Name)}
-		inner = []grpc.StreamClientInterceptor{at.intercept, passDesc, sendLogInterceptor}
+		chain = append(chain, at.intercept)
 	}
-	dopts = append(dopts,
-		grpc.WithChainStreamInterceptor(inner...),
+	chain = append(chain, passDesc, sendLogInterceptor)
+	if b := stack.Breaker(); b != nil {
+		chain = append(chain, endpointBreaker(b))
+	}
+	dopts := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithChainStreamInterceptor(chain...),
 		grpc.WithDefaultCallOptions(
 			grpc.ForceCodecV2(rawCodec{}),
 			grpc.MaxCallRecvMsgSize(math.MaxInt32),
 			grpc.MaxCallSendMsgSize(math.MaxInt32),
 		),
-	)
+	}, stack.Discovery().DialOptions()...)
 	return grpc.NewClient("outbound:///"+c.Name, dopts...)
 }
 
@@ -94,6 +108,7 @@ func (s *Server) forwardGRPC(ctx context.Context, ss grpc.ServerStream, entry *s
 	if err != nil {
 		return s.grpcFailure(ctx, ss, lw, err)
 	}
+	log.startPump()
 	go pumpToLog(ss, log, cancel, lw)
 	var f rawFrame
 	for first := true; ; first = false {
@@ -122,23 +137,28 @@ func (s *Server) forwardGRPC(ctx context.Context, ss grpc.ServerStream, entry *s
 	}
 }
 
-// pumpToLog puts the caller's messages into log until the caller
-// half-closes (then it closes the log) or fails (then it cancels the
-// upstream call). The sender of each attempt (sendLogInterceptor) writes
-// them upstream.
+// pumpToLog puts the caller's messages into log, and writes them to the
+// attempt the log gives it (the first, until it fails), until the caller
+// half-closes (then it closes the log and that attempt's sending side) or
+// fails (then it cancels the upstream call). The sender of each later
+// attempt (sendLogInterceptor) writes the log upstream.
 func pumpToLog(ss grpc.ServerStream, log *sendLog, cancel context.CancelFunc, lw *logWriter) {
 	for {
 		f := new(rawFrame) // not reused: the log keeps it until the call commits
 		if err := ss.RecvMsg(f); err != nil {
 			if errors.Is(err, io.EOF) {
-				log.closeSend()
+				if cs := log.closeSend(); cs != nil {
+					_ = cs.CloseSend()
+				}
 				return
 			}
 			cancel()
 			return
 		}
 		lw.in.n.Add(int64(len(f.b))) // lw.in is set by serveGRPCCall
-		log.add(f)
+		if cs := log.add(f); cs != nil && cs.SendMsg(f) != nil {
+			log.detach(cs) // the attempt failed; its RecvMsg says how
+		}
 	}
 }
 

@@ -352,7 +352,7 @@ ratelimit: {rps: 0.2, burst: 1, scope: global}`, "")
 		assert.Equal(t, []string{proxy.ReasonRateLimited}, md.Get("x-outbound-error"))
 		assert.NotEmpty(t, md.Get("grpc-retry-pushback-ms"), "the wait for a token is the pushback")
 	})
-	t.Run("circuit_open", func(t *testing.T) {
+	t.Run("every endpoint ejected", func(t *testing.T) {
 		u := &rawUpstreamSvc{}
 		addr, _ := oneServiceAmbassador(t, []string{startRawUpstream(t, u)}, `protocol: h2c
 breaker: {consecutive_failures: 1, open_timeout: 1m}`, "")
@@ -363,7 +363,7 @@ breaker: {consecutive_failures: 1, open_timeout: 1m}`, "")
 		assert.Empty(t, md.Get("x-outbound-error"), "an upstream's answer carries no reason")
 		md, err = call(cc, "/t.T/Unary")
 		assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
-		assert.Equal(t, []string{proxy.ReasonCircuitOpen}, md.Get("x-outbound-error"))
+		assert.Equal(t, []string{proxy.ReasonNoEndpoints}, md.Get("x-outbound-error"), "DESIGN.md: every endpoint ejected is no_endpoints, as on the HTTP path")
 		assert.Equal(t, int64(1), u.calls.Load(), "the open breaker kept the call from the upstream")
 	})
 }

@@ -20,34 +20,70 @@ import (
 // writes the whole log, from the first message, then the half-close. Once
 // the call has committed (its first response message), messages already
 // sent are dropped from the log.
+//
+// The first attempt opened before the caller's messages are read (the
+// pump starts once forwardGRPC's NewStream returns) needs no sender of its
+// own: the pump writes each message to it as it logs it (direct). Only an
+// attempt started later, a retry, gets a sender goroutine. Once the call
+// has committed with no such sender, nothing is kept at all.
 type sendLog struct {
 	mu        sync.Mutex
 	msgs      []*rawFrame
-	closed    bool          // the caller half-closed
-	committed bool          // no further attempt will start
-	changed   chan struct{} // closed and replaced on every append, close and commit
+	closed    bool              // the caller half-closed
+	committed bool              // no further attempt will start
+	pumping   bool              // the pump reads the caller's messages
+	senders   int               // sender goroutines started (retries)
+	direct    grpc.ClientStream // the attempt the pump writes to, until it fails
+	changed   chan struct{}     // made by a waiting sender; closed on the next append, close or commit
 }
 
 type sendLogKey struct{}
 
-func newSendLog() *sendLog { return &sendLog{changed: make(chan struct{})} }
+func newSendLog() *sendLog { return &sendLog{} }
 
 func (l *sendLog) notifyLocked() {
-	close(l.changed)
-	l.changed = make(chan struct{})
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
 }
 
-func (l *sendLog) add(f *rawFrame) {
+// startPump marks the pump started: attempts opened from now on get
+// a sender of their own.
+func (l *sendLog) startPump() {
 	l.mu.Lock()
-	l.msgs = append(l.msgs, f)
-	l.notifyLocked()
+	l.pumping = true
 	l.mu.Unlock()
 }
 
-func (l *sendLog) closeSend() {
+// add logs f for the senders (unless the call committed with none) and
+// returns the stream the pump writes f to itself, nil if none.
+func (l *sendLog) add(f *rawFrame) grpc.ClientStream {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.committed || l.senders > 0 {
+		l.msgs = append(l.msgs, f)
+		l.notifyLocked()
+	}
+	return l.direct
+}
+
+// closeSend records the caller's half-close and returns the stream the
+// pump half-closes itself, nil if none.
+func (l *sendLog) closeSend() grpc.ClientStream {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.closed = true
 	l.notifyLocked()
+	return l.direct
+}
+
+// detach stops the pump's writing to cs, which failed.
+func (l *sendLog) detach(cs grpc.ClientStream) {
+	l.mu.Lock()
+	if l.direct == cs {
+		l.direct = nil
+	}
 	l.mu.Unlock()
 }
 
@@ -56,6 +92,21 @@ func (l *sendLog) commit() {
 	l.committed = true
 	l.notifyLocked()
 	l.mu.Unlock()
+}
+
+// attach makes cs the pump's stream when the pump has not started (so
+// nothing is logged yet) and reports whether it did; otherwise cs needs a
+// sender, counted here.
+func (l *sendLog) attach(cs grpc.ClientStream) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.pumping {
+		l.direct = cs
+		return true
+	}
+	l.direct = nil // an earlier attempt, given up on
+	l.senders++
+	return false
 }
 
 // next returns message i, or whether the log ended there (closed), or the
@@ -70,7 +121,13 @@ func (l *sendLog) next(i int) (f *rawFrame, end bool, wait <-chan struct{}) {
 		}
 		return f, false, nil
 	}
-	return nil, l.closed, l.changed
+	if l.closed {
+		return nil, true, nil
+	}
+	if l.changed == nil {
+		l.changed = make(chan struct{})
+	}
+	return nil, false, l.changed
 }
 
 // send writes the log to cs until it ends (then half-closes), cs fails or
@@ -97,11 +154,11 @@ func (l *sendLog) send(ctx context.Context, cs grpc.ClientStream) {
 	}
 }
 
-// sendLogInterceptor, below the policies, starts the sender of each
-// attempt's stream.
+// sendLogInterceptor, below the policies, gives each attempt's stream to
+// the pump (the first) or to a sender of its own.
 func sendLogInterceptor(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	cs, err := streamer(ctx, desc, cc, method, opts...)
-	if l, ok := ctx.Value(sendLogKey{}).(*sendLog); ok && err == nil {
+	if l, ok := ctx.Value(sendLogKey{}).(*sendLog); ok && err == nil && !l.attach(cs) {
 		go l.send(ctx, cs)
 	}
 	return cs, err
