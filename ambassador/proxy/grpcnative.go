@@ -253,23 +253,3 @@ func cleanMD(md metadata.MD) metadata.MD {
 	delete(md, "x-outbound-error")
 	return md
 }
-
-// mdCarrier lets the OTel propagator write into gRPC metadata.
-type mdCarrier metadata.MD
-
-func (c mdCarrier) Get(k string) string {
-	if v := metadata.MD(c).Get(k); len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
-func (c mdCarrier) Set(k, v string) { metadata.MD(c).Set(k, v) }
-
-func (c mdCarrier) Keys() []string {
-	out := make([]string, 0, len(c))
-	for k := range c {
-		out = append(out, k)
-	}
-	return out
-}

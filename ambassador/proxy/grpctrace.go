@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/outbound-go/outbound/internal/attempt"
+	"github.com/outbound-go/outbound/internal/mdcarrier"
 )
 
 // attemptTracer gives every attempt of a native gRPC call the client span
@@ -40,7 +41,7 @@ func (a *attemptTracer) intercept(ctx context.Context, desc *grpc.StreamDesc, cc
 			attribute.Int("http.request.resend_count", n-1)))
 	md, _ := metadata.FromOutgoingContext(ctx)
 	md = md.Copy()
-	otel.GetTextMapPropagator().Inject(ctx, mdCarrier(md))
+	otel.GetTextMapPropagator().Inject(ctx, mdcarrier.Carrier(md))
 	ctx = metadata.NewOutgoingContext(ctx, md)
 	cs, err := streamer(ctx, desc, cc, method, opts...)
 	if rec != nil && rec.LastEndpoint() != "" {

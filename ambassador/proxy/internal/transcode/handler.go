@@ -16,6 +16,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/outbound-go/outbound/internal/mdcarrier"
 )
 
 // DefaultMaxBody bounds a request body when Handler.MaxBody is 0.
@@ -100,7 +102,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request) string {
 		return method
 	}
 	if h.Propagator != nil {
-		h.Propagator.Inject(ctx, mdCarrier(md))
+		h.Propagator.Inject(ctx, mdcarrier.Carrier(md))
 	}
 	ctx = metadata.NewOutgoingContext(ctx, md)
 	if c.md.IsStreamingServer() {
