@@ -18,38 +18,10 @@ import (
 	"github.com/outbound-go/outbound/ambassador"
 	"github.com/outbound-go/outbound/breaker"
 	"github.com/outbound-go/outbound/discovery"
+	"github.com/outbound-go/outbound/internal/testkit"
 	"github.com/outbound-go/outbound/ratelimit"
 	"github.com/outbound-go/outbound/retry"
 )
-
-// firstAttemptFails answers the first attempt of a request whose path ends
-// in "/retry" with 503 and every other attempt with its X-Id header and
-// body echoed back; it counts the attempts of each X-Id.
-type firstAttemptFails struct {
-	mu       sync.Mutex
-	attempts map[string]int
-}
-
-func (f *firstAttemptFails) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	b, _ := io.ReadAll(r.Body)
-	id := r.Header.Get("X-Id")
-	f.mu.Lock()
-	f.attempts[id]++
-	n := f.attempts[id]
-	f.mu.Unlock()
-	if n == 1 && strings.HasSuffix(r.URL.Path, "/retry") {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		return
-	}
-	w.Header().Set("X-Echo-Id", id)
-	_, _ = w.Write(b)
-}
-
-func (f *firstAttemptFails) count(id string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.attempts[id]
-}
 
 // TestStackRequestsNeverShareState: a Stack keeps a request's call state,
 // its first attempt's request copy and the re-send guard's state and
@@ -60,7 +32,7 @@ func (f *firstAttemptFails) count(id string) int {
 // hook of each request fires once per attempt of that request and never
 // for another's.
 func TestStackRequestsNeverShareState(t *testing.T) {
-	up := &firstAttemptFails{attempts: map[string]int{}}
+	up := testkit.NewFirstAttemptFails()
 	srv := httptest.NewServer(up)
 	t.Cleanup(srv.Close)
 	s := newTransport(t, ambassador.ServiceConfig{Name: "users",
@@ -93,7 +65,7 @@ func TestStackRequestsNeverShareState(t *testing.T) {
 
 // sendThroughStack sends one PUT with header X-Id id, body "body-"+id and a
 // trace of its own counting GotConn, and checks what came back.
-func sendThroughStack(s http.RoundTripper, up *firstAttemptFails, path, id string) error {
+func sendThroughStack(s http.RoundTripper, up *testkit.FirstAttemptFails, path, id string) error {
 	var conns atomic.Int64
 	ctx := withGotConnCounter(context.Background(), &conns)
 	body := "body-" + id
@@ -120,7 +92,7 @@ func sendThroughStack(s http.RoundTripper, up *firstAttemptFails, path, id strin
 	case req.URL.Host != "users" || req.Header.Get("X-Id") != id:
 		return fmt.Errorf("%s: the caller's request was changed", id)
 	}
-	if n, want := conns.Load(), int64(up.count(id)); n != want {
+	if n, want := conns.Load(), int64(up.Attempts(id)); n != want {
 		return fmt.Errorf("%s: the caller's GotConn fired %d times for %d attempts", id, n, want)
 	}
 	return nil

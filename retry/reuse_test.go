@@ -11,31 +11,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
+	"github.com/outbound-go/outbound/internal/testkit"
 	"github.com/outbound-go/outbound/retry"
 )
-
-// echoOnce fails the first attempt of every request whose path ends in
-// "/retry" with a 503, and answers every other attempt with the request's
-// X-Id header and body echoed back.
-type echoOnce struct {
-	mu   sync.Mutex
-	seen map[string]bool
-}
-
-func (e *echoOnce) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	b, _ := io.ReadAll(r.Body)
-	id := r.Header.Get("X-Id")
-	e.mu.Lock()
-	first := !e.seen[id]
-	e.seen[id] = true
-	e.mu.Unlock()
-	if first && strings.HasSuffix(r.URL.Path, "/retry") {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		return
-	}
-	w.Header().Set("X-Echo-Id", id)
-	_, _ = w.Write(b)
-}
 
 // TestAttemptRequestsNeverShareState sends concurrent requests, each with
 // its own header, path and body, half of them retried once, and checks
@@ -44,7 +22,7 @@ func (e *echoOnce) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // in the call state of its own logical request, and a retried attempt
 // gets a copy of its own, so no request's state reaches another.
 func TestAttemptRequestsNeverShareState(t *testing.T) {
-	up := &echoOnce{seen: map[string]bool{}}
+	up := testkit.NewFirstAttemptFails()
 	srv := httptest.NewServer(up)
 	t.Cleanup(srv.Close)
 	p, _, _ := newPolicy(t, retry.Config{MaxAttempts: 3, Budget: retry.BudgetConfig{Disabled: true}})
@@ -69,7 +47,7 @@ func TestAttemptRequestsNeverShareState(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	assert.Equal(t, workers*perWorker, len(up.seen), "requests the upstream saw")
+	assert.Equal(t, workers*perWorker, up.IDs(), "requests the upstream saw")
 }
 
 // sendOwn sends one PUT with header X-Id id and body "body-"+id to path and

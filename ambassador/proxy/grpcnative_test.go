@@ -208,6 +208,20 @@ func startRawUpstream(t testing.TB, u *rawUpstreamSvc) string {
 	return ln.Addr().String()
 }
 
+// openHold opens a /t.T/Hold stream on cc (the raw upstream holds it open
+// after its first answer), sends "x", half-closes and returns the stream
+// with that first answer.
+func openHold(ctx context.Context, t *testing.T, cc *grpc.ClientConn) (grpc.ClientStream, []byte) {
+	t.Helper()
+	st, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, "/t.T/Hold")
+	require.NoError(t, err)
+	in, out := []byte("x"), []byte(nil)
+	require.NoError(t, st.SendMsg(&in))
+	require.NoError(t, st.CloseSend())
+	require.NoError(t, st.RecvMsg(&out))
+	return st, out
+}
+
 func rawClient(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -430,13 +444,7 @@ services:
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	st, err := rawClient(t, s.Addrs()[0].String()).NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, "/t.T/Hold")
-	require.NoError(t, err)
-	in := []byte("x")
-	require.NoError(t, st.SendMsg(&in))
-	require.NoError(t, st.CloseSend())
-	var out []byte
-	require.NoError(t, st.RecvMsg(&out))
+	st, out := openHold(ctx, t, rawClient(t, s.Addrs()[0].String()))
 	assert.Equal(t, "first", string(out))
 
 	stop() // shutdown begins with the stream open
@@ -479,12 +487,8 @@ services:
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
-	st, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, "/t.T/Hold")
-	require.NoError(t, err)
-	in, out := []byte("x"), []byte(nil)
-	require.NoError(t, st.SendMsg(&in))
-	require.NoError(t, st.CloseSend())
-	require.NoError(t, st.RecvMsg(&out))
+	st, out := openHold(ctx, t, cc)
+	in := []byte("x")
 
 	require.NoError(t, s.Reload(conf(", retry: {max_attempts: 2}")))
 	require.NoError(t, cc.Invoke(ctx, "/t.T/Unary", &in, &out), "a call after the reload")

@@ -164,12 +164,8 @@ func TestSnifferGRPCConnectDuringShutdown(t *testing.T) {
 	addr, s := startOwnAmbassador(t, startRawUpstream(t, u), "{drain_timeout: 10s}")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := rawClient(t, addr).NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, "/t.T/Hold")
-	require.NoError(t, err)
-	in, out := []byte("x"), []byte(nil)
-	require.NoError(t, st.SendMsg(&in))
-	require.NoError(t, st.CloseSend())
-	require.NoError(t, st.RecvMsg(&out))
+	st, out := openHold(ctx, t, rawClient(t, addr))
+	in := []byte("x")
 
 	var wg sync.WaitGroup
 	errs := make([]error, 16)
@@ -329,15 +325,10 @@ func TestNativeGRPCDrainTimeoutCutsTheStream(t *testing.T) {
 	addr, s := startOwnAmbassador(t, startRawUpstream(t, u), "{drain_timeout: 200ms}")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := rawClient(t, addr).NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, "/t.T/Hold")
-	require.NoError(t, err)
-	in, out := []byte("x"), []byte(nil)
-	require.NoError(t, st.SendMsg(&in))
-	require.NoError(t, st.CloseSend())
-	require.NoError(t, st.RecvMsg(&out))
+	st, out := openHold(ctx, t, rawClient(t, addr))
 
 	s.stop()
 	require.NoError(t, s.wait(5*time.Second), "Run returns after the drain timeout")
-	err = st.RecvMsg(&out)
+	err := st.RecvMsg(&out)
 	assert.Equal(t, codes.Unavailable, status.Code(err), "the stream was cut: %v", err)
 }
