@@ -25,6 +25,20 @@ import (
 // a goroutine of its own.
 const streamWorkers = 64
 
+// Flow-control windows of the native path's HTTP/2 connections, both
+// sides (grpc.InitialWindowSize and InitialConnWindowSize on the server,
+// their With… twins on the service connections). Fixed windows turn off
+// grpc-go's BDP estimation, which otherwise pings the peer whenever data
+// arrives and no ping is out: about one ping and its ack per call per
+// connection at low concurrency, for windows that on loopback and a LAN
+// never need to grow past these. They bound what one stream (and one
+// connection) may have in flight unread, as grpc-go's defaults (64 KiB,
+// growing by BDP up to 16 MiB) do.
+const (
+	streamWindow = 1 << 20
+	connWindow   = 4 << 20
+)
+
 // nativeListener is the gRPC side of one HTTP listener: the sniffing
 // router in front of its net/http server and the grpc.Server that serves
 // the connections whose first request is gRPC.
@@ -53,6 +67,8 @@ func (s *Server) newNativeListener(idx int, ln net.Listener, lim LimitsConfig) *
 		// client stream) is deep, and growing a fresh 8 KiB stack to it,
 		// copy by copy, took 18% of the process's CPU at 32 calls in flight.
 		grpc.NumStreamWorkers(streamWorkers),
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connWindow),
 	)
 	nl.router = newConnRouter(ln, func() bool { return s.table.Load().listeners[idx].allNative() }, lim.ReadHeaderTimeout, int(lim.MaxHeaderBytes))
 	return nl
@@ -159,7 +175,8 @@ func (h *listenerHandler) serveGRPCCall(_ any, ss grpc.ServerStream) (err error)
 	s := h.s
 	start := time.Now()
 	method, _ := grpc.MethodFromServerStream(ss)
-	r := callRequest(ss.Context(), method)
+	md, _ := metadata.FromIncomingContext(ss.Context()) // a copy: the call's own from here on
+	r := callRequest(ss.Context(), method, md)
 	lw := &logWriter{ResponseWriter: headerWriter{h: http.Header{}}, in: &countingBody{}}
 	var (
 		rt    *route
@@ -198,15 +215,15 @@ func (h *listenerHandler) serveGRPCCall(_ any, ss grpc.ServerStream) (err error)
 	}
 	slot = true
 	rec = attempt.NewRecord()
-	return s.forwardGRPC(attempt.WithRecord(r.Context(), rec), ss, entry, lw, method)
+	return s.forwardGRPC(attempt.WithRecord(r.Context(), rec), ss, entry, lw, method, md)
 }
 
 // callRequest is the request a gRPC call on grpc-go's transport would have
 // been on net/http's: what routing, the access log, the metrics and the
 // server span read (method, path, host, remote address, content-type and
-// trace context). Its context is the stream's.
-func callRequest(ctx context.Context, method string) *http.Request {
-	md, _ := metadata.FromIncomingContext(ctx)
+// trace context), from md, the call's metadata. Its context is the
+// stream's.
+func callRequest(ctx context.Context, method string, md metadata.MD) *http.Request {
 	r := &http.Request{
 		Method:     http.MethodPost,
 		URL:        &url.URL{Path: method},
