@@ -25,20 +25,6 @@ import (
 // a goroutine of its own.
 const streamWorkers = 64
 
-// Flow-control windows of the native path's HTTP/2 connections, both
-// sides (grpc.InitialWindowSize and InitialConnWindowSize on the server,
-// their With… twins on the service connections). Fixed windows turn off
-// grpc-go's BDP estimation, which otherwise pings the peer whenever data
-// arrives and no ping is out: about one ping and its ack per call per
-// connection at low concurrency, for windows that on loopback and a LAN
-// never need to grow past these. They bound what one stream (and one
-// connection) may have in flight unread, as grpc-go's defaults (64 KiB,
-// growing by BDP up to 16 MiB) do.
-const (
-	streamWindow = 1 << 20
-	connWindow   = 4 << 20
-)
-
 // nativeListener is the gRPC side of one HTTP listener: the sniffing
 // router in front of its net/http server and the grpc.Server that serves
 // the connections whose first request is gRPC.
@@ -67,8 +53,6 @@ func (s *Server) newNativeListener(idx int, ln net.Listener, lim LimitsConfig) *
 		// client stream) is deep, and growing a fresh 8 KiB stack to it,
 		// copy by copy, took 18% of the process's CPU at 32 calls in flight.
 		grpc.NumStreamWorkers(streamWorkers),
-		grpc.InitialWindowSize(streamWindow),
-		grpc.InitialConnWindowSize(connWindow),
 	)
 	nl.router = newConnRouter(ln, func() bool { return s.table.Load().listeners[idx].allNative() }, lim.ReadHeaderTimeout, int(lim.MaxHeaderBytes))
 	return nl
