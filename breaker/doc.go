@@ -139,7 +139,10 @@
 // reply of a client-streaming call) or the caller's context is done, the
 // same things grpc needs to release a stream. TrackStream puts a stream
 // already opened through the breaker of a key of the caller's choosing,
-// for callers that learn the endpoint only once grpc's balancer picked it.
+// for callers that learn the endpoint only once grpc's balancer picked it;
+// TrackStreamAtEnd does the same without the goroutine while the breaker
+// is closed (the stream is counted when it ends), for a stream per call on
+// a hot path.
 //
 //	b, err := breaker.New(breaker.Config{ConsecutiveFailures: 3, OpenTimeout: 10 * time.Second})
 //	if err != nil {

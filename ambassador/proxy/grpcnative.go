@@ -95,13 +95,17 @@ func (s *Server) newGRPCConn(c ambassador.ServiceConfig, stack *ambassador.Stack
 // forwardGRPC forwards the call of ss, routed to entry, on the service's
 // connection and copies messages both ways; lw records the outcome for the
 // access log. ctx is the stream's context with the call's attempt record
-// (and server span).
-func (s *Server) forwardGRPC(ctx context.Context, ss grpc.ServerStream, entry *serviceEntry, lw *logWriter, method string) error {
+// (and server span); md is the caller's metadata, the call's own copy,
+// which forwardGRPC trims to what the upstream gets.
+func (s *Server) forwardGRPC(ctx context.Context, ss grpc.ServerStream, entry *serviceEntry, lw *logWriter, method string, md metadata.MD) error {
 	log := newSendLog()
 	if entry.cfg.Retry == nil {
 		log.commit() // no retry layer: one attempt, nothing kept for a replay
 	}
-	octx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, s.forwardMD(ctx)), entry.timeout)
+	if md = s.forwardMD(md); len(md) > 0 {
+		ctx = metadata.NewOutgoingContext(ctx, md)
+	}
+	octx, cancel := context.WithTimeout(ctx, entry.timeout)
 	defer cancel()
 	octx = context.WithValue(octx, sendLogKey{}, log)
 	cs, err := entry.nativeConn.NewStream(octx, &retryableDesc, method)
@@ -211,23 +215,22 @@ func grpcCodeOf(code int) codes.Code {
 	return codes.Unavailable
 }
 
-// forwardMD is the caller's metadata as the upstream gets it: without the
-// HTTP/2 and gRPC framing headers grpc-go sets itself, and without the
-// caller's trace context when tracing is on (each attempt sends its own).
-func (s *Server) forwardMD(ctx context.Context) metadata.MD {
-	in, _ := metadata.FromIncomingContext(ctx)
-	out := make(metadata.MD, len(in))
-	for k, v := range in {
-		if !hopMD(k) {
-			out[k] = v
+// forwardMD trims md, the caller's metadata (the call's own copy), to what
+// the upstream gets, and returns it: without the HTTP/2 and gRPC framing
+// headers grpc-go sets itself, and without the caller's trace context when
+// tracing is on (each attempt sends its own).
+func (s *Server) forwardMD(md metadata.MD) metadata.MD {
+	for k := range md {
+		if hopMD(k) {
+			delete(md, k)
 		}
 	}
 	if s.opts.tracer != nil {
 		// attemptTracer sends each attempt's own trace context.
-		delete(out, "traceparent")
-		delete(out, "tracestate")
+		delete(md, "traceparent")
+		delete(md, "tracestate")
 	}
-	return out
+	return md
 }
 
 // hopMD reports whether metadata key k belongs to one hop only.
@@ -244,12 +247,10 @@ func hopMD(k string) bool {
 }
 
 // cleanMD is upstream metadata as the caller gets it: without an
-// x-outbound-error of the upstream's (only the ambassador sets it).
+// x-outbound-error of the upstream's (only the ambassador sets it). md is
+// the call's own (grpc-go's ClientStream.Header and Trailer return copies),
+// so it is trimmed in place.
 func cleanMD(md metadata.MD) metadata.MD {
-	if _, ok := md["x-outbound-error"]; !ok {
-		return md
-	}
-	md = md.Copy()
 	delete(md, "x-outbound-error")
 	return md
 }

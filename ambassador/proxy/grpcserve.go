@@ -159,7 +159,8 @@ func (h *listenerHandler) serveGRPCCall(_ any, ss grpc.ServerStream) (err error)
 	s := h.s
 	start := time.Now()
 	method, _ := grpc.MethodFromServerStream(ss)
-	r := callRequest(ss.Context(), method)
+	md, _ := metadata.FromIncomingContext(ss.Context()) // a copy: the call's own from here on
+	r := callRequest(ss.Context(), method, md)
 	lw := &logWriter{ResponseWriter: headerWriter{h: http.Header{}}, in: &countingBody{}}
 	var (
 		rt    *route
@@ -198,15 +199,15 @@ func (h *listenerHandler) serveGRPCCall(_ any, ss grpc.ServerStream) (err error)
 	}
 	slot = true
 	rec = attempt.NewRecord()
-	return s.forwardGRPC(attempt.WithRecord(r.Context(), rec), ss, entry, lw, method)
+	return s.forwardGRPC(attempt.WithRecord(r.Context(), rec), ss, entry, lw, method, md)
 }
 
 // callRequest is the request a gRPC call on grpc-go's transport would have
 // been on net/http's: what routing, the access log, the metrics and the
 // server span read (method, path, host, remote address, content-type and
-// trace context). Its context is the stream's.
-func callRequest(ctx context.Context, method string) *http.Request {
-	md, _ := metadata.FromIncomingContext(ctx)
+// trace context), from md, the call's metadata. Its context is the
+// stream's.
+func callRequest(ctx context.Context, method string, md metadata.MD) *http.Request {
 	r := &http.Request{
 		Method:     http.MethodPost,
 		URL:        &url.URL{Path: method},

@@ -7,6 +7,10 @@
 #               (gRPC on the native path)
 #   amb-rproxy  the same with host_header: preserve, which keeps gRPC on the
 #               ReverseProxy path
+#   floor       benchmarks/proxy/grpcfloor: a bare grpc-go pass-through proxy
+#               (UnknownServiceHandler, ClientConn.NewStream, a codec that
+#               does not decode; no policies, no telemetry, no access log):
+#               grpc-go's own transport on both sides, the native path's floor
 #   nginx       grpc_pass to an upstream with keepalive 64, 2 workers
 #   haproxy     h2 on both sides, http-reuse always, 2 threads
 # then runs benchmarks/proxy/grpcload (unary Health/Check over one h2c
@@ -16,7 +20,14 @@
 # direct, and the CPU time the serving process used per call.
 #
 # Environment: DURATION (seconds per run, default 5), ROUNDS (default 3),
-# NO_INSTALL=1 (never apt-get). Installs nginx and haproxy from Debian when
+# AMBASSADOR_BEFORE (the path of another ambassador binary, e.g. built from
+# main: measured as the target "before" with the native path's config, for
+# a before/after in one interleaved run), AMBASSADOR_ARGS (extra flags of
+# both ambassador binaries, e.g. "-access-log off"; default: the access log
+# to the process's log file), ONLY (the targets to measure, space-separated,
+# e.g. "direct ambassador before floor", with direct: the ratios are against
+# it; default: all that started), RAW=1 (also print every run's line:
+# conc target round calls/s p50 p99 errors cpu), NO_INSTALL=1 (never apt-get). Installs nginx and haproxy from Debian when
 # missing. Bounded: about 2*targets*ROUNDS*(DURATION+1) s plus start-up.
 set -euo pipefail
 
@@ -32,7 +43,8 @@ source "$here/lib.sh"
 
 need nginx haproxy
 
-(cd "$bench_mod" && go build -o "$tmp/grpcbackend" ./proxy/grpcbackend && go build -o "$tmp/grpcload" ./proxy/grpcload)
+(cd "$bench_mod" && go build -o "$tmp/grpcbackend" ./proxy/grpcbackend && go build -o "$tmp/grpcload" ./proxy/grpcload &&
+	go build -o "$tmp/grpcfloor" ./proxy/grpcfloor)
 backend_port=$(free_port)
 "$tmp/grpcbackend" -addr "127.0.0.1:$backend_port" >"$tmp/backend.log" 2>&1 &
 pids+=($!)
@@ -56,14 +68,27 @@ services:
     retry: {}
     breaker: {}
 EOF
-	start ambassador "$amb_port" "$tmp/ambassador" -config "$tmp/ambassador.yaml"
+	# shellcheck disable=SC2086 # AMBASSADOR_ARGS is a list of flags
+	start ambassador "$amb_port" "$tmp/ambassador" -config "$tmp/ambassador.yaml" ${AMBASSADOR_ARGS:-}
+	if [ -n "${AMBASSADOR_BEFORE:-}" ]; then
+		before_port=$(free_port)
+		sed -e "s/127.0.0.1:$amb_port/127.0.0.1:$before_port/" -e "s/^admin: .*/admin: {address: 127.0.0.1:$(free_port)}/" \
+			"$tmp/ambassador.yaml" >"$tmp/before.yaml"
+		# shellcheck disable=SC2086
+		start before "$before_port" "$AMBASSADOR_BEFORE" -config "$tmp/before.yaml" ${AMBASSADOR_ARGS:-}
+	fi
 	# The same service with host_header: preserve, which keeps gRPC on the
 	# ReverseProxy path: the native path's before/after in one run.
 	rp_port=$(free_port)
 	sed -e "s/127.0.0.1:$amb_port/127.0.0.1:$rp_port/" -e "s/^admin: .*/admin: {address: 127.0.0.1:$(free_port)}/" \
 		-e 's/^    breaker: {}/    breaker: {}\n    host_header: preserve/' "$tmp/ambassador.yaml" >"$tmp/ambassador-rp.yaml"
-	start amb-rproxy "$rp_port" "$tmp/ambassador" -config "$tmp/ambassador-rp.yaml"
+	# shellcheck disable=SC2086
+	start amb-rproxy "$rp_port" "$tmp/ambassador" -config "$tmp/ambassador-rp.yaml" ${AMBASSADOR_ARGS:-}
 fi
+
+# --- floor -----------------------------------------------------------------------
+floor_port=$(free_port)
+start floor "$floor_port" "$tmp/grpcfloor" -addr "127.0.0.1:$floor_port" -upstream "127.0.0.1:$backend_port"
 
 # --- nginx ---------------------------------------------------------------------
 nginx_port=$(free_port)
@@ -125,7 +150,15 @@ run_load() {
 	return 0
 }
 
+if [ -n "${ONLY:-}" ]; then
+	kept=()
+	for t in "${targets[@]}"; do
+		case " $ONLY " in *" $t "*) kept+=("$t") ;; esac
+	done
+	targets=("${kept[@]}")
+fi
 concs=(1 32)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 log "targets: ${targets[*]}; $ROUNDS rounds x ${#concs[@]} configs x ${DURATION}s"
 for t in "${targets[@]}"; do run_load "$t" 32 1 ""; done
 for r in $(seq "$ROUNDS"); do
@@ -136,5 +169,9 @@ for r in $(seq "$ROUNDS"); do
 done
 
 # --- table -------------------------------------------------------------------
-printf '\n%s\n' "grpcload ${DURATION}s x $ROUNDS rounds (interleaved), median per cell; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+printf '\n%s\n' "grpcload ${DURATION}s x $ROUNDS rounds (interleaved), median per cell; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); ambassador args '${AMBASSADOR_ARGS:-}'; load average $load_start before, $(cut -d' ' -f1-3 /proc/loadavg) after"
 print_table "$results" calls "calls/s" errors "cpu us/call" "${concs[@]}"
+if [ "${RAW:-}" = 1 ]; then
+	printf '\nraw (conc target round calls/s p50us p99us errors cpu-us/call):\n'
+	cat "$results"
+fi
