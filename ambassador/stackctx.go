@@ -3,6 +3,7 @@ package ambassador
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"sync/atomic"
 
 	"github.com/outbound-go/outbound/internal/attempt"
@@ -19,8 +20,10 @@ type stackCall struct {
 	body releaseBody
 
 	// call is the retry layer's state for this request (when retry is the
-	// stack's outermost layer), in the same allocation.
+	// stack's outermost layer), in the same allocation, and url the
+	// storage of its attempts' URL, which discovery rewrites in place.
 	call attempt.HTTPCall
+	url  url.URL
 
 	// guard and guardReq are the re-send guard's state and request copy
 	// for the first RoundTrip of this request that reaches the guard (see
