@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"sync/atomic"
 
 	"github.com/outbound-go/outbound/internal/attempt"
 )
@@ -29,13 +28,12 @@ type stackCall struct {
 	// for the first RoundTrip of this request that reaches the guard (see
 	// claimGuard), in the same allocation.
 	//
-	// Invariant: guardTaken is set once, by the RoundTrip that claims
+	// Invariant: guard.claimed is set once, by the RoundTrip that claims
 	// them, and never cleared: they serve one RoundTrip of one request
 	// and are never reused; every other RoundTrip (a retry, a hedged
 	// attempt) allocates its own.
-	guard      resendCall
-	guardReq   http.Request
-	guardTaken atomic.Bool
+	guard    resendCall
+	guardReq http.Request
 }
 
 // stackCallKey is the context key under which a stackCall answers with
@@ -53,7 +51,7 @@ func (c *stackCall) Value(key any) any {
 // stackCall in ctx, if there is one and no other RoundTrip claimed them.
 func claimGuard(ctx context.Context) (*resendCall, *http.Request, bool) {
 	sc, ok := ctx.Value(stackCallKey{}).(*stackCall)
-	if !ok || !sc.guardTaken.CompareAndSwap(false, true) {
+	if !ok || !sc.guard.claimed.CompareAndSwap(false, true) {
 		return nil, nil, false
 	}
 	return &sc.guard, &sc.guardReq, true

@@ -41,13 +41,15 @@ import (
 type Record struct {
 	started atomic.Int32
 
-	mu    sync.Mutex
-	tried []string
-	// buf is the backing store for the first endpoint: a request that
-	// is not retried records its endpoint without an allocation. Room for
-	// more would put every call state (HTTPCall, GRPCCall) in a larger
-	// size class for the sake of retries, which wait out a backoff anyway.
-	buf [1]string
+	mu sync.Mutex
+	// n is the number of endpoints recorded; the first is first, the
+	// others, in order, *more. A request that is not retried records its
+	// endpoint without an allocation; room for more inline would put every
+	// call state (HTTPCall, GRPCCall, the Stack's) in a larger size class
+	// for the sake of retries, which wait out a backoff anyway.
+	n     int32
+	first string
+	more  *[]string
 }
 
 // NewRecord returns an empty record. The zero Record is ready to use too.
@@ -62,10 +64,15 @@ func (r *Record) Attempts() int { return int(r.started.Load()) }
 // AddTried records that an attempt was sent to endpoint.
 func (r *Record) AddTried(endpoint string) {
 	r.mu.Lock()
-	if r.tried == nil {
-		r.tried = r.buf[:0]
+	switch {
+	case r.n == 0:
+		r.first = endpoint
+	case r.more == nil:
+		r.more = &[]string{endpoint}
+	default:
+		*r.more = append(*r.more, endpoint)
 	}
-	r.tried = append(r.tried, endpoint)
+	r.n++
 	r.mu.Unlock()
 }
 
@@ -73,9 +80,17 @@ func (r *Record) AddTried(endpoint string) {
 func (r *Record) Tried(endpoint string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, e := range r.tried {
-		if e == endpoint {
-			return true
+	if r.n == 0 {
+		return false
+	}
+	if r.first == endpoint {
+		return true
+	}
+	if r.more != nil {
+		for _, e := range *r.more {
+			if e == endpoint {
+				return true
+			}
 		}
 	}
 	return false
@@ -85,17 +100,21 @@ func (r *Record) Tried(endpoint string) bool {
 func (r *Record) TriedCount() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.tried)
+	return int(r.n)
 }
 
 // LastEndpoint returns the endpoint most recently recorded, or "".
 func (r *Record) LastEndpoint() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.tried) == 0 {
+	switch {
+	case r.n == 0:
 		return ""
+	case r.n == 1:
+		return r.first
 	}
-	return r.tried[len(r.tried)-1]
+	m := *r.more
+	return m[len(m)-1]
 }
 
 type ctxKey struct{}
