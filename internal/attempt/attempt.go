@@ -131,9 +131,9 @@ type attemptCtx struct {
 	// in place instead of copying it again (see Owned).
 	//
 	// Invariant: only the current attempt's request is owned. Request
-	// clears the previous attempt's owned before it reuses the URL, so a
-	// request copy whose URL storage was handed on is never reported as
-	// owned (TestOwnedOnlyCurrentAttempt).
+	// clears the previous attempt's owned when it makes the next copy, so
+	// a request copy already sent is never rewritten in place again
+	// (TestOwnedOnlyCurrentAttempt).
 	owned *http.Request
 	// trailer, when set, is filled with the attempt's gRPC trailer by the
 	// grpc.Trailer call option of GRPCCall.CallOptions (see Trailer).
@@ -236,15 +236,18 @@ func (c *Call) attempt(n int) *attemptCtx {
 // UseURL), a pointer to the storage of the URL those copies carry.
 type HTTPCall struct {
 	Call
-	// url, when not nil, is the storage of the URL of the current
-	// attempt's request copy (Request); nil means the copies share the
-	// caller's URL and are never Owned (no layer below rewrites it: see
-	// RewritesURL).
+	// url, when not nil, is the storage of the URL of the first attempt's
+	// request copy (Request); nil means the copies share the caller's URL
+	// and are never Owned (no layer below rewrites it: see RewritesURL).
 	//
-	// Invariant: attempts through one HTTPCall are sequential. The next
-	// Request overwrites *url, so the previous attempt must be over (its
-	// response discarded or returned) before it; hedged attempts, which
-	// overlap, do not use an HTTPCall.
+	// Invariant: like first, it is handed out once, to the first attempt,
+	// and never written again: a later attempt's copy gets a URL of its
+	// own. A transport may still read an attempt's request after its
+	// RoundTrip returned (x/net/http2's, and net/http's bundled copy,
+	// return on a cancelled context without waiting for the goroutine
+	// that encodes the request headers from the URL), so a URL once sent
+	// is never rewritten. Attempts through one HTTPCall are sequential;
+	// hedged attempts, which overlap, do not use an HTTPCall.
 	url *url.URL
 	// first is the first attempt's request copy, in the call's own
 	// allocation, handed out when the call's first attempt context is
@@ -297,13 +300,13 @@ func (c *HTTPCall) Init(parent context.Context, adopt *Record) { c.init(parent, 
 
 // Request returns attempt n's shallow copy of req, whose context is the
 // attempt's (carrying the record and n). With URL storage (NewHTTPCall,
-// UseURL) its URL is a copy the call owns, and layers below may rewrite
-// that copy in place (Owned reports it) until the next call of Request,
-// which reuses the URL (see url); without, it shares req's URL and is not
-// Owned.
+// UseURL) its URL is a copy of its own (the call's storage for the first
+// attempt, a new one for later attempts: see url), and layers below may
+// rewrite it in place (Owned reports it) until the next call of Request;
+// without, it shares req's URL and is not Owned.
 func (c *HTTPCall) Request(req *http.Request, n int) *http.Request {
 	if c.last != nil {
-		c.last.owned = nil // its URL is about to be reused
+		c.last.owned = nil // only the current attempt's copy is owned
 	}
 	firstAttempt := c.last == nil
 	a := c.attempt(n)
@@ -318,8 +321,13 @@ func (c *HTTPCall) Request(req *http.Request, n int) *http.Request {
 		r = req.WithContext(a)
 	}
 	if req.URL != nil && c.url != nil {
-		*c.url = *req.URL
-		r.URL = c.url
+		if firstAttempt {
+			*c.url = *req.URL
+			r.URL = c.url
+		} else {
+			u := *req.URL
+			r.URL = &u
+		}
 		a.owned = r
 	}
 	return r
