@@ -78,11 +78,15 @@ type resendCall struct {
 	lazyCtx
 	trace         httptrace.ClientTrace
 	traceOnce     sync.Once // arms trace.GotConn on the first lookup of the trace
-	callerGotConn func(httptrace.GotConnInfo)
 	conns         atomic.Int32
+	callerGotConn func(httptrace.GotConnInfo)
 	stopped       atomic.Bool
-	h2            bool
 	stoppedH2     atomic.Bool // the connection the RoundTrip was stopped at is HTTP/2
+	h2            bool
+	// claimed is only used in the resendCall a stackCall holds: see
+	// stackCall.guard. (The field order fills alignment holes: the
+	// stackCall, malloc header included, fits its size class.)
+	claimed atomic.Bool
 
 	body releaseBody
 }

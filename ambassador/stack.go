@@ -378,6 +378,7 @@ func (s *Stack) RoundTrip(req *http.Request) (*http.Response, error) {
 		// hand it the context instead of copying the request here too,
 		// and its call state, allocated with ours.
 		// The clock reading is shared too (budget, rate limiter).
+		c.call.UseURL(&c.url)
 		resp, err = crt.RoundTripContext(c, req, now, &c.call)
 	} else {
 		resp, err = s.chain.RoundTrip(req.WithContext(c))

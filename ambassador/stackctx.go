@@ -3,7 +3,7 @@ package ambassador
 import (
 	"context"
 	"net/http"
-	"sync/atomic"
+	"net/url"
 
 	"github.com/outbound-go/outbound/internal/attempt"
 )
@@ -19,20 +19,21 @@ type stackCall struct {
 	body releaseBody
 
 	// call is the retry layer's state for this request (when retry is the
-	// stack's outermost layer), in the same allocation.
+	// stack's outermost layer), in the same allocation, and url the
+	// storage of its attempts' URL, which discovery rewrites in place.
 	call attempt.HTTPCall
+	url  url.URL
 
 	// guard and guardReq are the re-send guard's state and request copy
 	// for the first RoundTrip of this request that reaches the guard (see
 	// claimGuard), in the same allocation.
 	//
-	// Invariant: guardTaken is set once, by the RoundTrip that claims
+	// Invariant: guard.claimed is set once, by the RoundTrip that claims
 	// them, and never cleared: they serve one RoundTrip of one request
 	// and are never reused; every other RoundTrip (a retry, a hedged
 	// attempt) allocates its own.
-	guard      resendCall
-	guardReq   http.Request
-	guardTaken atomic.Bool
+	guard    resendCall
+	guardReq http.Request
 }
 
 // stackCallKey is the context key under which a stackCall answers with
@@ -50,7 +51,7 @@ func (c *stackCall) Value(key any) any {
 // stackCall in ctx, if there is one and no other RoundTrip claimed them.
 func claimGuard(ctx context.Context) (*resendCall, *http.Request, bool) {
 	sc, ok := ctx.Value(stackCallKey{}).(*stackCall)
-	if !ok || !sc.guardTaken.CompareAndSwap(false, true) {
+	if !ok || !sc.guard.claimed.CompareAndSwap(false, true) {
 		return nil, nil, false
 	}
 	return &sc.guard, &sc.guardReq, true

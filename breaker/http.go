@@ -3,6 +3,7 @@ package breaker
 import (
 	"net/http"
 
+	"github.com/outbound-go/outbound/internal/attempt"
 	"github.com/outbound-go/outbound/internal/inbound"
 )
 
@@ -26,6 +27,10 @@ type transport struct {
 }
 
 var _ http.RoundTripper = (*transport)(nil)
+
+// RewritesURL reports whether a layer below rewrites an attempt's URL in
+// place (see attempt.URLRewriter): the breaker itself does not.
+func (t *transport) RewritesURL() bool { return attempt.RewritesURL(t.next) }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	b := t.b

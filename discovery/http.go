@@ -62,6 +62,10 @@ type transport struct {
 
 var _ http.RoundTripper = (*transport)(nil)
 
+// RewritesURL reports that this layer rewrites an attempt's URL in place
+// when the request is the attempt's own copy (see attempt.URLRewriter).
+func (t *transport) RewritesURL() bool { return true }
+
 // reqCopy holds the attempt's request and its URL in one allocation.
 type reqCopy struct {
 	r http.Request

@@ -47,12 +47,16 @@ func (p *Policy) RoundTripper(next http.RoundTripper) http.RoundTripper {
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	return &transport{p: p, next: next}
+	return &transport{p: p, next: next, rewrites: attempt.RewritesURL(next)}
 }
 
 type transport struct {
 	p    *Policy
 	next http.RoundTripper
+	// rewrites says a layer below may rewrite an attempt's URL in place
+	// (attempt.RewritesURL): only then does the call state carry URL
+	// storage of its own.
+	rewrites bool
 }
 
 var _ http.RoundTripper = (*transport)(nil)
@@ -91,9 +95,12 @@ func (t *transport) RoundTripContext(ctx context.Context, req *http.Request, now
 		}
 		return t.hedged(ctx, req, rec, src, body)
 	}
-	if call == nil {
+	switch {
+	case call == nil && t.rewrites:
 		call = attempt.NewHTTPCall(ctx, adopt)
-	} else {
+	case call == nil:
+		call = attempt.NewHTTPCallSharedURL(ctx, adopt)
+	default:
 		call.Init(ctx, adopt)
 	}
 	rec := call.Record()

@@ -41,9 +41,15 @@ import (
 type Record struct {
 	started atomic.Int32
 
-	mu    sync.Mutex
-	tried []string
-	buf   [4]string // backing store for the first few endpoints: no allocation
+	mu sync.Mutex
+	// n is the number of endpoints recorded; the first is first, the
+	// others, in order, *more. A request that is not retried records its
+	// endpoint without an allocation; room for more inline would put every
+	// call state (HTTPCall, GRPCCall, the Stack's) in a larger size class
+	// for the sake of retries, which wait out a backoff anyway.
+	n     int32
+	first string
+	more  *[]string
 }
 
 // NewRecord returns an empty record. The zero Record is ready to use too.
@@ -58,10 +64,15 @@ func (r *Record) Attempts() int { return int(r.started.Load()) }
 // AddTried records that an attempt was sent to endpoint.
 func (r *Record) AddTried(endpoint string) {
 	r.mu.Lock()
-	if r.tried == nil {
-		r.tried = r.buf[:0]
+	switch {
+	case r.n == 0:
+		r.first = endpoint
+	case r.more == nil:
+		r.more = &[]string{endpoint}
+	default:
+		*r.more = append(*r.more, endpoint)
 	}
-	r.tried = append(r.tried, endpoint)
+	r.n++
 	r.mu.Unlock()
 }
 
@@ -69,9 +80,17 @@ func (r *Record) AddTried(endpoint string) {
 func (r *Record) Tried(endpoint string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, e := range r.tried {
-		if e == endpoint {
-			return true
+	if r.n == 0 {
+		return false
+	}
+	if r.first == endpoint {
+		return true
+	}
+	if r.more != nil {
+		for _, e := range *r.more {
+			if e == endpoint {
+				return true
+			}
 		}
 	}
 	return false
@@ -81,17 +100,21 @@ func (r *Record) Tried(endpoint string) bool {
 func (r *Record) TriedCount() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.tried)
+	return int(r.n)
 }
 
 // LastEndpoint returns the endpoint most recently recorded, or "".
 func (r *Record) LastEndpoint() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.tried) == 0 {
+	switch {
+	case r.n == 0:
 		return ""
+	case r.n == 1:
+		return r.first
 	}
-	return r.tried[len(r.tried)-1]
+	m := *r.more
+	return m[len(m)-1]
 }
 
 type ctxKey struct{}
@@ -108,9 +131,9 @@ type attemptCtx struct {
 	// in place instead of copying it again (see Owned).
 	//
 	// Invariant: only the current attempt's request is owned. Request
-	// clears the previous attempt's owned before it reuses the URL, so a
-	// request copy whose URL storage was handed on is never reported as
-	// owned (TestOwnedOnlyCurrentAttempt).
+	// clears the previous attempt's owned when it makes the next copy, so
+	// a request copy already sent is never rewritten in place again
+	// (TestOwnedOnlyCurrentAttempt).
 	owned *http.Request
 	// trailer, when set, is filled with the attempt's gRPC trailer by the
 	// grpc.Trailer call option of GRPCCall.CallOptions (see Trailer).
@@ -208,17 +231,24 @@ func (c *Call) attempt(n int) *attemptCtx {
 	return c.last
 }
 
-// HTTPCall is a Call with room for the URL of the attempts' request copies
-// and for the first attempt's request copy itself.
+// HTTPCall is a Call with room for the first attempt's request copy and,
+// when a layer below may rewrite the attempts' URL (see NewHTTPCall and
+// UseURL), a pointer to the storage of the URL those copies carry.
 type HTTPCall struct {
 	Call
-	// url is the URL of the current attempt's request copy (Request).
+	// url, when not nil, is the storage of the URL of the first attempt's
+	// request copy (Request); nil means the copies share the caller's URL
+	// and are never Owned (no layer below rewrites it: see RewritesURL).
 	//
-	// Invariant: attempts through one HTTPCall are sequential. The next
-	// Request overwrites url, so the previous attempt must be over (its
-	// response discarded or returned) before it; hedged attempts, which
-	// overlap, do not use an HTTPCall.
-	url url.URL
+	// Invariant: like first, it is handed out once, to the first attempt,
+	// and never written again: a later attempt's copy gets a URL of its
+	// own. A transport may still read an attempt's request after its
+	// RoundTrip returned (x/net/http2's, and net/http's bundled copy,
+	// return on a cancelled context without waiting for the goroutine
+	// that encodes the request headers from the URL), so a URL once sent
+	// is never rewritten. Attempts through one HTTPCall are sequential;
+	// hedged attempts, which overlap, do not use an HTTPCall.
+	url *url.URL
 	// first is the first attempt's request copy, in the call's own
 	// allocation, handed out when the call's first attempt context is
 	// (Call.last was nil).
@@ -231,28 +261,53 @@ type HTTPCall struct {
 	first http.Request
 }
 
+// httpCallURL is an HTTPCall with its URL storage in the same allocation.
+type httpCallURL struct {
+	HTTPCall
+	u url.URL
+}
+
 // NewHTTPCall returns the call state of one logical HTTP request under
-// parent; adopt as for Call.
+// parent, with storage for the attempts' own URL (their copies are Owned);
+// adopt as for Call.
 func NewHTTPCall(parent context.Context, adopt *Record) *HTTPCall {
+	c := &httpCallURL{}
+	c.url = &c.u
+	c.init(parent, adopt)
+	return &c.HTTPCall
+}
+
+// NewHTTPCallSharedURL is NewHTTPCall without URL storage: the attempts'
+// request copies share the caller's URL and are never Owned. It is for a
+// layer that knows nothing below it rewrites URLs (RewritesURL is false):
+// its call state is 144 bytes and a URL copy per attempt smaller.
+func NewHTTPCallSharedURL(parent context.Context, adopt *Record) *HTTPCall {
 	c := &HTTPCall{}
 	c.init(parent, adopt)
 	return c
 }
 
+// UseURL gives a zero HTTPCall that the caller allocated (see Init) the
+// storage for its attempts' URL, u, so that their copies are Owned; it must
+// be called before the call's first Request. Without it, as from
+// NewHTTPCallSharedURL, the copies share the caller's URL.
+func (c *HTTPCall) UseURL(u *url.URL) { c.url = u }
+
 // Init prepares a zero HTTPCall that the caller allocated (inside an object
-// of its own, to save an allocation) as NewHTTPCall would.
+// of its own, to save an allocation) as NewHTTPCall would; it keeps the
+// URL storage UseURL gave it, if any.
 func (c *HTTPCall) Init(parent context.Context, adopt *Record) { c.init(parent, adopt) }
 
 // Request returns attempt n's shallow copy of req, whose context is the
-// attempt's (carrying the record and n) and whose URL is a copy the call
-// owns. Layers below may rewrite that copy in place (Owned reports it)
-// until the next call of Request, which reuses the URL (see url).
+// attempt's (carrying the record and n). With URL storage (NewHTTPCall,
+// UseURL) its URL is a copy of its own (the call's storage for the first
+// attempt, a new one for later attempts: see url), and layers below may
+// rewrite it in place (Owned reports it) until the next call of Request;
+// without, it shares req's URL and is not Owned.
 func (c *HTTPCall) Request(req *http.Request, n int) *http.Request {
 	if c.last != nil {
-		c.last.owned = nil // its URL is about to be reused
+		c.last.owned = nil // only the current attempt's copy is owned
 	}
-	// No flag of its own: 8 bytes more would take the call (with its
-	// malloc header) from the 640-byte size class to 704.
 	firstAttempt := c.last == nil
 	a := c.attempt(n)
 	var r *http.Request
@@ -265,12 +320,36 @@ func (c *HTTPCall) Request(req *http.Request, n int) *http.Request {
 	} else {
 		r = req.WithContext(a)
 	}
-	if req.URL != nil {
-		c.url = *req.URL
-		r.URL = &c.url
+	if req.URL != nil && c.url != nil {
+		if firstAttempt {
+			*c.url = *req.URL
+			r.URL = c.url
+		} else {
+			u := *req.URL
+			r.URL = &u
+		}
+		a.owned = r
 	}
-	a.owned = r
 	return r
+}
+
+// URLRewriter is implemented by this module's RoundTrippers to tell the
+// layer keeping the attempt record, when it is built over them, whether
+// they or a layer below them rewrite an Owned request's URL in place (as
+// discovery does): only then does the call state need URL storage (see
+// NewHTTPCall, NewHTTPCallSharedURL).
+type URLRewriter interface {
+	RewritesURL() bool
+}
+
+// RewritesURL reports whether rt, or a layer below it, rewrites Owned
+// requests' URL: false for a RoundTripper that is not a URLRewriter (a
+// base transport, or a wrapper of the user's). A wrong false costs an
+// allocation, never correctness: a request that is not Owned is copied
+// by the layer that rewrites it.
+func RewritesURL(rt http.RoundTripper) bool {
+	w, ok := rt.(URLRewriter)
+	return ok && w.RewritesURL()
 }
 
 // Owned reports whether req is the request copy that the layer keeping the

@@ -82,9 +82,10 @@ func TestNowAndRefresh(t *testing.T) {
 	assert.True(t, got.Equal(later), "the refreshed reading replaces the first")
 }
 
-// Only the current attempt's request copy is owned: the next Request
-// reuses the URL storage, so the copy before it must no longer be
-// rewritten in place by a layer below.
+// Only the current attempt's request copy is owned, and a later attempt's
+// copy has a URL of its own: what a layer below wrote into an earlier
+// attempt's URL (which a transport may still be reading) is never
+// overwritten by the next attempt.
 func TestOwnedOnlyCurrentAttempt(t *testing.T) {
 	req := httptest.NewRequest(http.MethodGet, "http://users/a", nil)
 	assert.False(t, attempt.Owned(req), "the caller's request is not owned")
@@ -98,9 +99,12 @@ func TestOwnedOnlyCurrentAttempt(t *testing.T) {
 
 	r2 := call.Request(req, 2)
 	assert.True(t, attempt.Owned(r2))
-	assert.False(t, attempt.Owned(r1), "the previous copy's URL storage was handed on")
-	assert.Same(t, r1.URL, r2.URL, "the URL storage is reused (attempts are sequential)")
-	assert.Equal(t, "users", r2.URL.Host, "and refilled from the caller's request")
+	assert.False(t, attempt.Owned(r1), "only the current attempt's copy is owned")
+	assert.NotSame(t, r1.URL, r2.URL, "a later attempt's copy has a URL of its own")
+	assert.Equal(t, "users", r2.URL.Host, "filled from the caller's request")
+	r2.URL.Host = "10.0.0.2:80"
+	assert.Equal(t, "10.0.0.1:80", r1.URL.Host, "the first attempt's URL is never rewritten by a later one")
+	assert.Equal(t, "users", req.URL.Host)
 	_, n := attempt.FromContext(r2.Context())
 	assert.Equal(t, 2, n)
 }
