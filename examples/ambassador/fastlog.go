@@ -183,38 +183,68 @@ func (h *lineHandler) appendKey(b []byte, key string, lead bool) []byte {
 	return append(b, '=')
 }
 
-// appendString appends s as std writes a string value: for text, as it is
-// or Go-quoted when empty or holding a space, '=', '"' or a control
-// character; for JSON, quoted with '"', '\\' and control characters
-// escaped. Non-ASCII strings are left to std (false).
-func (h *lineHandler) appendString(b []byte, s string) ([]byte, bool) {
-	plain := len(s) > 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x80 {
-			return b, false
+// What a byte of a string value needs, as bits: quoteText, the text
+// handler quotes the string (space, '=', '"', control characters, empty);
+// escapeJSON, the JSON handler escapes it ('"', '\\', control
+// characters); nonASCII, the fast path leaves the string to std.
+const (
+	quoteText = 1 << iota
+	escapeJSON
+	nonASCII
+)
+
+// byteNeeds is what each byte needs; plainKeyByte, the bytes of a plainKey.
+var byteNeeds, plainKeyByte = func() (needs, key [256]uint8) {
+	for c := range 256 {
+		switch {
+		case c >= 0x80:
+			needs[c] = nonASCII
+		case c < 0x20 || c == '"':
+			needs[c] = quoteText | escapeJSON
+		case c == ' ' || c == '=':
+			needs[c] = quoteText
+		case c == '\\':
+			needs[c] = escapeJSON
 		}
-		if c < 0x20 || c == ' ' || c == '=' || c == '"' || (h.json && c == '\\') {
-			plain = false
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.' {
+			key[c] = 1
 		}
 	}
+	return needs, key
+}()
+
+// appendString appends s as std writes a string value: for text, as it is,
+// or Go-quoted when empty or holding a space, '=', '"' or a control
+// character; for JSON, in quotes with '"', '\\' and control characters
+// escaped. Non-ASCII strings are left to std (false).
+func (h *lineHandler) appendString(b []byte, s string) ([]byte, bool) {
+	var needs uint8
+	if s == "" {
+		needs = quoteText
+	}
+	for i := 0; i < len(s); i++ {
+		needs |= byteNeeds[s[i]]
+	}
 	switch {
-	case h.json && plain:
+	case needs&nonASCII != 0:
+		return b, false
+	case h.json && needs&escapeJSON == 0:
 		b = append(b, '"')
 		b = append(b, s...)
 		return append(b, '"'), true
 	case h.json:
 		return appendJSONString(b, s), true
-	case plain:
+	case needs&quoteText == 0:
 		return append(b, s...), true
 	}
-	return strconv.AppendQuote(b, s), true
+	return appendQuoted(b, s), true
 }
+
+const hexDigits = "0123456789abcdef"
 
 // appendJSONString appends the ASCII string s as a JSON string, with '"',
 // '\\' and control characters escaped (\n, \r, \t by name).
 func appendJSONString(b []byte, s string) []byte {
-	const hexDigits = "0123456789abcdef"
 	b = append(b, '"')
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
@@ -235,19 +265,51 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// appendQuoted appends the ASCII string s Go-quoted, as strconv.Quote
+// does: '"' and '\\' escaped, \a \b \f \n \r \t \v by name, other
+// control characters and DEL as \xhh.
+func appendQuoted(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
+			b = append(b, c)
+			continue
+		}
+		b = append(b, '\\')
+		switch c {
+		case '"', '\\':
+			b = append(b, c)
+		case '\a':
+			b = append(b, 'a')
+		case '\b':
+			b = append(b, 'b')
+		case '\f':
+			b = append(b, 'f')
+		case '\n':
+			b = append(b, 'n')
+		case '\r':
+			b = append(b, 'r')
+		case '\t':
+			b = append(b, 't')
+		case '\v':
+			b = append(b, 'v')
+		default:
+			b = append(b, 'x', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+	}
+	return append(b, '"')
+}
+
 // plainKey reports whether key is written as it is by both handlers: not
 // empty, only letters, digits, '_', '-' and '.'.
 func plainKey(key string) bool {
-	if key == "" {
-		return false
-	}
 	for i := 0; i < len(key); i++ {
-		c := key[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.') {
+		if plainKeyByte[key[i]] == 0 {
 			return false
 		}
 	}
-	return true
+	return key != ""
 }
 
 // levelName is the name std writes for the four named levels; false for
