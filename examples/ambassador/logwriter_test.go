@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -94,4 +96,24 @@ func TestLogWriterBackpressure(t *testing.T) {
 	// Above maxPending the caller writes itself: the bytes are out already.
 	assert.Len(t, out.String(), maxPending)
 	require.NoError(t, lw.Close())
+}
+
+func TestLogWriterBatchesTheLinesOfFlushDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var out lockedBuf
+		lw := newLogWriter(&out)
+		defer lw.Close()
+		for i := range 3 {
+			_, err := fmt.Fprintf(lw, "line %d\n", i)
+			require.NoError(t, err)
+			synctest.Wait() // the writer goroutine has seen the line
+		}
+		assert.Empty(t, out.String(), "written before flushDelay passed")
+		time.Sleep(flushDelay) // the bubble's clock: no real wait
+		synctest.Wait()
+		assert.Equal(t, "line 0\nline 1\nline 2\n", out.String())
+		out.mu.Lock()
+		assert.Equal(t, 1, out.writes, "the three lines share one write")
+		out.mu.Unlock()
+	})
 }
