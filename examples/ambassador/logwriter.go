@@ -8,12 +8,13 @@ import (
 
 // logWriter sits between the slog handler and stderr. Every Write is one
 // whole log line (slog handlers write a record in one call); it is appended
-// to a buffer and a background goroutine, woken by the first line after a
-// write, waits flushDelay and writes whatever has accumulated in one system
-// call. A request therefore never waits for a write(2) of its access-log
-// line, and the lines of flushDelay share one write even one request at a
-// time (at -c1 one write per request was a third of the process's writes),
-// while an idle process writes nothing and never wakes.
+// to a buffer and a background goroutine writes whatever has accumulated in
+// one system call, at most once per flushDelay. A request therefore never
+// waits for a write(2) of its access-log line; under load many lines share
+// one write, and so do those of one request at a time (at -c1 each line
+// had a write of its own, a third of the process's writes), while an idle
+// process still writes its first line within microseconds and then never
+// wakes.
 //
 // Lines keep their order and are never split. A buffer above maxPending is
 // written by the caller itself (backpressure instead of unbounded memory).
@@ -33,7 +34,7 @@ type logWriter struct {
 
 const maxPending = 256 << 10
 
-// flushDelay is how long a line may wait for others to share its write.
+// flushDelay is the least time between two of the goroutine's writes.
 const flushDelay = time.Millisecond
 
 func newLogWriter(w io.Writer) *logWriter {
@@ -88,9 +89,10 @@ func (lw *logWriter) loop() {
 	t := time.NewTimer(flushDelay)
 	t.Stop()
 	for range lw.kick {
+		lw.flush()
+		// Lines that come meanwhile wait for the next write.
 		t.Reset(flushDelay)
 		<-t.C
-		lw.flush()
 	}
 }
 
