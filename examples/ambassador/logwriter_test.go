@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -94,4 +96,23 @@ func TestLogWriterBackpressure(t *testing.T) {
 	// Above maxPending the caller writes itself: the bytes are out already.
 	assert.Len(t, out.String(), maxPending)
 	require.NoError(t, lw.Close())
+}
+
+func TestLogWriterWritesAtMostOncePerFlushDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var out lockedBuf
+		lw := newLogWriter(&out)
+		defer lw.Close()
+		writes := func() int { out.mu.Lock(); defer out.mu.Unlock(); return out.writes }
+		for i := range 3 {
+			_, err := fmt.Fprintf(lw, "line %d\n", i)
+			require.NoError(t, err)
+			synctest.Wait() // the writer goroutine has seen the line
+		}
+		assert.Equal(t, "line 0\n", out.String(), "the first line of an idle writer goes at once, the next ones wait")
+		time.Sleep(flushDelay) // the bubble's clock: no real wait
+		synctest.Wait()
+		assert.Equal(t, "line 0\nline 1\nline 2\n", out.String())
+		assert.Equal(t, 2, writes(), "lines 1 and 2 share one write")
+	})
 }

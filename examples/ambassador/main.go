@@ -106,9 +106,9 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 	}
 	switch logFormat {
 	case "text":
-		newHandler = func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, hopts) }
+		newHandler = func(w io.Writer) slog.Handler { return newLineHandler(w, false, hopts) }
 	case "json":
-		newHandler = func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, hopts) }
+		newHandler = func(w io.Writer) slog.Handler { return newLineHandler(w, true, hopts) }
 	default:
 		return usageError{fmt.Errorf("-log-format: want text or json, got %q", logFormat)}
 	}
