@@ -1,7 +1,7 @@
 package discovery
 
 import (
-	"sync/atomic"
+	"sync"
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/base"
@@ -43,7 +43,7 @@ func (b endpointsBuilder) Name() string { return b.name }
 // connTracker whether the balancer still has connections being set up.
 func (b endpointsBuilder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
 	t := &connTracker{ClientConn: cc}
-	pb := pickerBuilder{kind: b.kind, pending: &t.pending}
+	pb := pickerBuilder{kind: b.kind, conns: t}
 	return endpointsBalancer{base.NewBalancerBuilder(b.name, pb, base.Config{}).Build(t, opts)}
 }
 
@@ -70,55 +70,92 @@ func endpointAddresses(eps []resolver.Endpoint) []resolver.Address {
 	return out
 }
 
-// connTracker is the base balancer's ClientConn, counting the balancer's
+// connTracker is the base balancer's ClientConn, keeping the balancer's
 // connections that are being set up (idle or connecting, and not failed
 // since: base keeps a failed connection in TRANSIENT_FAILURE while it
-// retries, and so does the count). The picker reads the count: when every
-// ready endpoint is ejected, a call waits for a connection still being set
-// up rather than failing at once. Every change of a connection's state
-// reaches grpc as a new balancer state (base sends one each time), so a
-// waiting call is picked again when the count changes.
+// retries, and so does the tracker). The picker asks it when every ready
+// endpoint is ejected: a call then waits for a connection still being set
+// up to an endpoint that may take it, rather than failing at once. Every
+// change of a connection's state reaches grpc as a new balancer state
+// (base sends one each time), so a waiting call is picked again then.
 type connTracker struct {
 	balancer.ClientConn
-	pending atomic.Int32 // read by pickers; written by state listeners, which grpc serialises
+
+	mu      sync.Mutex
+	pending map[*trackedConn]struct{}
+}
+
+// trackedConn is one connection's state as the tracker follows it; its
+// listener runs on grpc's serialiser, one state change at a time.
+type trackedConn struct {
+	ep    *endpoint // nil for an address from a foreign resolver
+	state connectivity.State
 }
 
 // NewSubConn counts the new connection as being set up (base connects it
 // at once) and follows its states ahead of base's own listener.
 func (t *connTracker) NewSubConn(addrs []resolver.Address, opts balancer.NewSubConnOptions) (balancer.SubConn, error) {
-	cur := connectivity.Idle
+	c := &trackedConn{state: connectivity.Idle}
+	if len(addrs) > 0 {
+		c.ep, _ = addrs[0].Attributes.Value(epKey{}).(*endpoint)
+	}
 	next := opts.StateListener
 	opts.StateListener = func(s balancer.SubConnState) {
-		t.follow(&cur, s.ConnectivityState)
+		t.follow(c, s.ConnectivityState)
 		if next != nil {
 			next(s)
 		}
 	}
-	t.pending.Add(1)
+	t.setPending(c, true)
 	sc, err := t.ClientConn.NewSubConn(addrs, opts)
 	if err != nil {
-		t.pending.Add(-1)
+		t.setPending(c, false)
 	}
 	return sc, err
 }
 
-// follow moves one connection from state *cur to s, keeping the count, with
-// base's rule that a failed connection stays failed until it is ready.
-func (t *connTracker) follow(cur *connectivity.State, s connectivity.State) {
-	old := *cur
-	if old == connectivity.TransientFailure && (s == connectivity.Connecting || s == connectivity.Idle) {
+// follow moves c to state s, with base's rule that a failed connection
+// stays failed until it is ready.
+func (t *connTracker) follow(c *trackedConn, s connectivity.State) {
+	if c.state == connectivity.TransientFailure && (s == connectivity.Connecting || s == connectivity.Idle) {
 		return
 	}
-	*cur = s
-	was, is := settingUp(old), settingUp(s)
-	switch {
-	case is && !was:
-		t.pending.Add(1)
-	case was && !is:
-		t.pending.Add(-1)
+	c.state = s
+	t.setPending(c, s == connectivity.Idle || s == connectivity.Connecting)
+}
+
+func (t *connTracker) setPending(c *trackedConn, on bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if on {
+		if t.pending == nil {
+			t.pending = make(map[*trackedConn]struct{})
+		}
+		t.pending[c] = struct{}{}
+	} else {
+		delete(t.pending, c)
 	}
 }
 
-func settingUp(s connectivity.State) bool {
-	return s == connectivity.Idle || s == connectivity.Connecting
+// waitable reports whether a connection being set up leads to an endpoint
+// that may take a call (its health checks and Health allow it). It runs
+// only when a pick found no ready endpoint; Health is asked outside the
+// lock.
+func (t *connTracker) waitable() bool {
+	t.mu.Lock()
+	eps := make([]*endpoint, 0, len(t.pending))
+	for c := range t.pending {
+		if c.ep == nil {
+			t.mu.Unlock()
+			return true
+		}
+		eps = append(eps, c.ep)
+	}
+	t.mu.Unlock()
+	for _, ep := range eps {
+		if ep.ready() {
+			return true
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package discovery_test
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -23,6 +24,7 @@ var errGateRefused = refusal.New("test gate: refused")
 // admits and every end it is told of.
 type recordingGate struct {
 	refuse map[string]bool
+	on     atomic.Bool // refusing
 
 	mu       sync.Mutex
 	refused  map[string]int
@@ -41,7 +43,7 @@ func newRecordingGate(refuse ...string) *recordingGate {
 func (g *recordingGate) StartCall(_ context.Context, endpoint string) (any, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.refuse[endpoint] {
+	if g.on.Load() && g.refuse[endpoint] {
 		g.refused[endpoint]++
 		return nil, errGateRefused
 	}
@@ -70,16 +72,16 @@ func TestGRPCGateAtPick(t *testing.T) {
 	t.Cleanup(func() { _ = conn.Close() })
 	c := healthpb.NewHealthClient(conn)
 
-	// Until both connections are ready, a pick may see b alone.
-	for n := 0; ; n++ {
-		require.Less(t, n, 1000, "a was never picked")
-		require.NoError(t, check(t.Context(), c))
-		g.mu.Lock()
-		seen := g.refused[a.addr]
-		g.mu.Unlock()
-		if seen > 0 {
-			break
-		}
+	callUntilBoth(t, c, a, b)
+	g.mu.Lock()
+	clear(g.admitted)
+	clear(g.ended)
+	g.mu.Unlock()
+	aHits, bHits := a.hits.Load(), b.hits.Load()
+	g.on.Store(true)
+	const calls = 6
+	for range calls {
+		require.NoError(t, check(t.Context(), c), "a refused endpoint is replaced by a ready one")
 	}
 	b.fail.Store(true)
 	err = check(t.Context(), c)
@@ -87,9 +89,11 @@ func TestGRPCGateAtPick(t *testing.T) {
 
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	assert.Zero(t, a.hits.Load(), "a refused endpoint gets no call")
+	assert.Equal(t, aHits, a.hits.Load(), "a refused endpoint gets no call")
+	assert.Positive(t, g.refused[a.addr], "round robin picked a")
 	assert.Zero(t, g.admitted[a.addr])
-	n := int(b.hits.Load())
+	n := int(b.hits.Load() - bHits)
+	require.Equal(t, calls+1, n)
 	assert.Equal(t, n, g.admitted[b.addr], "every call admitted")
 	require.Len(t, g.ended[b.addr], n, "every admitted call ended once")
 	for _, e := range g.ended[b.addr][:n-1] {

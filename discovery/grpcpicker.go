@@ -18,11 +18,10 @@ import (
 )
 
 // pickerBuilder builds the pickers of one balancer (one ClientConn):
-// pending is that balancer's count of connections still being set up
-// (see connTracker).
+// conns follows that balancer's connections being set up.
 type pickerBuilder struct {
-	kind    balancerKind
-	pending *atomic.Int32
+	kind  balancerKind
+	conns *connTracker
 }
 
 // Build makes a picker over the ready connections. Endpoints that came from
@@ -34,7 +33,7 @@ func (b pickerBuilder) Build(info base.PickerBuildInfo) balancer.Picker {
 	if len(info.ReadySCs) == 0 {
 		return base.NewErrPicker(balancer.ErrNoSubConnAvailable)
 	}
-	p := &grpcPicker{kind: b.kind, pending: b.pending}
+	p := &grpcPicker{kind: b.kind, conns: b.conns}
 	var svc *Service
 	for sc, sci := range info.ReadySCs {
 		ep, _ := sci.Address.Attributes.Value(epKey{}).(*endpoint)
@@ -82,8 +81,8 @@ type grpcPicker struct {
 	snap    snapshot
 	scs     []balancer.SubConn
 	errNone error
-	gate    CallGate      // nil: none
-	pending *atomic.Int32 // the balancer's connections being set up; nil outside our balancers
+	gate    CallGate     // nil: none
+	conns   *connTracker // the balancer's connections being set up
 }
 
 // Pick uses the same choice as the HTTP RoundTripper over the ready
@@ -95,7 +94,7 @@ type grpcPicker struct {
 // codes.Unavailable (errors.Is(err, ErrNoEndpoints) holds for the caller),
 // unless a connection to another endpoint is still being set up: then the
 // RPC waits for it (balancer.ErrNoSubConnAvailable), as it waits for the
-// first connection.
+// first connection, when that endpoint may take it.
 func (p *grpcPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	ctx := info.Ctx
 	if ctx == nil {
@@ -110,7 +109,7 @@ func (p *grpcPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	for n := 0; ; n++ {
 		i = choose(p.kind, &p.snap, &p.ctr, rec)
 		if i < 0 {
-			if p.pending != nil && p.pending.Load() > 0 {
+			if p.conns != nil && p.conns.waitable() {
 				return balancer.PickResult{}, balancer.ErrNoSubConnAvailable
 			}
 			return balancer.PickResult{}, p.errNone
@@ -124,6 +123,9 @@ func (p *grpcPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 			break
 		}
 		if !refusal.Is(err) || n == maxRepicks || containsIndex(refused[:n], i) {
+			if refusal.Is(err) && p.conns != nil && p.conns.waitable() {
+				return balancer.PickResult{}, balancer.ErrNoSubConnAvailable
+			}
 			return balancer.PickResult{}, err
 		}
 		refused[n] = i
@@ -134,31 +136,37 @@ func (p *grpcPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	}
 	ep.inflight.Add(1)
 	start := sentAt(ctx)
+	if p.gate == nil {
+		return balancer.PickResult{SubConn: p.scs[i], Done: func(di balancer.DoneInfo) { ep.grpcDone(start, di) }}, nil
+	}
 	gate := p.gate
 	return balancer.PickResult{SubConn: p.scs[i], Done: func(di balancer.DoneInfo) {
-		if gate != nil {
-			gate.EndCall(call, ctx, doneErr(di))
-		}
-		end := monoNow()
-		rtt := time.Duration(end - start)
-		ep.inflight.Add(-1)
-		if di.Err == nil {
-			ep.observeAt(end, rtt, false)
-			return
-		}
-		if errors.Is(di.Err, context.Canceled) {
-			return
-		}
-		switch status.Code(di.Err) {
-		case codes.Canceled:
-		case codes.Unavailable, codes.ResourceExhausted, codes.Internal, codes.Unknown,
-			codes.DataLoss, codes.DeadlineExceeded:
-			ep.observeAt(end, rtt, true)
-			ep.failedWith(di.Err.Error())
-		default: // an application answer: the endpoint worked
-			ep.observeAt(end, rtt, false)
-		}
+		gate.EndCall(call, ctx, doneErr(di))
+		ep.grpcDone(start, di)
 	}}, nil
+}
+
+// grpcDone records the end of a gRPC call picked for ep at start (monoNow).
+func (ep *endpoint) grpcDone(start int64, di balancer.DoneInfo) {
+	end := monoNow()
+	rtt := time.Duration(end - start)
+	ep.inflight.Add(-1)
+	if di.Err == nil {
+		ep.observeAt(end, rtt, false)
+		return
+	}
+	if errors.Is(di.Err, context.Canceled) {
+		return
+	}
+	switch status.Code(di.Err) {
+	case codes.Canceled:
+	case codes.Unavailable, codes.ResourceExhausted, codes.Internal, codes.Unknown,
+		codes.DataLoss, codes.DeadlineExceeded:
+		ep.observeAt(end, rtt, true)
+		ep.failedWith(di.Err.Error())
+	default: // an application answer: the endpoint worked
+		ep.observeAt(end, rtt, false)
+	}
 }
 
 func containsIndex(s []int, i int) bool {
