@@ -107,6 +107,9 @@ func (t *connTracker) NewSubConn(addrs []resolver.Address, opts balancer.NewSubC
 		}
 	}
 	t.setPending(c, true)
+	// base creates its connections with this method (one address each), so
+	// the tracker must be on it, deprecated or not.
+	//lint:ignore SA1019 grpc's base balancer calls NewSubConn; the tracker wraps what it calls
 	sc, err := t.ClientConn.NewSubConn(addrs, opts)
 	if err != nil {
 		t.setPending(c, false)
