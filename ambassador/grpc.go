@@ -14,9 +14,13 @@ import (
 )
 
 // DialOptions gives a grpc client the same policies as NewTransport: the
-// retry, ratelimit and breaker interceptors (in that order, retry
-// outermost), the service timeout on unary calls, the discovery resolver
-// (scheme "outbound") with the balancer chosen by service config, and
+// retry and ratelimit interceptors (in that order, retry outermost), the
+// service timeout on unary calls, the discovery resolver (scheme
+// "outbound") with the balancer chosen by service config, the per-endpoint
+// breaker at the balancer's pick (each attempt is admitted and counted by
+// the breaker of the endpoint it goes to, and endpoints whose breaker is
+// open are skipped: when every endpoint is ejected a call fails with
+// codes.Unavailable and discovery.ErrNoEndpoints), and
 // transport credentials for the protocol (cleartext h2c for "" and h2c; TLS
 // with the tls files, re-read at each handshake, for h2). Dial the target
 // "outbound:///" + c.Name:
@@ -80,10 +84,6 @@ func (s *Stack) DialOptions() ([]grpc.DialOption, error) {
 		unary = append(unary, s.limiter.UnaryClientInterceptor())
 		stream = append(stream, s.limiter.StreamClientInterceptor())
 	}
-	if s.breaker != nil {
-		unary = append(unary, s.breaker.UnaryClientInterceptor())
-		stream = append(stream, s.breaker.StreamClientInterceptor())
-	}
 	out := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithChainUnaryInterceptor(unary...),
@@ -91,7 +91,14 @@ func (s *Stack) DialOptions() ([]grpc.DialOption, error) {
 	if len(stream) > 0 {
 		out = append(out, grpc.WithChainStreamInterceptor(stream...))
 	}
-	return append(out, s.disc.DialOptions()...), nil
+	if s.breaker == nil {
+		return append(out, s.disc.DialOptions()...), nil
+	}
+	// The breaker is the discovery service's Health and, here, its
+	// CallGate: each call is admitted and counted by the breaker of the
+	// endpoint grpc's balancer picked, so one bad endpoint is ejected, not
+	// the service (an interceptor would see only the target).
+	return append(out, s.disc.GatedDialOptions(s.breaker)...), nil
 }
 
 // unaryTimeout bounds a unary call by the service timeout. Streams are

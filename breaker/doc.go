@@ -131,7 +131,23 @@
 // StreamClientInterceptor key by the endpoint part of cc.Target() ("host:port"
 // for "dns:///host:port"), plus the method with WithGRPCMethodKey; behind a
 // resolver that balances over many addresses that is the whole service, not
-// one address. A stream counts as one request, classified when it ends: a
+// one address. For per-endpoint breakers under a balancer, the Breaker is
+// also a discovery.CallGate: StartCall and EndCall admit and count each
+// call at the balancer's pick, keyed by the endpoint picked (the method
+// key does not apply there). A connection dialed with
+// (*discovery.Service).GatedDialOptions(b), on a Service made
+// WithHealth(b), skips endpoints whose breaker is open, sends at most
+// HalfOpenRequests probes to a half-open one (a call that finds the probe
+// slots taken goes to another ready endpoint), and fails with
+// discovery.ErrNoEndpoints (codes.Unavailable) when every endpoint is
+// ejected; ambassador.DialOptions sets this up for a service with a
+// breaker section, in place of the interceptors. A call through the gate
+// is classified as the interceptors classify one, from the final error
+// grpc reports to the balancer; while the breaker is closed it is counted
+// when it ends without a goroutine or an allocation, while half-open its
+// probe slot is held as a stream's is (below).
+//
+// A stream counts as one request, classified when it ends: a
 // failure if it could not be created or ended with a failure code. Until
 // then a small goroutine holds its place in gobreaker (whose
 // CircuitBreaker counts a request when Execute's function returns); it ends

@@ -101,7 +101,7 @@ func (b *Breaker) StreamClientInterceptor() grpc.StreamClientInterceptor {
 		if e == nil {
 			return streamer(ctx, desc, cc, method, opts...)
 		}
-		c := &streamCall{b: b, e: e, ctx: ctx, admit: make(chan bool, 1), result: make(chan Outcome, 1), recorded: make(chan struct{})}
+		c := newStreamCall(b, e, ctx)
 		go c.run()
 		if !<-c.admit {
 			return nil, b.reject(e).grpcErr
@@ -131,7 +131,7 @@ func (b *Breaker) TrackStream(ctx context.Context, key string, cs grpc.ClientStr
 	if e == nil {
 		return cs, nil
 	}
-	c := &streamCall{b: b, e: e, ctx: ctx, admit: make(chan bool, 1), result: make(chan Outcome, 1), recorded: make(chan struct{})}
+	c := newStreamCall(b, e, ctx)
 	go c.run()
 	if !<-c.admit {
 		return nil, b.reject(e).grpcErr
@@ -151,6 +151,10 @@ type streamCall struct {
 	result   chan Outcome
 	recorded chan struct{} // closed once gobreaker counted the stream
 	done     atomic.Bool
+}
+
+func newStreamCall(b *Breaker, e *entry, ctx context.Context) *streamCall {
+	return &streamCall{b: b, e: e, ctx: ctx, admit: make(chan bool, 1), result: make(chan Outcome, 1), recorded: make(chan struct{})}
 }
 
 func (c *streamCall) run() {

@@ -1,8 +1,11 @@
 package discovery
 
 import (
+	"sync"
+
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/base"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/resolver"
 )
 
@@ -17,27 +20,36 @@ import (
 // safe option; the names are prefixed "outbound_" so they cannot replace a
 // balancer of grpc's own.
 func init() {
-	for _, b := range []struct {
-		name string
-		kind balancerKind
-	}{
+	for _, b := range []endpointsBuilder{
 		{GRPCBalancerRoundRobin, kindRoundRobin},
 		{GRPCBalancerEWMA, kindEWMA},
 		{GRPCBalancerLeastRequest, kindLeastRequest},
 	} {
-		balancer.Register(endpointsBuilder{base.NewBalancerBuilder(b.name, pickerBuilder{b.kind}, base.Config{})})
+		balancer.Register(b)
 	}
 }
 
-// endpointsBuilder makes grpc's base balancer read resolver.State.Endpoints:
-// base reads State.Addresses only, and a resolver that sends Endpoints alone
-// (ours does, as grpc asks of new resolvers) would leave it with none.
-type endpointsBuilder struct{ balancer.Builder }
-
-func (b endpointsBuilder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
-	return endpointsBalancer{b.Builder.Build(cc, opts)}
+// endpointsBuilder builds grpc's base balancer (one connection per
+// address, a picker over the ready ones) with our picker, reading
+// resolver.State.Endpoints and following its connections' set-up.
+type endpointsBuilder struct {
+	name string
+	kind balancerKind
 }
 
+func (b endpointsBuilder) Name() string { return b.name }
+
+// Build gives each balancer its own picker builder, which knows through a
+// connTracker whether the balancer still has connections being set up.
+func (b endpointsBuilder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
+	t := &connTracker{ClientConn: cc}
+	pb := pickerBuilder{kind: b.kind, conns: t}
+	return endpointsBalancer{base.NewBalancerBuilder(b.name, pb, base.Config{}).Build(t, opts)}
+}
+
+// endpointsBalancer makes grpc's base balancer read resolver.State.Endpoints:
+// base reads State.Addresses only, and a resolver that sends Endpoints alone
+// (ours does, as grpc asks of new resolvers) would leave it with none.
 type endpointsBalancer struct{ balancer.Balancer }
 
 // UpdateClientConnState gives the base balancer the endpoints' addresses
@@ -56,4 +68,97 @@ func endpointAddresses(eps []resolver.Endpoint) []resolver.Address {
 		out = append(out, ep.Addresses...)
 	}
 	return out
+}
+
+// connTracker is the base balancer's ClientConn, keeping the balancer's
+// connections that are being set up (idle or connecting, and not failed
+// since: base keeps a failed connection in TRANSIENT_FAILURE while it
+// retries, and so does the tracker). The picker asks it when every ready
+// endpoint is ejected: a call then waits for a connection still being set
+// up to an endpoint that may take it, rather than failing at once. Every
+// change of a connection's state reaches grpc as a new balancer state
+// (base sends one each time), so a waiting call is picked again then.
+type connTracker struct {
+	balancer.ClientConn
+
+	mu      sync.Mutex
+	pending map[*trackedConn]struct{}
+}
+
+// trackedConn is one connection's state as the tracker follows it; its
+// listener runs on grpc's serialiser, one state change at a time.
+type trackedConn struct {
+	ep    *endpoint // nil for an address from a foreign resolver
+	state connectivity.State
+}
+
+// NewSubConn counts the new connection as being set up (base connects it
+// at once) and follows its states ahead of base's own listener.
+func (t *connTracker) NewSubConn(addrs []resolver.Address, opts balancer.NewSubConnOptions) (balancer.SubConn, error) {
+	c := &trackedConn{state: connectivity.Idle}
+	if len(addrs) > 0 {
+		c.ep, _ = addrs[0].Attributes.Value(epKey{}).(*endpoint)
+	}
+	next := opts.StateListener
+	opts.StateListener = func(s balancer.SubConnState) {
+		t.follow(c, s.ConnectivityState)
+		if next != nil {
+			next(s)
+		}
+	}
+	t.setPending(c, true)
+	// base creates its connections with this method (one address each), so
+	// the tracker must be on it, deprecated or not.
+	//lint:ignore SA1019 grpc's base balancer calls NewSubConn; the tracker wraps what it calls
+	sc, err := t.ClientConn.NewSubConn(addrs, opts)
+	if err != nil {
+		t.setPending(c, false)
+	}
+	return sc, err
+}
+
+// follow moves c to state s, with base's rule that a failed connection
+// stays failed until it is ready.
+func (t *connTracker) follow(c *trackedConn, s connectivity.State) {
+	if c.state == connectivity.TransientFailure && (s == connectivity.Connecting || s == connectivity.Idle) {
+		return
+	}
+	c.state = s
+	t.setPending(c, s == connectivity.Idle || s == connectivity.Connecting)
+}
+
+func (t *connTracker) setPending(c *trackedConn, on bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if on {
+		if t.pending == nil {
+			t.pending = make(map[*trackedConn]struct{})
+		}
+		t.pending[c] = struct{}{}
+	} else {
+		delete(t.pending, c)
+	}
+}
+
+// waitable reports whether a connection being set up leads to an endpoint
+// that may take a call (its health checks and Health allow it). It runs
+// only when a pick found no ready endpoint; Health is asked outside the
+// lock.
+func (t *connTracker) waitable() bool {
+	t.mu.Lock()
+	eps := make([]*endpoint, 0, len(t.pending))
+	for c := range t.pending {
+		if c.ep == nil {
+			t.mu.Unlock()
+			return true
+		}
+		eps = append(eps, c.ep)
+	}
+	t.mu.Unlock()
+	for _, ep := range eps {
+		if ep.ready() {
+			return true
+		}
+	}
+	return false
 }

@@ -376,9 +376,11 @@ func TestTranscodeMetricsRouteIsMethod(t *testing.T) {
 }
 
 // TestTranscodeCircuitOpenIsLocal: once the endpoint's breaker opens, a
-// transcoded call is refused by the ambassador, 503 circuit_open with
-// X-Outbound-Error, and never reaches the upstream; the upstream's own
-// UNAVAILABLE before it carried no X-Outbound-Error.
+// transcoded call is refused by the ambassador, 503 with X-Outbound-Error,
+// and never reaches the upstream; the upstream's own UNAVAILABLE before it
+// carried no X-Outbound-Error. The breaker is per endpoint, at the
+// balancer's pick (the stack's DialOptions), so the service's one endpoint
+// ejected is no_endpoints, as on the HTTP path (DESIGN.md).
 func TestTranscodeCircuitOpenIsLocal(t *testing.T) {
 	up, f := startHealthFake(t, noReflection)
 	dir := t.TempDir()
@@ -391,7 +393,7 @@ func TestTranscodeCircuitOpenIsLocal(t *testing.T) {
 	assert.Empty(t, resp.Header.Get(proxy.HeaderError), "the upstream's UNAVAILABLE")
 	resp, body = postJSON(t, c, url+checkPath, `{"service":"users"}`)
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, body)
-	assert.Equal(t, proxy.ReasonCircuitOpen, resp.Header.Get(proxy.HeaderError))
+	assert.Equal(t, proxy.ReasonNoEndpoints, resp.Header.Get(proxy.HeaderError))
 	assert.Equal(t, int64(1), f.checks.Load())
 }
 
