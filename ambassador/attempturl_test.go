@@ -44,7 +44,10 @@ func TestRetryWhileTransportStillWrites(t *testing.T) {
 		body     []byte
 		requests int
 		wantErr  bool
-		handle   func(done <-chan struct{}, c net.Conn, br *bufio.Reader)
+		// exactConns: every attempt reaches the upstream. Not so with a
+		// 5 ms per-try timeout, which can end an attempt while it dials.
+		exactConns bool
+		handle     func(done <-chan struct{}, c net.Conn, br *bufio.Reader)
 	}{
 		{
 			name: "never reads, per-try timeout", perTry: 5 * time.Millisecond,
@@ -52,7 +55,7 @@ func TestRetryWhileTransportStillWrites(t *testing.T) {
 			handle: func(done <-chan struct{}, _ net.Conn, _ *bufio.Reader) { <-done },
 		},
 		{
-			name: "503 after the head, body read slowly", body: body[:1<<20], requests: 20,
+			name: "503 after the head, body read slowly", body: body[:1<<20], requests: 20, exactConns: true,
 			handle: func(_ <-chan struct{}, c net.Conn, br *bufio.Reader) {
 				if _, err := testkit.ReadRawRequestHead(br); err != nil {
 					return
@@ -95,7 +98,11 @@ func TestRetryWhileTransportStillWrites(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			assert.Equal(t, 3*tc.requests, up.Conns(), "every request made its 3 attempts, each on a connection of its own")
+			if tc.exactConns {
+				assert.Equal(t, 3*tc.requests, up.Conns(), "every request made its 3 attempts, each on a connection of its own")
+			} else {
+				assert.LessOrEqual(t, up.Conns(), 3*tc.requests, "no request made more than its 3 attempts")
+			}
 		})
 	}
 }
