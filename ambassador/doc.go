@@ -108,8 +108,10 @@
 //
 // # gRPC
 //
-// DialOptions gives a grpc client the same policies as interceptors, the
-// discovery resolver and the balancer; dial "outbound:///" + name:
+// DialOptions gives a grpc client the same policies: retry and rate limit
+// as interceptors, the circuit breaker per endpoint at the balancer's pick
+// (discovery's GatedDialOptions), the discovery resolver and the balancer;
+// dial "outbound:///" + name:
 //
 //	opts, err := ambassador.DialOptions(cfg)
 //	conn, err := grpc.NewClient("outbound:///users", opts...)

@@ -129,7 +129,9 @@
 //
 // Service.RoundTripper rewrites requests for http://<name>/… to the picked
 // endpoint (see its doc for the Host header); other hosts pass through.
-// For gRPC, Service.DialOptions supplies a resolver (scheme "outbound",
+// For gRPC, Service.DialOptions (or GatedDialOptions, which also asks a
+// CallGate such as a circuit breaker before each pick and tells it how the
+// call ended) supplies a resolver (scheme "outbound",
 // passed with grpc.WithResolvers, never registered globally) and selects the
 // balancer: outbound_round_robin, outbound_least_request and outbound_ewma
 // make the same choice as HTTP (weights, readiness, tried endpoints) over
