@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,81 +18,14 @@ import (
 	"github.com/outbound-go/outbound/ambassador"
 	"github.com/outbound-go/outbound/breaker"
 	"github.com/outbound-go/outbound/discovery"
+	"github.com/outbound-go/outbound/internal/testkit"
 )
 
-// switchHealth is a health server whose answer (a code, and optionally a
-// hold until a channel closes) can change, counting the calls it gets.
-// Watch sends one message and ends cleanly, or fails with the code.
-type switchHealth struct {
-	healthpb.UnimplementedHealthServer
-	calls atomic.Int64
-
-	mu   sync.Mutex
-	code codes.Code
-	hold chan struct{}
-}
-
-func (h *switchHealth) set(code codes.Code, hold chan struct{}) {
-	h.mu.Lock()
-	h.code, h.hold = code, hold
-	h.mu.Unlock()
-}
-
-func (h *switchHealth) answer(ctx context.Context) error {
-	h.calls.Add(1)
-	h.mu.Lock()
-	code, hold := h.code, h.hold
-	h.mu.Unlock()
-	if hold != nil {
-		select {
-		case <-hold:
-		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
-		}
-	}
-	if code != codes.OK {
-		return status.Error(code, "test upstream says "+code.String())
-	}
-	return nil
-}
-
-func (h *switchHealth) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
-	if err := h.answer(ctx); err != nil {
-		return nil, err
-	}
-	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
-}
-
-func (h *switchHealth) Watch(_ *healthpb.HealthCheckRequest, s healthpb.Health_WatchServer) error {
-	if err := h.answer(s.Context()); err != nil {
-		return err
-	}
-	return s.Send(&healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING})
-}
-
-// serveHealth serves h on lis until the test ends.
-func serveHealth(t testing.TB, lis net.Listener, h *switchHealth) {
+func startHealth(t testing.TB, code codes.Code) (string, *testkit.SwitchHealth) {
 	t.Helper()
-	srv := grpc.NewServer()
-	healthpb.RegisterHealthServer(srv, h)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		srv.Stop()
-		<-done
-	})
-}
-
-func startHealth(t testing.TB, code codes.Code) (string, *switchHealth) {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	h := &switchHealth{code: code}
-	serveHealth(t, lis, h)
-	return lis.Addr().String(), h
+	h := testkit.NewSwitchHealth(code)
+	h.FailWatchFirst = true
+	return testkit.StartHealth(t, h), h
 }
 
 // callKinds are a unary call and a server-streaming call read to its end.
@@ -152,28 +84,28 @@ func TestDialOptionsEjectsFailingEndpoint(t *testing.T) {
 				Breaker:   &breaker.Config{ConsecutiveFailures: failures, OpenTimeout: time.Second},
 			})
 			ctx := t.Context()
-			for n := 0; bad.calls.Load() < failures; n++ {
+			for n := 0; bad.Calls.Load() < failures; n++ {
 				require.Less(t, n, 100, "the bad endpoint never got %d calls", failures)
 				_ = k.call(ctx, c)
 			}
-			goodBefore := good.calls.Load()
+			goodBefore := good.Calls.Load()
 			const more = 10
 			for range more {
 				require.NoError(t, k.call(ctx, c), "every call goes to the good endpoint")
 			}
-			assert.Equal(t, int64(failures), bad.calls.Load(), "the bad endpoint was ejected")
-			assert.Equal(t, goodBefore+more, good.calls.Load())
+			assert.Equal(t, int64(failures), bad.Calls.Load(), "the bad endpoint was ejected")
+			assert.Equal(t, goodBefore+more, good.Calls.Load())
 
-			bad.set(codes.OK, nil)
+			bad.Set(codes.OK, nil)
 			require.Eventually(t, func() bool {
 				_ = k.call(ctx, c)
-				return bad.calls.Load() > failures
+				return bad.Calls.Load() > failures
 			}, 10*time.Second, 20*time.Millisecond, "the bad endpoint is probed after open_timeout")
-			before := bad.calls.Load()
+			before := bad.Calls.Load()
 			for range 4 {
 				require.NoError(t, k.call(ctx, c))
 			}
-			assert.Equal(t, before+2, bad.calls.Load(), "closed again: back in the rotation")
+			assert.Equal(t, before+2, bad.Calls.Load(), "closed again: back in the rotation")
 		})
 	}
 }
@@ -193,7 +125,7 @@ func TestDialOptionsEveryEndpointEjected(t *testing.T) {
 				Breaker:   &breaker.Config{ConsecutiveFailures: 1, OpenTimeout: time.Hour},
 			})
 			ctx := t.Context()
-			for n := 0; a.calls.Load() < 1 || b.calls.Load() < 1; n++ {
+			for n := 0; a.Calls.Load() < 1 || b.Calls.Load() < 1; n++ {
 				require.Less(t, n, 100, "both endpoints get a call")
 				require.Equal(t, codes.Internal, status.Code(k.call(ctx, c)))
 			}
@@ -201,7 +133,7 @@ func TestDialOptionsEveryEndpointEjected(t *testing.T) {
 			assert.Equal(t, codes.Unavailable, status.Code(err))
 			assert.ErrorIs(t, err, discovery.ErrNoEndpoints)
 			assert.NotErrorIs(t, err, breaker.ErrOpen)
-			assert.Equal(t, int64(2), a.calls.Load()+b.calls.Load())
+			assert.Equal(t, int64(2), a.Calls.Load()+b.Calls.Load())
 		})
 	}
 }
@@ -228,17 +160,17 @@ func TestDialOptionsHalfOpenProbeAtPick(t *testing.T) {
 	t.Cleanup(func() { _ = conn.Close() })
 	c := healthpb.NewHealthClient(conn)
 	ctx := t.Context()
-	for n := 0; bad.calls.Load() < 1; n++ {
+	for n := 0; bad.Calls.Load() < 1; n++ {
 		require.Less(t, n, 100)
 		_, _ = c.Check(ctx, &healthpb.HealthCheckRequest{})
 	}
 	release := make(chan struct{})
-	bad.set(codes.OK, release)
+	bad.Set(codes.OK, release)
 	require.Eventually(t, func() bool { return s.Breaker().State(badAddr) == breaker.StateHalfOpen },
 		10*time.Second, 5*time.Millisecond)
 
 	const n = 10
-	goodBefore := good.calls.Load()
+	goodBefore := good.Calls.Load()
 	errs := make(chan error, n)
 	var wg sync.WaitGroup
 	for range n {
@@ -252,11 +184,11 @@ func TestDialOptionsHalfOpenProbeAtPick(t *testing.T) {
 	for range n - 1 {
 		assert.NoError(t, <-errs)
 	}
-	assert.Equal(t, goodBefore+n-1, good.calls.Load())
+	assert.Equal(t, goodBefore+n-1, good.Calls.Load())
 	// The probe was admitted at its pick; it may reach the server after
 	// the others are done.
-	require.Eventually(t, func() bool { return bad.calls.Load() >= 2 }, 10*time.Second, time.Millisecond)
-	assert.Equal(t, int64(2), bad.calls.Load(), "one probe")
+	require.Eventually(t, func() bool { return bad.Calls.Load() >= 2 }, 10*time.Second, time.Millisecond)
+	assert.Equal(t, int64(2), bad.Calls.Load(), "one probe")
 	close(release)
 	wg.Wait()
 	assert.NoError(t, <-errs)
@@ -283,7 +215,7 @@ func TestDialOptionsWaitsForConnectingEndpoint(t *testing.T) {
 	})
 	_, err = c.Check(t.Context(), &healthpb.HealthCheckRequest{})
 	require.Equal(t, codes.Unavailable, status.Code(err))
-	require.Equal(t, int64(1), bad.calls.Load())
+	require.Equal(t, int64(1), bad.Calls.Load())
 
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
@@ -291,10 +223,11 @@ func TestDialOptionsWaitsForConnectingEndpoint(t *testing.T) {
 	assert.Equal(t, codes.DeadlineExceeded, status.Code(err), "waited for the connecting endpoint: %v", err)
 	assert.NotErrorIs(t, err, discovery.ErrNoEndpoints)
 
-	late := &switchHealth{code: codes.OK}
-	serveHealth(t, lis, late)
+	late := testkit.NewSwitchHealth(codes.OK)
+	late.FailWatchFirst = true
+	testkit.ServeHealth(t, lis, late)
 	_, err = c.Check(t.Context(), &healthpb.HealthCheckRequest{})
 	require.NoError(t, err)
-	assert.Equal(t, int64(1), late.calls.Load())
-	assert.Equal(t, int64(1), bad.calls.Load())
+	assert.Equal(t, int64(1), late.Calls.Load())
+	assert.Equal(t, int64(1), bad.Calls.Load())
 }

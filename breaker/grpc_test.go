@@ -19,69 +19,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/outbound-go/outbound/breaker"
+	"github.com/outbound-go/outbound/internal/testkit"
 )
-
-// healthServer is a grpc upstream that counts calls and answers with a
-// code chosen by the test, optionally holding each call until released.
-type healthServer struct {
-	healthpb.UnimplementedHealthServer
-	calls atomic.Int64
-
-	mu   sync.Mutex
-	code codes.Code
-	hold chan struct{}
-}
-
-func (h *healthServer) set(code codes.Code, hold chan struct{}) {
-	h.mu.Lock()
-	h.code, h.hold = code, hold
-	h.mu.Unlock()
-}
-
-func (h *healthServer) answer(ctx context.Context) error {
-	h.calls.Add(1)
-	h.mu.Lock()
-	code, hold := h.code, h.hold
-	h.mu.Unlock()
-	if hold != nil {
-		select {
-		case <-hold:
-		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
-		}
-	}
-	if code != codes.OK {
-		return status.Error(code, "test upstream says "+code.String())
-	}
-	return nil
-}
-
-func (h *healthServer) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
-	if err := h.answer(ctx); err != nil {
-		return nil, err
-	}
-	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
-}
-
-func (h *healthServer) Watch(_ *healthpb.HealthCheckRequest, s healthpb.Health_WatchServer) error {
-	if err := s.Send(&healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}); err != nil {
-		return err
-	}
-	return h.answer(s.Context())
-}
-
-// startGRPC serves h on 127.0.0.1 and returns its address.
-func startGRPC(t *testing.T, h *healthServer) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	s := grpc.NewServer()
-	healthpb.RegisterHealthServer(s, h)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.Serve(lis) }()
-	t.Cleanup(func() { s.Stop(); <-done })
-	return lis.Addr().String()
-}
 
 func dialGRPC(t *testing.T, target string, b *breaker.Breaker) healthpb.HealthClient {
 	t.Helper()
@@ -100,8 +39,8 @@ func check(ctx context.Context, c healthpb.HealthClient) error {
 }
 
 func TestGRPCUnaryTripsAndRefusesWithUnavailable(t *testing.T) {
-	h := &healthServer{code: codes.Unavailable}
-	addr := startGRPC(t, h)
+	h := testkit.NewSwitchHealth(codes.Unavailable)
+	addr := testkit.StartHealth(t, h)
 	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 3, OpenTimeout: time.Hour})
 	c := dialGRPC(t, addr, b)
 	for range 3 {
@@ -119,7 +58,7 @@ func TestGRPCUnaryTripsAndRefusesWithUnavailable(t *testing.T) {
 	st, ok := status.FromError(err)
 	require.True(t, ok)
 	assert.Contains(t, st.Message(), "circuit open")
-	assert.Equal(t, int64(3), h.calls.Load(), "the refused call never reached the server")
+	assert.Equal(t, int64(3), h.Calls.Load(), "the refused call never reached the server")
 	assert.Equal(t, breaker.StateOpen, b.State(addr))
 }
 
@@ -143,8 +82,8 @@ func TestGRPCFailureCodes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.code.String(), func(t *testing.T) {
-			h := &healthServer{code: tt.code}
-			addr := startGRPC(t, h)
+			h := testkit.NewSwitchHealth(tt.code)
+			addr := testkit.StartHealth(t, h)
 			b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: time.Hour})
 			c := dialGRPC(t, addr, b)
 			for range 4 {
@@ -152,18 +91,18 @@ func TestGRPCFailureCodes(t *testing.T) {
 			}
 			if tt.trips {
 				assert.Equal(t, breaker.StateOpen, b.State(addr))
-				assert.Equal(t, int64(2), h.calls.Load())
+				assert.Equal(t, int64(2), h.Calls.Load())
 			} else {
 				assert.Equal(t, breaker.StateClosed, b.State(addr))
-				assert.Equal(t, int64(4), h.calls.Load())
+				assert.Equal(t, int64(4), h.Calls.Load())
 			}
 		})
 	}
 }
 
 func TestGRPCWithFailureCodes(t *testing.T) {
-	h := &healthServer{code: codes.Unavailable}
-	addr := startGRPC(t, h)
+	h := testkit.NewSwitchHealth(codes.Unavailable)
+	addr := testkit.StartHealth(t, h)
 	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: time.Hour,
 		GRPCFailureCodes: []string{"not_found"}})
 	c := dialGRPC(t, addr, b)
@@ -171,18 +110,18 @@ func TestGRPCWithFailureCodes(t *testing.T) {
 		_ = check(t.Context(), c)
 	}
 	assert.Equal(t, breaker.StateClosed, b.State(addr), "UNAVAILABLE is no longer a failure")
-	h.set(codes.NotFound, nil)
+	h.Set(codes.NotFound, nil)
 	for range 3 {
 		_ = check(t.Context(), c)
 	}
 	assert.Equal(t, breaker.StateOpen, b.State(addr))
-	assert.Equal(t, int64(5), h.calls.Load())
+	assert.Equal(t, int64(5), h.Calls.Load())
 }
 
 func TestGRPCCallerDeadlineAndCancelNeverTrip(t *testing.T) {
-	h := &healthServer{}
-	h.set(codes.OK, make(chan struct{})) // held until the caller gives up
-	addr := startGRPC(t, h)
+	h := testkit.NewSwitchHealth(codes.OK)
+	h.Set(codes.OK, make(chan struct{})) // held until the caller gives up
+	addr := testkit.StartHealth(t, h)
 	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2})
 	c := dialGRPC(t, addr, b)
 	for range 3 {
@@ -204,8 +143,8 @@ func TestGRPCCallerDeadlineAndCancelNeverTrip(t *testing.T) {
 }
 
 func TestGRPCDeadUpstreamTripsHealthyNever(t *testing.T) {
-	h := &healthServer{}
-	healthy := startGRPC(t, h)
+	h := testkit.NewSwitchHealth(codes.OK)
+	healthy := testkit.StartHealth(t, h)
 	dead := deadAddr(t)
 	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 3, OpenTimeout: time.Hour})
 	hc := dialGRPC(t, healthy, b)
@@ -222,7 +161,7 @@ func TestGRPCDeadUpstreamTripsHealthyNever(t *testing.T) {
 	assert.Equal(t, 7, refused)
 	assert.Equal(t, breaker.StateOpen, b.State(dead))
 	assert.Equal(t, breaker.StateClosed, b.State(healthy))
-	assert.Equal(t, int64(10), h.calls.Load())
+	assert.Equal(t, int64(10), h.Calls.Load())
 }
 
 // grpcOpenTimeout is the open_timeout of TestGRPCHalfOpenProbes, which
@@ -233,8 +172,8 @@ func TestGRPCDeadUpstreamTripsHealthyNever(t *testing.T) {
 const grpcOpenTimeout = 500 * time.Millisecond
 
 func TestGRPCHalfOpenProbes(t *testing.T) {
-	h := &healthServer{code: codes.Internal}
-	addr := startGRPC(t, h)
+	h := testkit.NewSwitchHealth(codes.Internal)
+	addr := testkit.StartHealth(t, h)
 	const probes = 2
 	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: grpcOpenTimeout, HalfOpenRequests: probes})
 	c := dialGRPC(t, addr, b)
@@ -242,7 +181,7 @@ func TestGRPCHalfOpenProbes(t *testing.T) {
 	require.Equal(t, breaker.StateOpen, b.State(addr))
 
 	release := make(chan struct{})
-	h.set(codes.OK, release)
+	h.Set(codes.OK, release)
 	require.Eventually(t, func() bool { return b.State(addr) == breaker.StateHalfOpen }, 2*time.Second, 5*time.Millisecond)
 	const n = 20
 	errs := make(chan error, n)
@@ -255,20 +194,20 @@ func TestGRPCHalfOpenProbes(t *testing.T) {
 		assert.ErrorIs(t, err, breaker.ErrOpen)
 		assert.Equal(t, codes.Unavailable, status.Code(err))
 	}
-	require.Eventually(t, func() bool { return h.calls.Load() == 1+probes }, 2*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return h.Calls.Load() == 1+probes }, 2*time.Second, 5*time.Millisecond)
 	close(release)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		assert.NoError(t, err)
 	}
-	assert.Equal(t, int64(1+probes), h.calls.Load())
+	assert.Equal(t, int64(1+probes), h.Calls.Load())
 	assert.Equal(t, breaker.StateClosed, b.State(addr))
 }
 
 func TestGRPCMethodKey(t *testing.T) {
-	h := &healthServer{code: codes.Unavailable}
-	addr := startGRPC(t, h)
+	h := testkit.NewSwitchHealth(codes.Unavailable)
+	addr := testkit.StartHealth(t, h)
 	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: time.Hour}, breaker.WithGRPCMethodKey())
 	c := dialGRPC(t, addr, b)
 	for range 3 {
@@ -279,7 +218,7 @@ func TestGRPCMethodKey(t *testing.T) {
 	assert.False(t, b.Ready(checkKey))
 	assert.True(t, b.Ready(addr), "no breaker for the bare target")
 
-	h.set(codes.OK, nil)
+	h.Set(codes.OK, nil)
 	s, err := c.Watch(t.Context(), &healthpb.HealthCheckRequest{})
 	require.NoError(t, err, "another method has its own breaker")
 	_, err = s.Recv()
@@ -311,8 +250,8 @@ func watch(ctx context.Context, c healthpb.HealthClient) error {
 }
 
 func TestGRPCStreams(t *testing.T) {
-	h := &healthServer{}
-	addr := startGRPC(t, h)
+	h := testkit.NewSwitchHealth(codes.OK)
+	addr := testkit.StartHealth(t, h)
 	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: time.Hour})
 	c := dialGRPC(t, addr, b)
 
@@ -321,7 +260,7 @@ func TestGRPCStreams(t *testing.T) {
 	require.Len(t, snap, 1)
 	assert.Equal(t, breaker.KeyState{Key: addr, State: breaker.StateClosed, Requests: 1, Successes: 1}, snap[0])
 
-	h.set(codes.DataLoss, nil)
+	h.Set(codes.DataLoss, nil)
 	for range 2 {
 		assert.Equal(t, codes.DataLoss, status.Code(watch(t.Context(), c)), "the stream ends with the failure code")
 	}
@@ -330,14 +269,14 @@ func TestGRPCStreams(t *testing.T) {
 	require.Error(t, err, "NewStream is refused")
 	assert.Equal(t, codes.Unavailable, status.Code(err))
 	assert.ErrorIs(t, err, breaker.ErrOpen)
-	assert.Equal(t, int64(3), h.calls.Load())
+	assert.Equal(t, int64(3), h.Calls.Load())
 	require.ErrorIs(t, check(t.Context(), c), breaker.ErrOpen, "unary calls share the target's breaker")
 }
 
 func TestGRPCStreamCallerCancelIsIgnored(t *testing.T) {
-	h := &healthServer{}
-	h.set(codes.OK, make(chan struct{}))
-	addr := startGRPC(t, h)
+	h := testkit.NewSwitchHealth(codes.OK)
+	h.Set(codes.OK, make(chan struct{}))
+	addr := testkit.StartHealth(t, h)
 	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1})
 	c := dialGRPC(t, addr, b)
 	for range 3 {

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/outbound-go/outbound/breaker"
+	"github.com/outbound-go/outbound/internal/testkit"
 )
 
 // h2cClient sends HTTP/2 with prior knowledge, as the ambassador sends
@@ -60,9 +61,9 @@ func TestGRPCOverHTTPTrailersOnly(t *testing.T) {
 		{codes.OK, "0", false},
 	} {
 		t.Run(tc.code.String(), func(t *testing.T) {
-			h := &healthServer{}
-			h.set(tc.code, nil)
-			addr := startGRPC(t, h)
+			h := testkit.NewSwitchHealth(codes.OK)
+			h.Set(tc.code, nil)
+			addr := testkit.StartHealth(t, h)
 			b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2})
 			c := h2cClient(t, b)
 			for range 2 {
@@ -74,7 +75,7 @@ func TestGRPCOverHTTPTrailersOnly(t *testing.T) {
 			if tc.trips {
 				require.ErrorIs(t, err, breaker.ErrOpen)
 				assert.Equal(t, breaker.StateOpen, b.State(addr))
-				assert.Equal(t, int64(2), h.calls.Load(), "the third call is refused")
+				assert.Equal(t, int64(2), h.Calls.Load(), "the third call is refused")
 				return
 			}
 			require.NoError(t, err)
@@ -87,9 +88,9 @@ func TestGRPCOverHTTPTrailersOnly(t *testing.T) {
 // response message, in the trailers, belongs to the body, which is the
 // caller's: the response was classified (a success) when its headers came.
 func TestGRPCOverHTTPStatusInTrailersNotJudged(t *testing.T) {
-	h := &healthServer{}
-	h.set(codes.Unavailable, nil)
-	addr := startGRPC(t, h)
+	h := testkit.NewSwitchHealth(codes.OK)
+	h.Set(codes.Unavailable, nil)
+	addr := testkit.StartHealth(t, h)
 	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1})
 	c := h2cClient(t, b)
 	for range 3 {
@@ -103,9 +104,9 @@ func TestGRPCOverHTTPStatusInTrailersNotJudged(t *testing.T) {
 // TestGRPCOverHTTPCustomClassifier: WithClassifier replaces the rule for
 // gRPC answers too.
 func TestGRPCOverHTTPCustomClassifier(t *testing.T) {
-	h := &healthServer{}
-	h.set(codes.Unavailable, nil)
-	addr := startGRPC(t, h)
+	h := testkit.NewSwitchHealth(codes.OK)
+	h.Set(codes.Unavailable, nil)
+	addr := testkit.StartHealth(t, h)
 	never := func(*http.Request, *http.Response, error) breaker.Outcome { return breaker.Success }
 	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1}, breaker.WithClassifier(never))
 	c := h2cClient(t, b)

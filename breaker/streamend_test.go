@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/outbound-go/outbound/breaker"
+	"github.com/outbound-go/outbound/internal/testkit"
 )
 
 type trackFunc func(b *breaker.Breaker, ctx context.Context, key string, cs grpc.ClientStream, serverStreams bool) (grpc.ClientStream, error)
@@ -55,10 +56,10 @@ func trackedClient(t *testing.T, addr string, b *breaker.Breaker, track trackFun
 func TestTrackStreamAtEndCountsAsTrackStream(t *testing.T) {
 	for _, tc := range trackers {
 		t.Run(tc.name, func(t *testing.T) {
-			h := &healthServer{}
+			h := testkit.NewSwitchHealth(codes.OK)
 			b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: time.Hour})
 			var refused error
-			c := trackedClient(t, startGRPC(t, h), b, tc.track, &refused)
+			c := trackedClient(t, testkit.StartHealth(t, h), b, tc.track, &refused)
 
 			require.NoError(t, watch(t.Context(), c))
 			assert.Equal(t, []breaker.KeyState{{Key: "ep-1", State: breaker.StateClosed, Requests: 1, Successes: 1}}, b.Snapshot())
@@ -67,7 +68,7 @@ func TestTrackStreamAtEndCountsAsTrackStream(t *testing.T) {
 			// read) is counted as a request, neither success nor failure.
 			hold := make(chan struct{})
 			defer close(hold)
-			h.set(codes.OK, hold)
+			h.Set(codes.OK, hold)
 			ctx, cancel := context.WithCancel(t.Context())
 			s, err := c.Watch(ctx, &healthpb.HealthCheckRequest{})
 			require.NoError(t, err)
@@ -77,7 +78,7 @@ func TestTrackStreamAtEndCountsAsTrackStream(t *testing.T) {
 			require.Eventually(t, func() bool { return b.Snapshot()[0].InFlight == 0 }, 5*time.Second, time.Millisecond)
 			assert.Equal(t, []breaker.KeyState{{Key: "ep-1", State: breaker.StateClosed, Requests: 2, Successes: 1}}, b.Snapshot())
 
-			h.set(codes.Unavailable, nil)
+			h.Set(codes.Unavailable, nil)
 			for range 2 {
 				assert.Equal(t, codes.Unavailable, status.Code(watch(t.Context(), c)))
 			}
@@ -85,7 +86,7 @@ func TestTrackStreamAtEndCountsAsTrackStream(t *testing.T) {
 			_, err = c.Watch(t.Context(), &healthpb.HealthCheckRequest{})
 			assert.Equal(t, codes.Unavailable, status.Code(err))
 			assert.ErrorIs(t, refused, breaker.ErrOpen)
-			assert.Equal(t, int64(4), h.calls.Load(), "the refused stream carried no request to the upstream")
+			assert.Equal(t, int64(4), h.Calls.Load(), "the refused stream carried no request to the upstream")
 		})
 	}
 }
@@ -96,18 +97,18 @@ func TestTrackStreamAtEndCountsAsTrackStream(t *testing.T) {
 func TestTrackStreamAtEndDropsAStreamThatStraddledATrip(t *testing.T) {
 	for _, tc := range trackers {
 		t.Run(tc.name, func(t *testing.T) {
-			h := &healthServer{}
+			h := testkit.NewSwitchHealth(codes.OK)
 			b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: 20 * time.Millisecond})
-			c := trackedClient(t, startGRPC(t, h), b, tc.track, nil)
+			c := trackedClient(t, testkit.StartHealth(t, h), b, tc.track, nil)
 
 			hold := make(chan struct{})
-			h.set(codes.OK, hold)
+			h.Set(codes.OK, hold)
 			s, err := c.Watch(t.Context(), &healthpb.HealthCheckRequest{})
 			require.NoError(t, err)
 			_, err = s.Recv() // the upstream holds the stream open now
 			require.NoError(t, err)
 
-			h.set(codes.Unavailable, nil)
+			h.Set(codes.Unavailable, nil)
 			for range 2 {
 				assert.Equal(t, codes.Unavailable, status.Code(watch(t.Context(), c)))
 			}

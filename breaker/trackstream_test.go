@@ -14,14 +14,15 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/outbound-go/outbound/breaker"
+	"github.com/outbound-go/outbound/internal/testkit"
 )
 
 // TrackStream counts a stream opened elsewhere under the key it is given
 // (here "ep-1", not the target), once per stream, and refuses with the
 // interceptors' error once that key's breaker is open.
 func TestTrackStream(t *testing.T) {
-	h := &healthServer{}
-	addr := startGRPC(t, h)
+	h := testkit.NewSwitchHealth(codes.OK)
+	addr := testkit.StartHealth(t, h)
 	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: time.Hour})
 	var refused error
 	track := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
@@ -43,7 +44,7 @@ func TestTrackStream(t *testing.T) {
 	require.NoError(t, watch(t.Context(), c))
 	assert.Equal(t, []breaker.KeyState{{Key: "ep-1", State: breaker.StateClosed, Requests: 1, Successes: 1}}, b.Snapshot())
 
-	h.set(codes.Unavailable, nil)
+	h.Set(codes.Unavailable, nil)
 	for range 2 {
 		assert.Equal(t, codes.Unavailable, status.Code(watch(t.Context(), c)))
 	}
@@ -52,6 +53,6 @@ func TestTrackStream(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, codes.Unavailable, status.Code(err))
 	assert.ErrorIs(t, refused, breaker.ErrOpen)
-	assert.Equal(t, int64(3), h.calls.Load(), "the refused stream carried no request to the upstream")
+	assert.Equal(t, int64(3), h.Calls.Load(), "the refused stream carried no request to the upstream")
 	assert.Equal(t, 1, b.Len(), "no key for the target")
 }
