@@ -41,17 +41,12 @@ import (
 // retryableDesc is the stream shape forwardGRPC asks for: the retry layer
 // retries a server-streaming call until its first response message, keeping
 // the messages sent meanwhile for the next attempt. The shape on the wire
-// is fullDuplex (passDesc, below the policies): the ambassador does not know
-// whether the method streams, and the caller may send any number of messages.
+// is fullDuplex (sendLogInterceptor, below the policies, puts it back): the
+// ambassador does not know whether the method streams, and the caller may
+// send any number of messages.
 var retryableDesc = grpc.StreamDesc{ServerStreams: true}
 
 var fullDuplex = grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
-
-// passDesc is the innermost stream interceptor of the native path's
-// connections: it puts the real (full duplex) shape back under the policies.
-func passDesc(ctx context.Context, _ *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	return streamer(ctx, &fullDuplex, cc, method, opts...)
-}
 
 // newGRPCConn returns the native path's connection to the service of e, or
 // nil when the service keeps the ReverseProxy path (see above).
@@ -62,9 +57,6 @@ func (s *Server) newGRPCConn(c ambassador.ServiceConfig, stack *ambassador.Stack
 	if _, err := stack.DialOptions(); err != nil {
 		return nil, nil // a WithBase stack: the ReverseProxy path uses that base
 	}
-	// The stack's own DialOptions key its breaker by the target (the whole
-	// service); here it is keyed by endpoint below the balancer, as on the
-	// HTTP path (see endpointBreaker).
 	var chain []grpc.StreamClientInterceptor
 	if p := stack.Retry(); p != nil {
 		chain = append(chain, p.StreamClientInterceptor())
@@ -76,10 +68,7 @@ func (s *Server) newGRPCConn(c ambassador.ServiceConfig, stack *ambassador.Stack
 		at := &attemptTracer{tracer: s.opts.tracer, service: attribute.String("service", c.Name)}
 		chain = append(chain, at.intercept)
 	}
-	chain = append(chain, passDesc, sendLogInterceptor)
-	if b := stack.Breaker(); b != nil {
-		chain = append(chain, endpointBreaker(b))
-	}
+	chain = append(chain, sendLogInterceptor)
 	dopts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithChainStreamInterceptor(chain...),
@@ -88,7 +77,7 @@ func (s *Server) newGRPCConn(c ambassador.ServiceConfig, stack *ambassador.Stack
 			grpc.MaxCallRecvMsgSize(math.MaxInt32),
 			grpc.MaxCallSendMsgSize(math.MaxInt32),
 		),
-	}, stack.Discovery().DialOptions()...)
+	}, discoveryOptions(stack)...)
 	return grpc.NewClient("outbound:///"+c.Name, dopts...)
 }
 

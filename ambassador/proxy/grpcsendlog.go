@@ -154,10 +154,12 @@ func (l *sendLog) send(ctx context.Context, cs grpc.ClientStream) {
 	}
 }
 
-// sendLogInterceptor, below the policies, gives each attempt's stream to
-// the pump (the first) or to a sender of its own.
-func sendLogInterceptor(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	cs, err := streamer(ctx, desc, cc, method, opts...)
+// sendLogInterceptor is the innermost stream interceptor of the native
+// path's connections: it opens each attempt's stream in its real, full
+// duplex shape (see retryableDesc), and gives it to the pump (the first)
+// or to a sender of its own.
+func sendLogInterceptor(ctx context.Context, _ *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	cs, err := streamer(ctx, &fullDuplex, cc, method, opts...)
 	if l, ok := ctx.Value(sendLogKey{}).(*sendLog); ok && err == nil && !l.attach(cs) {
 		go l.send(ctx, cs)
 	}
