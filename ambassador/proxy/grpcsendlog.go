@@ -35,11 +35,13 @@ type sendLog struct {
 	senders   int               // sender goroutines started (retries)
 	direct    grpc.ClientStream // the attempt the pump writes to, until it fails
 	changed   chan struct{}     // made by a waiting sender; closed on the next append, close or commit
+	one       [1]*rawFrame      // msgs' first slot: a unary or server-streaming call logs one message
 }
 
 type sendLogKey struct{}
 
-func newSendLog() *sendLog { return &sendLog{} }
+// init makes l, the zero sendLog, ready for a call's messages.
+func (l *sendLog) init() { l.msgs = l.one[:0] }
 
 func (l *sendLog) notifyLocked() {
 	if l.changed != nil {
