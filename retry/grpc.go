@@ -203,7 +203,7 @@ type retryStream struct {
 	cs        grpc.ClientStream
 	n         int
 	actx      context.Context
-	cancel    context.CancelFunc
+	cancel    context.CancelCauseFunc // the attempt's; called with nil
 	timer     *time.Timer
 	sent      []any // messages sent before commit (a server stream sends one)
 	closeSent bool
@@ -215,7 +215,7 @@ type retryStream struct {
 func (s *retryStream) open() error {
 	s.n = s.rec.Start()
 	actx, cancel := context.WithCancelCause(attempt.WithAttempt(s.ctx, s.rec, s.n))
-	s.actx, s.cancel = actx, func() { cancel(nil) }
+	s.actx, s.cancel = actx, cancel
 	sctx, span := s.p.startSpan(actx, s.n)
 	if s.p.c.perTry > 0 {
 		s.timer = time.AfterFunc(s.p.c.perTry, func() { cancel(classify.ErrPerTryTimeout) })
@@ -243,7 +243,7 @@ func (s *retryStream) stopAttempt() {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
-	s.cancel()
+	s.cancel(nil)
 }
 
 // retry decides about a failed attempt and, if allowed, opens the next one.
@@ -307,7 +307,7 @@ func (s *retryStream) RecvMsg(m any) error {
 		s.mu.Unlock()
 		err := cs.RecvMsg(m)
 		if err != nil {
-			s.cancel()
+			s.cancel(nil)
 		}
 		return err
 	}
@@ -321,7 +321,7 @@ func (s *retryStream) RecvMsg(m any) error {
 		if errors.Is(err, io.EOF) {
 			// The server ended the stream with OK and no message.
 			s.commit(oSuccess)
-			s.cancel()
+			s.cancel(nil)
 			return err
 		}
 		if rerr := s.retry(err); rerr != nil {

@@ -95,9 +95,9 @@
 // line, http.server.request.duration and server span as any request. One
 // generic handler opens a stream for the same method on the service's
 // grpc.ClientConn (built from the stack: its retry and ratelimit
-// interceptors, the discovery resolver and balancer, and its breaker keyed
-// by the endpoint each attempt was opened to, as on the HTTP path, where
-// Stack.DialOptions would key it by the whole service) and
+// interceptors, the discovery resolver and balancer, and its breaker at
+// grpc's pick, keyed by the endpoint each attempt goes to, as on the HTTP
+// path and as Stack.DialOptions does: discovery's GatedDialOptions) and
 // copies messages both ways undecoded (a pass-through codec), then the
 // upstream's headers, trailers and status, without its x-outbound-error.
 // The caller's metadata goes on without the hop's own (user-agent,

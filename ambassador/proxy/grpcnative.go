@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/outbound-go/outbound/ambassador"
+	"github.com/outbound-go/outbound/internal/attempt"
 )
 
 // The native gRPC path.
@@ -41,17 +43,12 @@ import (
 // retryableDesc is the stream shape forwardGRPC asks for: the retry layer
 // retries a server-streaming call until its first response message, keeping
 // the messages sent meanwhile for the next attempt. The shape on the wire
-// is fullDuplex (passDesc, below the policies): the ambassador does not know
-// whether the method streams, and the caller may send any number of messages.
+// is fullDuplex (sendLogInterceptor, below the policies, puts it back): the
+// ambassador does not know whether the method streams, and the caller may
+// send any number of messages.
 var retryableDesc = grpc.StreamDesc{ServerStreams: true}
 
 var fullDuplex = grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
-
-// passDesc is the innermost stream interceptor of the native path's
-// connections: it puts the real (full duplex) shape back under the policies.
-func passDesc(ctx context.Context, _ *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	return streamer(ctx, &fullDuplex, cc, method, opts...)
-}
 
 // newGRPCConn returns the native path's connection to the service of e, or
 // nil when the service keeps the ReverseProxy path (see above).
@@ -62,9 +59,6 @@ func (s *Server) newGRPCConn(c ambassador.ServiceConfig, stack *ambassador.Stack
 	if _, err := stack.DialOptions(); err != nil {
 		return nil, nil // a WithBase stack: the ReverseProxy path uses that base
 	}
-	// The stack's own DialOptions key its breaker by the target (the whole
-	// service); here it is keyed by endpoint below the balancer, as on the
-	// HTTP path (see endpointBreaker).
 	var chain []grpc.StreamClientInterceptor
 	if p := stack.Retry(); p != nil {
 		chain = append(chain, p.StreamClientInterceptor())
@@ -76,10 +70,7 @@ func (s *Server) newGRPCConn(c ambassador.ServiceConfig, stack *ambassador.Stack
 		at := &attemptTracer{tracer: s.opts.tracer, service: attribute.String("service", c.Name)}
 		chain = append(chain, at.intercept)
 	}
-	chain = append(chain, passDesc, sendLogInterceptor)
-	if b := stack.Breaker(); b != nil {
-		chain = append(chain, endpointBreaker(b))
-	}
+	chain = append(chain, sendLogInterceptor)
 	dopts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithChainStreamInterceptor(chain...),
@@ -88,17 +79,31 @@ func (s *Server) newGRPCConn(c ambassador.ServiceConfig, stack *ambassador.Stack
 			grpc.MaxCallRecvMsgSize(math.MaxInt32),
 			grpc.MaxCallSendMsgSize(math.MaxInt32),
 		),
-	}, stack.Discovery().DialOptions()...)
+	}, discoveryOptions(stack)...)
 	return grpc.NewClient("outbound:///"+c.Name, dopts...)
 }
 
+// nativeCall is the state of one native call that lives as long as the
+// call, in one allocation: the access log's writer and body count, the
+// request's URL, the attempt record, the send log, and the first message
+// each way (a unary call has no other).
+type nativeCall struct {
+	lw       logWriter
+	in       countingBody
+	url      url.URL
+	rec      attempt.Record
+	log      sendLog
+	up, down rawFrame // the first message to the upstream, and to the caller
+}
+
 // forwardGRPC forwards the call of ss, routed to entry, on the service's
-// connection and copies messages both ways; lw records the outcome for the
-// access log. ctx is the stream's context with the call's attempt record
-// (and server span); md is the caller's metadata, the call's own copy,
-// which forwardGRPC trims to what the upstream gets.
-func (s *Server) forwardGRPC(ctx context.Context, ss grpc.ServerStream, entry *serviceEntry, lw *logWriter, method string, md metadata.MD) error {
-	log := newSendLog()
+// connection and copies messages both ways; c.lw records the outcome for
+// the access log. ctx is the stream's context with the call's attempt
+// record (and server span); md is the caller's metadata, the call's own
+// copy, which forwardGRPC trims to what the upstream gets.
+func (s *Server) forwardGRPC(ctx context.Context, ss grpc.ServerStream, entry *serviceEntry, c *nativeCall, method string, md metadata.MD) error {
+	lw, log := &c.lw, &c.log
+	log.init()
 	if entry.cfg.Retry == nil {
 		log.commit() // no retry layer: one attempt, nothing kept for a replay
 	}
@@ -113,10 +118,10 @@ func (s *Server) forwardGRPC(ctx context.Context, ss grpc.ServerStream, entry *s
 		return s.grpcFailure(ctx, ss, lw, err)
 	}
 	log.startPump()
-	go pumpToLog(ss, log, cancel, lw)
-	var f rawFrame
+	go pumpToLog(ss, log, cancel, lw, &c.up)
+	f := &c.down
 	for first := true; ; first = false {
-		err := cs.RecvMsg(&f)
+		err := cs.RecvMsg(f)
 		if first {
 			log.commit() // the retry layer starts no further attempt
 			// The upstream's headers, also when no message follows; a
@@ -134,10 +139,11 @@ func (s *Server) forwardGRPC(ctx context.Context, ss grpc.ServerStream, entry *s
 			}
 			return s.grpcFailure(ctx, ss, lw, err)
 		}
-		if err := ss.SendMsg(&f); err != nil {
+		if err := ss.SendMsg(f); err != nil {
 			return err // the caller went away
 		}
 		lw.out += int64(len(f.b))
+		f = new(rawFrame) // f is the transport's until it is written (see rawFrame)
 	}
 }
 
@@ -145,10 +151,12 @@ func (s *Server) forwardGRPC(ctx context.Context, ss grpc.ServerStream, entry *s
 // attempt the log gives it (the first, until it fails), until the caller
 // half-closes (then it closes the log and that attempt's sending side) or
 // fails (then it cancels the upstream call). The sender of each later
-// attempt (sendLogInterceptor) writes the log upstream.
-func pumpToLog(ss grpc.ServerStream, log *sendLog, cancel context.CancelFunc, lw *logWriter) {
-	for {
-		f := new(rawFrame) // not reused: the log keeps it until the call commits
+// attempt (sendLogInterceptor) writes the log upstream. f receives the
+// first message.
+func pumpToLog(ss grpc.ServerStream, log *sendLog, cancel context.CancelFunc, lw *logWriter, f *rawFrame) {
+	// Each message has a frame of its own: the log keeps it until the call
+	// commits, and the transport until it is written (see rawFrame).
+	for ; ; f = new(rawFrame) {
 		if err := ss.RecvMsg(f); err != nil {
 			if errors.Is(err, io.EOF) {
 				if cs := log.closeSend(); cs != nil {

@@ -35,11 +35,13 @@ type sendLog struct {
 	senders   int               // sender goroutines started (retries)
 	direct    grpc.ClientStream // the attempt the pump writes to, until it fails
 	changed   chan struct{}     // made by a waiting sender; closed on the next append, close or commit
+	one       [1]*rawFrame      // msgs' first slot: a unary or server-streaming call logs one message
 }
 
 type sendLogKey struct{}
 
-func newSendLog() *sendLog { return &sendLog{} }
+// init makes l, the zero sendLog, ready for a call's messages.
+func (l *sendLog) init() { l.msgs = l.one[:0] }
 
 func (l *sendLog) notifyLocked() {
 	if l.changed != nil {
@@ -154,10 +156,12 @@ func (l *sendLog) send(ctx context.Context, cs grpc.ClientStream) {
 	}
 }
 
-// sendLogInterceptor, below the policies, gives each attempt's stream to
-// the pump (the first) or to a sender of its own.
-func sendLogInterceptor(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	cs, err := streamer(ctx, desc, cc, method, opts...)
+// sendLogInterceptor is the innermost stream interceptor of the native
+// path's connections: it opens each attempt's stream in its real, full
+// duplex shape (see retryableDesc), and gives it to the pump (the first)
+// or to a sender of its own.
+func sendLogInterceptor(ctx context.Context, _ *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	cs, err := streamer(ctx, &fullDuplex, cc, method, opts...)
 	if l, ok := ctx.Value(sendLogKey{}).(*sendLog); ok && err == nil && !l.attach(cs) {
 		go l.send(ctx, cs)
 	}

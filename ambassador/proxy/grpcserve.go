@@ -160,8 +160,10 @@ func (h *listenerHandler) serveGRPCCall(_ any, ss grpc.ServerStream) (err error)
 	start := time.Now()
 	method, _ := grpc.MethodFromServerStream(ss)
 	md, _ := metadata.FromIncomingContext(ss.Context()) // a copy: the call's own from here on
-	r := callRequest(ss.Context(), method, md)
-	lw := &logWriter{ResponseWriter: headerWriter{h: http.Header{}}, in: &countingBody{}}
+	c := &nativeCall{}
+	c.lw = logWriter{ResponseWriter: headerWriter{h: http.Header{}}, in: &c.in}
+	lw := &c.lw
+	r := callRequest(ss.Context(), method, md, &c.url)
 	var (
 		rt    *route
 		entry *serviceEntry
@@ -169,7 +171,7 @@ func (h *listenerHandler) serveGRPCCall(_ any, ss grpc.ServerStream) (err error)
 		slot  bool
 	)
 	defer func() {
-		lw.Header()["Grpc-Status"] = []string{strconv.Itoa(int(status.Code(err)))}
+		lw.Header()["Grpc-Status"] = grpcStatusValue(status.Code(err))
 		if slot {
 			entry.freeSlot()
 		}
@@ -198,19 +200,37 @@ func (h *listenerHandler) serveGRPCCall(_ any, ss grpc.ServerStream) (err error)
 		return refusalStatus(ss, lw)
 	}
 	slot = true
-	rec = attempt.NewRecord()
-	return s.forwardGRPC(attempt.WithRecord(r.Context(), rec), ss, entry, lw, method, md)
+	rec = &c.rec
+	return s.forwardGRPC(attempt.WithRecord(r.Context(), rec), ss, entry, c, method, md)
+}
+
+// grpcStatusValues are the header values of the codes grpc-go defines, made
+// once: shared, so never appended to or written (len = cap).
+var grpcStatusValues = func() (v [codes.Unauthenticated + 1][]string) {
+	for c := range v {
+		v[c] = []string{strconv.Itoa(c)}
+	}
+	return v
+}()
+
+// grpcStatusValue is the Grpc-Status header value of code.
+func grpcStatusValue(code codes.Code) []string {
+	if int(code) < len(grpcStatusValues) {
+		return grpcStatusValues[code]
+	}
+	return []string{strconv.FormatUint(uint64(code), 10)}
 }
 
 // callRequest is the request a gRPC call on grpc-go's transport would have
 // been on net/http's: what routing, the access log, the metrics and the
 // server span read (method, path, host, remote address, content-type and
 // trace context), from md, the call's metadata. Its context is the
-// stream's.
-func callRequest(ctx context.Context, method string, md metadata.MD) *http.Request {
+// stream's; u, the call's, becomes its URL.
+func callRequest(ctx context.Context, method string, md metadata.MD, u *url.URL) *http.Request {
+	u.Path = method
 	r := &http.Request{
 		Method:     http.MethodPost,
-		URL:        &url.URL{Path: method},
+		URL:        u,
 		Proto:      "HTTP/2.0",
 		ProtoMajor: 2,
 		Header:     make(http.Header, 3),
@@ -221,9 +241,9 @@ func callRequest(ctx context.Context, method string, md metadata.MD) *http.Reque
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		r.RemoteAddr = p.Addr.String()
 	}
-	for _, k := range [...]string{"content-type", "traceparent", "tracestate"} {
-		if v := md[k]; len(v) > 0 {
-			r.Header[http.CanonicalHeaderKey(k)] = v
+	for _, k := range [...]struct{ md, h string }{{"content-type", "Content-Type"}, {"traceparent", "Traceparent"}, {"tracestate", "Tracestate"}} {
+		if v := md[k.md]; len(v) > 0 {
+			r.Header[k.h] = v
 		}
 	}
 	return r.WithContext(ctx)
