@@ -167,8 +167,13 @@ func TestLinkedGuardContext(t *testing.T) {
 		child, ccancel := context.WithCancel(g)
 		defer ccancel()
 		c.release()
-		<-done
-		<-child.Done()
+		for _, ch := range []<-chan struct{}{done, child.Done()} {
+			select {
+			case <-ch:
+			default:
+				t.Fatal("the Stack's release did not end the guard's context and its child")
+			}
+		}
 		assert.ErrorIs(t, g.Err(), context.Canceled)
 		assert.NoError(t, p.Err(), "the caller's context is untouched")
 
