@@ -200,6 +200,11 @@ func errorType(ctx context.Context, err error) string {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "timeout"
 	}
+	// The re-send guard's stop (ErrResendLimit) may end the context of the
+	// layers above it too (see resendCall.done): its kind comes first.
+	if errors.Is(err, kinds.ErrResendLimit) {
+		ctx = context.Background()
+	}
 	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 		return "canceled"
 	}

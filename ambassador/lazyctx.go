@@ -28,11 +28,25 @@ import (
 //   - release must be called once the request and its response body are
 //     done; after it the context is ended (armed later, it is born
 //     cancelled, registering nothing with the parent). It is idempotent.
+//   - A lazyCtx may be linked to a child in the same allocation (the
+//     Stack's to its re-send guard's: see stackCall.link): the child's
+//     parent is then the outer context itself, the outer's release
+//     releases the child too, and a child armed while the outer is not
+//     builds one context.WithDeadline for both (a child of the outer's
+//     parent with the outer's deadline) instead of a cancellation of its
+//     own under one of the outer's: the outer ends only by its parent, its
+//     deadline or its release, and the child ends with it on each (its
+//     release, through the link).
 type lazyCtx struct {
 	parent context.Context
 	// deadline, when not zero, ends the context; zero means the context
 	// has no deadline of its own and Deadline is the parent's.
 	deadline time.Time
+	// outer, set on a linked child, is the context it is the child of
+	// (parent is outer's context); inner, set on the outer, is the child
+	// its release releases too. Both are set before the contexts are
+	// used, and never change.
+	outer, inner *lazyCtx
 
 	mu sync.Mutex
 	// released is stored under mu: arm, holding mu, sees it.
@@ -92,6 +106,11 @@ func (c *lazyCtx) arm() context.Context {
 	case c.released.Load():
 		c.armedCtx, c.cancelCaused = context.WithCancelCause(c.parent)
 		c.cancelCaused(nil)
+	case c.outer != nil && !c.outer.isArmed.Load():
+		// One cancellation for both (see the invariants). An outer
+		// released meanwhile releases c after, which cancels this.
+		o := c.outer
+		c.armedCtx, c.cancelTimer = context.WithDeadline(o.parent, o.deadline)
 	case c.deadline.IsZero():
 		c.armedCtx, c.cancelCaused = context.WithCancelCause(c.parent)
 	default:
@@ -102,8 +121,9 @@ func (c *lazyCtx) arm() context.Context {
 }
 
 // cancel arms the context and ends it with cause (context.Canceled when
-// nil). A context with a deadline has no cause of its own to give: there
-// cause is ignored and the cause is context.Canceled.
+// nil). A context with a deadline, or a linked child armed with its
+// outer's, has no cause of its own to give: there cause is ignored and
+// the cause is context.Canceled.
 func (c *lazyCtx) cancel(cause error) {
 	c.arm()
 	if c.cancelCaused != nil {
@@ -117,7 +137,7 @@ func (c *lazyCtx) cancel(cause error) {
 // registration exist only if it was armed.
 func (c *lazyCtx) release() {
 	if c.released.Load() {
-		return // released before: nothing is left to end
+		return // released before (and its inner with it): nothing is left to end
 	}
 	c.mu.Lock()
 	c.released.Store(true)
@@ -125,6 +145,9 @@ func (c *lazyCtx) release() {
 	c.mu.Unlock()
 	if armed {
 		c.cancel(nil)
+	}
+	if c.inner != nil {
+		c.inner.release()
 	}
 }
 

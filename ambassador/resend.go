@@ -63,17 +63,17 @@ func guardResends(base http.RoundTripper, h2 bool) http.RoundTripper {
 }
 
 // resendCall is the guard's state for one RoundTrip, in one allocation
-// (for the first RoundTrip of a Stack request, inside the Stack's: see
+// (for the first attempt of a Stack request, inside the Stack's: see
 // stackCall.guard): it is the context the base transport sees (the
 // caller's, with the trace and the guard's cancellation), the trace, the
 // connection count and the body wrapper that releases the context.
 //
 // The cancellation is a lazyCtx without a deadline of its own (see its
-// invariants): no context.WithCancelCause exists until something asks for
-// Done (a real transport does at once; a RoundTripper that never blocks
-// does not), so a base that does no I/O costs no cancellation machinery.
-// The trace is found by its key without a context.WithValue: see
-// isTraceKey.
+// invariants): no cancellation exists until something asks for Done (a
+// real transport does at once; a RoundTripper that never blocks does
+// not), so a base that does no I/O costs no cancellation machinery; the
+// Stack's, linked to its request context, shares that context's. The trace
+// is found by its key without a context.WithValue: see isTraceKey.
 type resendCall struct {
 	lazyCtx
 	trace         httptrace.ClientTrace
@@ -83,9 +83,12 @@ type resendCall struct {
 	stopped       atomic.Bool
 	stoppedH2     atomic.Bool // the connection the RoundTrip was stopped at is HTTP/2
 	h2            bool
-	// claimed is only used in the resendCall a stackCall holds: see
-	// stackCall.guard. (The field order fills alignment holes: the
-	// stackCall, malloc header included, fits its size class.)
+	// linked is set on the resendCall a stackCall holds (stackCall.link),
+	// before the request is sent; claimed says the guard took it (see
+	// stackCall.guard). Until then a linked resendCall is a plain child
+	// context of the Stack's: it answers the trace key only once claimed.
+	// (The field order fills alignment holes.)
+	linked  bool
 	claimed atomic.Bool
 
 	body releaseBody
@@ -103,43 +106,59 @@ func (g *resendGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err == nil {
 			drainClose(resp)
 		}
-		c.release()
+		c.done()
 		if c.stoppedH2.Load() {
 			return nil, fmt.Errorf("ambassador: %s %s: %w: %w", req.Method, req.URL.Host, ErrResendLimit, kinds.ErrResendUnprocessed)
 		}
 		return nil, fmt.Errorf("ambassador: %s %s: %w", req.Method, req.URL.Host, ErrResendLimit)
 	}
 	if err != nil {
-		c.release()
+		c.done()
 		return nil, err
+	}
+	if c.linked {
+		return resp, nil // released with the Stack's context: see done
 	}
 	return c.holdFor(resp, &c.body), nil
 }
 
-// newCall returns the guard's state for one RoundTrip of req and the
-// request copy the base transport is given, whose context it is. Under a
-// Stack's request context the first RoundTrip takes both from the Stack's
-// allocation (claimGuard); any other allocates them.
-func (g *resendGuard) newCall(req *http.Request) (*resendCall, *http.Request) {
-	parent := req.Context()
-	c, out, ok := claimGuard(parent)
-	if !ok {
-		c = &resendCall{}
+// done releases c once its RoundTrip failed. The state a Stack's request
+// holds (linked) is the context of the layers above the guard too, which
+// may still look at it (a breaker or the client metrics classifying the
+// error): the Stack's release releases it, once the request and its
+// response body are done, as it does after a response.
+func (c *resendCall) done() {
+	if !c.linked {
+		c.release()
 	}
+}
+
+// newCall returns the guard's state for one RoundTrip of req and the
+// request the base transport is given, whose context it is. The first
+// attempt of a Stack request carries the guard's state linked in its
+// context already (claimLinked): that request goes as it is. Any other
+// allocates both, the request a copy with the guard's context.
+func (g *resendGuard) newCall(req *http.Request) (*resendCall, *http.Request) {
+	if c, ok := claimLinked(req); ok {
+		c.h2 = g.h2
+		c.composeTrace(c.parent)
+		return c, req
+	}
+	parent := req.Context()
+	c := &resendCall{}
 	c.lazyCtx.parent, c.h2 = parent, g.h2
+	c.composeTrace(parent)
+	return c, req.WithContext(c)
+}
+
+// composeTrace takes the caller's trace in parent, if any, into c's: its
+// hooks stay, and its GotConn runs after ours (as
+// httptrace.WithClientTrace would compose them).
+func (c *resendCall) composeTrace(parent context.Context) {
 	if old := httptrace.ContextClientTrace(parent); old != nil {
-		// Compose with the caller's trace: its hooks stay, and its
-		// GotConn runs after ours (as httptrace.WithClientTrace would).
 		c.trace = *old
 		c.callerGotConn = old.GotConn
 	}
-	if ok {
-		// WithContext is inlined and its copy does not escape: the copy
-		// goes into the Stack's storage without an allocation of its own.
-		*out = *req.WithContext(c)
-		return c, out
-	}
-	return c, req.WithContext(c)
 }
 
 // traceKeyProbe holds a trace under httptrace's own (unexported) key and
@@ -155,7 +174,7 @@ func isTraceKey(key any) bool { return traceKeyProbe.Value(key) != nil }
 // the trace up, so a base that never traces (one that takes no
 // connections) costs none; until then trace holds the caller's hooks only.
 func (c *resendCall) Value(key any) any {
-	if isTraceKey(key) {
+	if (!c.linked || c.claimed.Load()) && isTraceKey(key) {
 		c.traceOnce.Do(c.armTrace)
 		return &c.trace
 	}

@@ -280,3 +280,25 @@ func TestResendBoundedH2CPOSTRetried(t *testing.T) {
 	assert.Equal(t, int64(1), out[retry.OutcomeExhausted], "outcomes %v", out)
 	assert.LessOrEqual(t, streams.Load(), int64(2*3), "streams offered")
 }
+
+// The client metrics give a stopped send error.type reset (the guard's
+// stop, not the caller going away), although under a Stack the guard's
+// context is also the context of the layers above it.
+func TestResendLimitErrorTypeReset(t *testing.T) {
+	up := newDropUpstream(t, poolSize)
+	metrics := newStackMetrics(t)
+	s := newTransport(t, ambassador.ServiceConfig{Name: "users",
+		Discovery: discovery.Config{Static: []string{up.Addr()}}},
+		quietLogs, ambassador.WithMeterProvider(metrics.mp))
+	up.fillPool(t, s, "http://users/fill")
+
+	_, err := send(t, s, http.MethodGet, "http://users/once", nil, "")
+	require.ErrorIs(t, err, ambassador.ErrResendLimit)
+	var types []string
+	for _, dp := range collectHistogram[float64](t, metrics.reader, "http.client.request.duration") {
+		if et, ok := attrMap(dp.Attributes)["error.type"]; ok {
+			types = append(types, et)
+		}
+	}
+	assert.Equal(t, []string{"reset"}, types)
+}

@@ -378,10 +378,13 @@ func (s *Stack) RoundTrip(req *http.Request) (*http.Response, error) {
 		// hand it the context instead of copying the request here too,
 		// and its call state, allocated with ours.
 		// The clock reading is shared too (budget, rate limiter).
+		// The first attempt's context is the re-send guard's, so the
+		// guard sends that attempt's request without a copy.
 		c.call.UseURL(&c.url)
+		c.call.UseFirstParent(c.link())
 		resp, err = crt.RoundTripContext(c, req, now, &c.call)
 	} else {
-		resp, err = s.chain.RoundTrip(req.WithContext(c))
+		resp, err = s.chain.RoundTrip(req.WithContext(c.link()))
 	}
 	if err != nil {
 		timedOut := c.Err() != nil && parent.Err() == nil

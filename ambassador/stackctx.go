@@ -11,8 +11,9 @@ import (
 // stackCall is the state a Stack keeps for one request in one allocation:
 // the request's context, bounded by the service timeout (a lazyCtx: see its
 // invariants), the response body wrapper that releases it (release is
-// idempotent: the body may reach EOF and be closed), and the retry layer's
-// call state.
+// idempotent: the body may reach EOF and be closed), the retry layer's
+// call state, and the re-send guard's state for the request's first
+// RoundTrip of the base.
 type stackCall struct {
 	lazyCtx
 
@@ -24,39 +25,46 @@ type stackCall struct {
 	call attempt.HTTPCall
 	url  url.URL
 
-	// guard and guardReq are the re-send guard's state and request copy
-	// for the first RoundTrip of this request that reaches the guard (see
-	// claimGuard), in the same allocation.
+	// guard is the re-send guard's state for the first attempt of this
+	// request, and its context that attempt's (see link): the guard takes
+	// that attempt's request as it is, without a copy to change its
+	// context.
 	//
-	// Invariant: guard.claimed is set once, by the RoundTrip that claims
-	// them, and never cleared: they serve one RoundTrip of one request
-	// and are never reused; every other RoundTrip (a retry, a hedged
-	// attempt) allocates its own.
-	guard    resendCall
-	guardReq http.Request
-}
-
-// stackCallKey is the context key under which a stackCall answers with
-// itself, so the re-send guard below the policies finds it.
-type stackCallKey struct{}
-
-func (c *stackCall) Value(key any) any {
-	if _, ok := key.(stackCallKey); ok {
-		return c
-	}
-	return c.lazyCtx.Value(key)
-}
-
-// claimGuard returns the re-send guard's state and request copy of the
-// stackCall in ctx, if there is one and no other RoundTrip claimed them.
-func claimGuard(ctx context.Context) (*resendCall, *http.Request, bool) {
-	sc, ok := ctx.Value(stackCallKey{}).(*stackCall)
-	if !ok || !sc.guard.claimed.CompareAndSwap(false, true) {
-		return nil, nil, false
-	}
-	return &sc.guard, &sc.guardReq, true
+	// Invariant: guard.claimed is set once, by the guard's RoundTrip that
+	// takes it (claimLinked), and never cleared: it serves one RoundTrip
+	// of one request and is never reused; every other RoundTrip (a retry,
+	// a hedged attempt) allocates its own.
+	guard resendCall
 }
 
 var _ context.Context = (*stackCall)(nil)
 
 func (c *stackCall) String() string { return "ambassador.Stack request context" }
+
+// link makes c.guard's context a child of c's, linked to it (see lazyCtx)
+// and open to the guard's claim, and returns it: the context for the
+// request's first attempt. It must be called before the request is sent.
+func (c *stackCall) link() context.Context {
+	c.guard.lazyCtx.parent = c
+	c.guard.lazyCtx.outer = &c.lazyCtx
+	c.lazyCtx.inner = &c.guard.lazyCtx
+	c.guard.linked = true
+	return &c.guard
+}
+
+// claimLinked returns the linked guard state (stackCall.link) whose
+// context is req's, directly or as the parent of req's attempt context,
+// when no other RoundTrip claimed it. Only then is req's context exactly
+// the one the guard would give the base transport: anything between (a
+// per-try timeout, a span, a trace a layer added) means a copy.
+func claimLinked(req *http.Request) (*resendCall, bool) {
+	ctx := req.Context()
+	if p, ok := attempt.Parent(ctx); ok {
+		ctx = p
+	}
+	c, ok := ctx.(*resendCall)
+	if !ok || !c.linked || !c.claimed.CompareAndSwap(false, true) {
+		return nil, false
+	}
+	return c, true
+}

@@ -119,3 +119,92 @@ func TestLazyCtxWithoutDeadline(t *testing.T) {
 	<-late.Done()
 	assert.ErrorIs(t, p.Err(), nil, "the parent is untouched")
 }
+
+// A linked pair (the Stack's context and its re-send guard's, see
+// stackCall.link): the guard's context, armed while the Stack's is not,
+// takes the Stack's deadline, ends with the caller's context and with the
+// Stack's release, answers the caller's values, and arms nothing of the
+// Stack's own.
+func TestLinkedGuardContext(t *testing.T) {
+	newCall := func(p context.Context, dl time.Time) (*stackCall, context.Context) {
+		c := &stackCall{lazyCtx: lazyCtx{parent: p, deadline: dl}}
+		return c, c.link()
+	}
+
+	t.Run("deadline, values, one cancellation", func(t *testing.T) {
+		p, cancel := context.WithCancel(context.WithValue(context.Background(), ctxKeyT{}, "v"))
+		defer cancel()
+		dl := time.Now().Add(20 * time.Millisecond)
+		c, g := newCall(p, dl)
+		got, ok := g.Deadline()
+		assert.True(t, ok)
+		assert.Equal(t, dl, got, "the Stack's deadline")
+		assert.Equal(t, "v", g.Value(ctxKeyT{}))
+		<-g.Done()
+		assert.ErrorIs(t, g.Err(), context.DeadlineExceeded)
+		assert.ErrorIs(t, context.Cause(g), context.DeadlineExceeded)
+		assert.False(t, c.isArmed.Load(), "the Stack's context built nothing")
+		assert.ErrorIs(t, c.Err(), context.DeadlineExceeded, "the Stack's context ends at its deadline too")
+		c.release()
+	})
+
+	t.Run("caller cancelled", func(t *testing.T) {
+		p, cancel := context.WithCancel(context.Background())
+		c, g := newCall(p, time.Now().Add(time.Hour))
+		done := g.Done()
+		cancel()
+		<-done
+		assert.ErrorIs(t, g.Err(), context.Canceled)
+		assert.ErrorIs(t, c.Err(), context.Canceled)
+		c.release()
+	})
+
+	t.Run("the Stack's release ends it", func(t *testing.T) {
+		p, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		c, g := newCall(p, time.Now().Add(time.Hour))
+		done := g.Done()
+		child, ccancel := context.WithCancel(g)
+		defer ccancel()
+		c.release()
+		for _, ch := range []<-chan struct{}{done, child.Done()} {
+			select {
+			case <-ch:
+			default:
+				t.Fatal("the Stack's release did not end the guard's context and its child")
+			}
+		}
+		assert.ErrorIs(t, g.Err(), context.Canceled)
+		assert.NoError(t, p.Err(), "the caller's context is untouched")
+
+		c2, g2 := newCall(p, time.Now().Add(time.Hour))
+		c2.release()
+		assert.ErrorIs(t, g2.Err(), context.Canceled, "released unarmed: born ended")
+		<-g2.Done()
+	})
+
+	t.Run("its cancel leaves the Stack's context alone", func(t *testing.T) {
+		p, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		c, _ := newCall(p, time.Now().Add(time.Hour))
+		done := c.guard.Done()
+		c.guard.cancel(errStopResends)
+		<-done
+		assert.ErrorIs(t, c.guard.Err(), context.Canceled)
+		assert.NoError(t, c.Err(), "the Stack's context goes on")
+		c.release()
+	})
+
+	t.Run("armed after the Stack's: a child of it", func(t *testing.T) {
+		p, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		c, g := newCall(p, time.Now().Add(time.Hour))
+		outerDone := c.Done()
+		gDone := g.Done()
+		c.lazyCtx.cancel(nil)
+		<-outerDone
+		<-gDone
+		assert.ErrorIs(t, g.Err(), context.Canceled)
+		c.release()
+	})
+}

@@ -177,6 +177,18 @@ func WithRecord(parent context.Context, rec *Record) context.Context {
 	return &attemptCtx{Context: parent, rec: rec}
 }
 
+// Parent returns the parent of ctx when ctx is itself an attempt context
+// (made by WithAttempt, WithRecord, Call.Attempt or HTTPCall.Request), and
+// false otherwise. A layer that gave the first attempt its parent
+// (HTTPCall.UseFirstParent) recognises with it a request whose context is
+// that attempt's, with nothing between.
+func Parent(ctx context.Context) (context.Context, bool) {
+	if c, ok := ctx.(*attemptCtx); ok {
+		return c.Context, true
+	}
+	return nil, false
+}
+
 // FromContext returns the record and attempt number carried by ctx, or
 // (nil, 0) when the request did not pass through a layer that keeps one.
 func FromContext(ctx context.Context) (*Record, int) {
@@ -193,6 +205,11 @@ type Call struct {
 	rec   Record
 	first attemptCtx
 	last  *attemptCtx // the context of the current attempt; nil until the first (then it is &first)
+	// parent is the logical request's context, the parent of every
+	// attempt's but, when the caller gave the first attempt a parent of
+	// its own (HTTPCall.UseFirstParent, which stores it in first before
+	// init), the first's.
+	parent context.Context
 }
 
 // init prepares c for a logical request under parent. adopt, when non-nil,
@@ -202,7 +219,12 @@ func (c *Call) init(parent context.Context, adopt *Record) {
 	if r == nil {
 		r = &c.rec
 	}
-	c.first = attemptCtx{Context: parent, rec: r}
+	c.parent = parent
+	first := c.first.Context // UseFirstParent's, or nil
+	if first == nil {
+		first = parent
+	}
+	c.first = attemptCtx{Context: first, rec: r}
 }
 
 // Record returns the call's record.
@@ -227,7 +249,7 @@ func (c *Call) attempt(n int) *attemptCtx {
 		c.last = &c.first
 		return &c.first
 	}
-	c.last = &attemptCtx{Context: c.first.Context, rec: c.first.rec, n: n}
+	c.last = &attemptCtx{Context: c.parent, rec: c.first.rec, n: n}
 	return c.last
 }
 
@@ -292,6 +314,14 @@ func NewHTTPCallSharedURL(parent context.Context, adopt *Record) *HTTPCall {
 // be called before the call's first Request. Without it, as from
 // NewHTTPCallSharedURL, the copies share the caller's URL.
 func (c *HTTPCall) UseURL(u *url.URL) { c.url = u }
+
+// UseFirstParent makes p, which must be a child of the parent Init will be
+// given, the parent of the first attempt's context (later attempts' stay
+// children of Init's parent); it must be called before Init. The
+// ambassador's Stack gives its re-send guard's context for the first
+// attempt this way, so the guard can take the first attempt's request as
+// it is instead of copying it to change its context (see Parent).
+func (c *HTTPCall) UseFirstParent(p context.Context) { c.Call.first.Context = p }
 
 // Init prepares a zero HTTPCall that the caller allocated (inside an object
 // of its own, to save an allocation) as NewHTTPCall would; it keeps the

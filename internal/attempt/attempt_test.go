@@ -132,3 +132,34 @@ func TestFirstRequestCopyIsNeverReused(t *testing.T) {
 	assert.NotSame(t, req, r1)
 	assert.Equal(t, "one", req.Header.Get("X-Id"), "the caller's request is never changed")
 }
+
+type firstKey struct{}
+
+// UseFirstParent gives the first attempt's context a parent of its own;
+// later attempts stay children of Init's parent, and Parent tells both.
+func TestUseFirstParent(t *testing.T) {
+	parent := context.Background()
+	first := context.WithValue(parent, firstKey{}, "first")
+	var c attempt.HTTPCall
+	c.UseFirstParent(first)
+	c.Init(parent, nil)
+	req := httptest.NewRequest(http.MethodGet, "http://users/x", nil)
+
+	r1 := c.Request(req, 1)
+	p, ok := attempt.Parent(r1.Context())
+	require.True(t, ok)
+	assert.Equal(t, first, p)
+	assert.Equal(t, "first", r1.Context().Value(firstKey{}))
+
+	r2 := c.Request(req, 2)
+	p, ok = attempt.Parent(r2.Context())
+	require.True(t, ok)
+	assert.Equal(t, parent, p, "a later attempt is a child of Init's parent")
+	assert.Nil(t, r2.Context().Value(firstKey{}))
+	rec, n := attempt.FromContext(r2.Context())
+	assert.Same(t, c.Record(), rec)
+	assert.Equal(t, 2, n)
+
+	_, ok = attempt.Parent(first)
+	assert.False(t, ok, "not an attempt context")
+}
