@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/outbound-go/outbound/internal/refusal"
+	"github.com/outbound-go/outbound/internal/testkit"
 	"github.com/outbound-go/outbound/ratelimit"
 )
 
@@ -87,9 +88,7 @@ func grpcUpstream(t *testing.T) (*healthServer, string) {
 	srv := grpc.NewServer()
 	hs := &healthServer{}
 	healthpb.RegisterHealthServer(srv, hs)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(lis) }()
-	t.Cleanup(func() { srv.Stop(); <-done })
+	testkit.ServeGRPC(t, srv, lis)
 	return hs, lis.Addr().String()
 }
 

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/outbound-go/outbound/ambassador/proxy"
+	"github.com/outbound-go/outbound/internal/testkit"
 )
 
 // unavailableUpstream is a grpc server that answers every call UNAVAILABLE
@@ -30,9 +31,7 @@ func unavailableUpstream(t *testing.T) (string, *atomic.Int64) {
 		calls.Add(1)
 		return status.Error(codes.Unavailable, "overloaded")
 	}))
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(lis) }()
-	t.Cleanup(func() { srv.Stop(); <-done })
+	testkit.ServeGRPC(t, srv, lis)
 	return lis.Addr().String(), &calls
 }
 
@@ -78,9 +77,7 @@ func TestGRPCPushbackRetried(t *testing.T) {
 		}
 		return nil
 	}))
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(lis) }()
-	t.Cleanup(func() { srv.Stop(); <-done })
+	testkit.ServeGRPC(t, srv, lis)
 
 	addr, _ := oneServiceAmbassador(t, []string{lis.Addr().String()}, "protocol: h2c\nretry: {}", "")
 	var protos http.Protocols

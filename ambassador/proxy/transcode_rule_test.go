@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/outbound-go/outbound/ambassador/proxy"
+	"github.com/outbound-go/outbound/internal/testkit"
 )
 
 // shopFile is a proto3 file built in the test: service shop.Shelves with
@@ -128,15 +129,7 @@ func startShop(t *testing.T, files *protoregistry.Files, reflect bool) string {
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		srv.Stop()
-		<-done
-	})
+	testkit.ServeGRPC(t, srv, lis)
 	return lis.Addr().String()
 }
 

@@ -26,6 +26,14 @@ func GRPCUpstream(t *testing.T, opts ...grpc.ServerOption) string {
 	hs := health.NewServer()
 	hs.SetServingStatus("users", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)
+	ServeGRPC(t, srv, lis)
+	return lis.Addr().String()
+}
+
+// ServeGRPC serves srv on lis until the test ends, then stops it and waits
+// for Serve to return.
+func ServeGRPC(t testing.TB, srv *grpc.Server, lis net.Listener) {
+	t.Helper()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -35,5 +43,4 @@ func GRPCUpstream(t *testing.T, opts ...grpc.ServerOption) string {
 		srv.Stop()
 		<-done
 	})
-	return lis.Addr().String()
 }

@@ -86,15 +86,7 @@ func ServeHealth(t testing.TB, lis net.Listener, h *SwitchHealth) {
 	t.Helper()
 	srv := grpc.NewServer()
 	healthpb.RegisterHealthServer(srv, h)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		srv.Stop()
-		<-done
-	})
+	ServeGRPC(t, srv, lis)
 }
 
 // StartHealth serves h on a free 127.0.0.1 port until the test ends and

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/outbound-go/outbound/ambassador/proxy/internal/transcode"
+	"github.com/outbound-go/outbound/internal/testkit"
 )
 
 // fuzzSet is a FileDescriptorSet with service fz.F, method Call(Req)
@@ -105,15 +106,7 @@ func FuzzJSONRequest(f *testing.F) {
 		}
 		return st.SendMsg(&emptypb.Empty{})
 	}))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(lis)
-	}()
-	f.Cleanup(func() {
-		srv.Stop()
-		<-done
-	})
+	testkit.ServeGRPC(f, srv, lis)
 	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(f, err)
 	f.Cleanup(func() { _ = cc.Close() })

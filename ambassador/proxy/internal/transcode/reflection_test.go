@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/outbound-go/outbound/ambassador/proxy/internal/transcode"
+	"github.com/outbound-go/outbound/internal/testkit"
 )
 
 // stingyReflection is a grpc.reflection.v1 server that sends each file
@@ -91,15 +92,7 @@ func TestReflectionFetchesImports(t *testing.T) {
 	require.NoError(t, err)
 	srv := grpc.NewServer()
 	rpb.RegisterServerReflectionServer(srv, refl)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		srv.Stop()
-		<-done
-	})
+	testkit.ServeGRPC(t, srv, lis)
 	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = cc.Close() })
