@@ -137,7 +137,10 @@
 // make the same choice as HTTP (weights, readiness, tried endpoints) over
 // grpc's ready connections, and share the endpoints' load and latency state
 // with the HTTP side of the same Service. A stream counts as in flight, and
-// its latency is measured, until it ends. The resolver reports
+// its latency is measured, until it ends; a client-streaming call ends with
+// the outcome its caller's RecvMsg returns (or the caller's cancellation),
+// not the success grpc reports to balancers when a send is what first saw
+// the endpoint's refusal. The resolver reports
 // resolver.State.Endpoints (grpc's own pick_first and round_robin read them
 // too). grpc finds balancers named in a service config only in its global
 // registry, whose Register may not run beside other grpc calls, so importing

@@ -40,8 +40,11 @@ func (s *Service) ResolverBuilder() resolver.Builder { return resolverBuilder{s:
 // service: the resolver and a default service config selecting the balancer
 // of the Config (round_robin, least_request, ewma → outbound_round_robin,
 // outbound_least_request, outbound_ewma: the same choice as the HTTP side,
-// registered with grpc when the package is initialised). Use them with
-// s.Target():
+// registered with grpc when the package is initialised), and a stream
+// interceptor that makes the balancer count a client-streaming call by the
+// end its caller sees (grpc can report one the endpoint refused as a
+// success); put them after your own interceptor options, so that it is the
+// innermost. Use them with s.Target():
 //
 //	conn, err := grpc.NewClient(s.Target(), append(s.DialOptions(), creds)...)
 func (s *Service) DialOptions() []grpc.DialOption { return s.dialOptions(resolverBuilder{s: s}) }
@@ -57,6 +60,7 @@ func (s *Service) dialOptions(rb resolverBuilder) []grpc.DialOption {
 	return []grpc.DialOption{
 		grpc.WithResolvers(rb),
 		grpc.WithDefaultServiceConfig(fmt.Sprintf(`{"loadBalancingConfig":[{%q:{}}]}`, name)),
+		grpc.WithChainStreamInterceptor(streamEnds),
 	}
 }
 

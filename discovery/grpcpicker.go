@@ -134,16 +134,26 @@ func (p *grpcPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	if rec != nil {
 		rec.AddTried(ep.addr)
 	}
+	es := endStreamOf(ctx)
+	if es != nil {
+		es.picked()
+	}
 	ep.inflight.Add(1)
 	start := sentAt(ctx)
+	var done func(balancer.DoneInfo)
 	if p.gate == nil {
-		return balancer.PickResult{SubConn: p.scs[i], Done: func(di balancer.DoneInfo) { ep.grpcDone(start, di) }}, nil
+		done = func(di balancer.DoneInfo) { ep.grpcDone(start, di) }
+	} else {
+		gate := p.gate
+		done = func(di balancer.DoneInfo) {
+			gate.EndCall(call, ctx, doneErr(di))
+			ep.grpcDone(start, di)
+		}
 	}
-	gate := p.gate
-	return balancer.PickResult{SubConn: p.scs[i], Done: func(di balancer.DoneInfo) {
-		gate.EndCall(call, ctx, doneErr(di))
-		ep.grpcDone(start, di)
-	}}, nil
+	if es != nil {
+		done = es.doneFunc(done) // the end the caller sees (see streamEnds)
+	}
+	return balancer.PickResult{SubConn: p.scs[i], Done: done}, nil
 }
 
 // grpcDone records the end of a gRPC call picked for ep at start (monoNow).
@@ -151,6 +161,9 @@ func (ep *endpoint) grpcDone(start int64, di balancer.DoneInfo) {
 	end := monoNow()
 	rtt := time.Duration(end - start)
 	ep.inflight.Add(-1)
+	if refusal.Is(di.Err) {
+		return // an attempt grpc did not use (see endStream.picked)
+	}
 	if di.Err == nil {
 		ep.observeAt(end, rtt, false)
 		return
