@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,21 +19,6 @@ import (
 	"github.com/outbound-go/outbound/discovery"
 	"github.com/outbound-go/outbound/internal/testkit"
 )
-
-// refusingUpstream is a grpc server that answers every call UNAVAILABLE
-// at once, without reading the request, and counts the calls.
-func refusingUpstream(t *testing.T) (string, *atomic.Int64) {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var calls atomic.Int64
-	srv := grpc.NewServer(grpc.UnknownServiceHandler(func(any, grpc.ServerStream) error {
-		calls.Add(1)
-		return status.Error(codes.Unavailable, "overloaded")
-	}))
-	testkit.ServeGRPC(t, srv, lis)
-	return lis.Addr().String(), &calls
-}
 
 // sendUntilEnded sends on s until a send fails with io.EOF: the stream has
 // ended at the endpoint and its end has reached the sender.
@@ -64,7 +47,7 @@ var clientStreaming = &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}
 // calls open the endpoint's breaker and the third is refused unsent.
 func TestDialOptionsCountsAStreamRefusedWhileSending(t *testing.T) {
 	needsRealDiscovery(t)
-	addr, calls := refusingUpstream(t)
+	addr, calls := testkit.UnavailableGRPC(t)
 	opts, err := ambassador.DialOptions(ambassador.ServiceConfig{
 		Name:      "users",
 		Discovery: discovery.Config{Static: []string{addr}},
@@ -103,7 +86,7 @@ func TestDialOptionsCountsAStreamRefusedWhileSending(t *testing.T) {
 // returns to zero (a breaker's half-open probe slot is freed the same way).
 func TestDialOptionsAbandonedStreamEnds(t *testing.T) {
 	needsRealDiscovery(t)
-	addr, _ := refusingUpstream(t)
+	addr, _ := testkit.UnavailableGRPC(t)
 	stack, err := ambassador.NewStack(ambassador.ServiceConfig{
 		Name:      "users",
 		Discovery: discovery.Config{Static: []string{addr}},

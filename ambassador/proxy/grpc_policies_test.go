@@ -19,22 +19,6 @@ import (
 	"github.com/outbound-go/outbound/internal/testkit"
 )
 
-// unavailableUpstream is a grpc server that answers every call UNAVAILABLE
-// at once (trailers-only: HTTP 200, grpc-status in the headers) and counts
-// the calls.
-func unavailableUpstream(t *testing.T) (string, *atomic.Int64) {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var calls atomic.Int64
-	srv := grpc.NewServer(grpc.UnknownServiceHandler(func(any, grpc.ServerStream) error {
-		calls.Add(1)
-		return status.Error(codes.Unavailable, "overloaded")
-	}))
-	testkit.ServeGRPC(t, srv, lis)
-	return lis.Addr().String(), &calls
-}
-
 // TestGRPCUnavailableTripsTheBreaker: gRPC proxied through the ambassador
 // to an endpoint that answers UNAVAILABLE counts against that endpoint's
 // breaker, as the same call through DialOptions' interceptors would; once
@@ -42,7 +26,7 @@ func unavailableUpstream(t *testing.T) (string, *atomic.Int64) {
 // UNAVAILABLE itself with no_endpoints (DESIGN.md: every endpoint
 // ejected), on the native gRPC path as on the ReverseProxy path.
 func TestGRPCUnavailableTripsTheBreaker(t *testing.T) {
-	up, calls := unavailableUpstream(t)
+	up, calls := testkit.UnavailableGRPC(t)
 	addr, _ := oneServiceAmbassador(t, []string{up}, "protocol: h2c\nretry: {max_attempts: 1}\nbreaker: {consecutive_failures: 2, open_timeout: 1m}", "")
 	var protos http.Protocols
 	protos.SetUnencryptedHTTP2(true)
@@ -104,7 +88,7 @@ func TestGRPCPushbackRetried(t *testing.T) {
 // no_endpoints while the healthy endpoint's connection is still being
 // made: grpc's balancer picks among ready connections only.)
 func TestNativeGRPCBreakerEjectsOneEndpoint(t *testing.T) {
-	bad, badCalls := unavailableUpstream(t)
+	bad, badCalls := testkit.UnavailableGRPC(t)
 	good := &rawUpstreamSvc{}
 	addr, _ := oneServiceAmbassador(t, []string{bad, startRawUpstream(t, good)}, "protocol: h2c\nretry: {max_attempts: 1}\nbreaker: {consecutive_failures: 2, open_timeout: 1m}", "")
 	cc := rawClient(t, addr)

@@ -2,10 +2,12 @@ package testkit
 
 import (
 	"net"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -28,6 +30,22 @@ func GRPCUpstream(t *testing.T, opts ...grpc.ServerOption) string {
 	healthpb.RegisterHealthServer(srv, hs)
 	ServeGRPC(t, srv, lis)
 	return lis.Addr().String()
+}
+
+// UnavailableGRPC starts a grpc server on loopback that answers every call
+// UNAVAILABLE at once, without reading the request (trailers-only: HTTP
+// 200, grpc-status in the headers), and counts the calls.
+func UnavailableGRPC(t testing.TB) (string, *atomic.Int64) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	calls := new(atomic.Int64)
+	srv := grpc.NewServer(grpc.UnknownServiceHandler(func(any, grpc.ServerStream) error {
+		calls.Add(1)
+		return status.Error(codes.Unavailable, "overloaded")
+	}))
+	ServeGRPC(t, srv, lis)
+	return lis.Addr().String(), calls
 }
 
 // ServeGRPC serves srv on lis until the test ends, then stops it and waits
