@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/balancer"
@@ -32,7 +33,7 @@ func streamEnds(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn,
 		return streamer(ctx, desc, cc, method, opts...)
 	}
 	es := &endStream{ctx: ctx}
-	cs, err := streamer(context.WithValue(ctx, endStreamKey{}, es), desc, cc, method, opts...)
+	cs, err := streamer(es.valueCtx(), desc, cc, method, opts...)
 	if err != nil {
 		es.end(err)
 		return nil, err
@@ -55,6 +56,25 @@ type endStream struct {
 	held    func(balancer.DoneInfo) // the picker's Done for the attempt that ended, if held
 	heldDI  balancer.DoneInfo
 	stopped func() bool // stops the fallback on ctx, when armed
+}
+
+// valueCtx returns es's context with es as its value for endStreamKey, to
+// find in the picker: es itself, so that one allocation is both.
+func (es *endStream) valueCtx() context.Context { return (*endStreamCtx)(es) }
+
+// endStreamCtx is an endStream seen as its caller's context plus the
+// endStreamKey value (its own method set: an endStream's Context method is
+// the stream's).
+type endStreamCtx endStream
+
+func (c *endStreamCtx) Deadline() (time.Time, bool) { return c.ctx.Deadline() }
+func (c *endStreamCtx) Done() <-chan struct{}       { return c.ctx.Done() }
+func (c *endStreamCtx) Err() error                  { return c.ctx.Err() }
+func (c *endStreamCtx) Value(key any) any {
+	if key == (endStreamKey{}) {
+		return (*endStream)(c)
+	}
+	return c.ctx.Value(key)
 }
 
 // endStreamOf returns the endStream ctx belongs to, or nil.
