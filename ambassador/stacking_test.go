@@ -513,12 +513,14 @@ func TestStackingDiscoveryRepicksAfterBreakerRefusal(t *testing.T) {
 // because the limiter held its requests back.
 func TestStackingRateLimitWaitIsNotEndpointLatency(t *testing.T) {
 	up := newCountingUpstream(t, http.StatusOK)
-	const wait = 300 * time.Millisecond
+	// Long enough that a loopback answer on a loaded 2-core machine under
+	// -race stays well below wait/2 (with 300 ms the test failed under load).
+	const wait = time.Second
 	s := newTransport(t, ambassador.ServiceConfig{
 		Name:      "users",
 		Discovery: discovery.Config{Static: []string{up.host(t)}, Balancer: "ewma"},
 		Retry:     slowRetry(),
-		// One token, the next one after 300 ms: the second request waits.
+		// One token, the next one after wait: the second request waits.
 		RateLimit: &ratelimit.Config{RPS: 1 / wait.Seconds(), Burst: 1, MaxWait: 10 * time.Second},
 		Breaker:   &breaker.Config{},
 	})
@@ -533,6 +535,6 @@ func TestStackingRateLimitWaitIsNotEndpointLatency(t *testing.T) {
 	require.Len(t, eps, 1)
 	require.Positive(t, eps[0].EWMA, "the endpoint answered")
 	// Peak EWMA takes a slower sample at once: a wait counted as latency
-	// would show as ≥ 300 ms here. A loopback answer takes well under it.
+	// would show as ≥ wait here. A loopback answer takes well under it.
 	assert.Less(t, eps[0].EWMA, wait/2, "the token wait is not counted as endpoint latency")
 }

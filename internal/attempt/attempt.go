@@ -302,7 +302,7 @@ func NewHTTPCall(parent context.Context, adopt *Record) *HTTPCall {
 // NewHTTPCallSharedURL is NewHTTPCall without URL storage: the attempts'
 // request copies share the caller's URL and are never Owned. It is for a
 // layer that knows nothing below it rewrites URLs (RewritesURL is false):
-// its call state is 144 bytes and a URL copy per attempt smaller.
+// its call state holds no URL, and no attempt copies one.
 func NewHTTPCallSharedURL(parent context.Context, adopt *Record) *HTTPCall {
 	c := &HTTPCall{}
 	c.init(parent, adopt)
