@@ -156,18 +156,14 @@ func (es *endStream) RecvMsg(m any) error {
 	es.inRecv = true
 	es.mu.Unlock()
 	err := es.ClientStream.RecvMsg(m)
-	if err != nil {
-		es.mu.Lock()
-		es.inRecv = false
-		es.mu.Unlock()
-		es.end(err)
-		return err
-	}
 	es.mu.Lock()
 	es.inRecv = false
-	if es.held != nil {
+	if err == nil && es.held != nil {
 		es.arm() // the status comes after messages the caller may not read
 	}
 	es.mu.Unlock()
-	return nil
+	if err != nil {
+		es.end(err)
+	}
+	return err
 }
