@@ -57,6 +57,9 @@ func (c *call) stream(ctx context.Context, w http.ResponseWriter, r *http.Reques
 	if err == nil {
 		err = st.CloseSend()
 	}
+	if err == io.EOF {
+		err = nil // the stream has ended: the first RecvMsg returns its status
+	}
 	if err != nil {
 		c.h.fail(w, r, err, c.res)
 		return

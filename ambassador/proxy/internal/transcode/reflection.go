@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -42,7 +43,9 @@ func fetchReflection(ctx context.Context, cc grpc.ClientConnInterface, rb RuleBu
 type reflectStream struct{ st grpc.ClientStream }
 
 func (s reflectStream) ask(req *rpb.ServerReflectionRequest) (*rpb.ServerReflectionResponse, error) {
-	if err := s.st.SendMsg(req); err != nil {
+	// io.EOF from SendMsg means the stream has ended: RecvMsg returns why
+	// (a server that refuses before reading answers its status unread).
+	if err := s.st.SendMsg(req); err != nil && err != io.EOF {
 		return nil, err
 	}
 	resp := new(rpb.ServerReflectionResponse)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -108,4 +110,60 @@ func TestReflectionFetchesImports(t *testing.T) {
 	again, err := src.Descriptors(context.Background())
 	require.NoError(t, err)
 	assert.Same(t, d, again, "kept")
+}
+
+// headerFirst is a client stream whose SendMsg waits for the response
+// headers first, so a server that refuses unread has ended the stream by
+// the time the request is sent (what a loaded machine does by chance).
+type headerFirst struct{ grpc.ClientStream }
+
+func (s headerFirst) SendMsg(m any) error {
+	_, _ = s.Header()
+	return s.ClientStream.SendMsg(m)
+}
+
+// TestReflectionRefusedUnreadKeepsItsStatus: a reflection server that
+// answers UNAVAILABLE before reading the request makes the send see the
+// stream's end (io.EOF); the fetch fails with the server's status, not
+// with "EOF".
+func TestReflectionRefusedUnreadKeepsItsStatus(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := grpc.NewServer(grpc.StreamInterceptor(func(any, grpc.ServerStream, *grpc.StreamServerInfo, grpc.StreamHandler) error {
+		return status.Error(codes.Unavailable, "reflection is down")
+	}))
+	rpb.RegisterServerReflectionServer(srv, &stingyReflection{})
+	testkit.ServeGRPC(t, srv, lis)
+	var sawEOF atomic.Bool
+	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			cs, err := streamer(ctx, desc, cc, method, opts...)
+			if err != nil {
+				return nil, err
+			}
+			return eofSpy{headerFirst{cs}, &sawEOF}, nil
+		}))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cc.Close() })
+
+	_, err = transcode.NewReflection(cc, 5*time.Second, nil).Descriptors(context.Background())
+	require.True(t, sawEOF.Load(), "the send saw the stream's end")
+	st, ok := status.FromError(err)
+	require.True(t, ok, "%v", err)
+	assert.Equal(t, codes.Unavailable, st.Code())
+	assert.Equal(t, "reflection is down", st.Message())
+}
+
+// eofSpy records that a SendMsg returned io.EOF.
+type eofSpy struct {
+	grpc.ClientStream
+	saw *atomic.Bool
+}
+
+func (s eofSpy) SendMsg(m any) error {
+	err := s.ClientStream.SendMsg(m)
+	if err == io.EOF {
+		s.saw.Store(true)
+	}
+	return err
 }
