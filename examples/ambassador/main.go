@@ -139,17 +139,17 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
+	tp, err := newTracerProvider(ctx)
+	if err != nil {
+		return usageError{err}
+	}
+	mp := sdkmetric.NewMeterProvider(meterProviderOptions(exporter, tp != nil)...)
 	defer func() { _ = mp.Shutdown(context.Background()) }()
 	opts := []proxy.Option{
 		proxy.WithLogger(logger),
 		proxy.WithAccessLog(access),
 		proxy.WithMeterProvider(mp),
 		proxy.WithMetricsHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true})),
-	}
-	tp, err := newTracerProvider(ctx)
-	if err != nil {
-		return usageError{err}
 	}
 	if tp != nil {
 		defer shutdownTracerProvider(tp)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // metricLine returns the first line of the /metrics text at u that starts
@@ -105,4 +109,48 @@ func TestMetricsOpenMetrics(t *testing.T) {
 	resp, text := get(t, c, p.admin+"/metrics")
 	assert.True(t, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain"), resp.Header.Get("Content-Type"))
 	assert.NotContains(t, text, "# EOF")
+}
+
+// TestMeterProviderExemplars: a measurement made under a sampled span keeps
+// its exemplar when tracing is on, carries none when tracing is off (the
+// filter is then switched off), and OTEL_METRICS_EXEMPLAR_FILTER, when set,
+// is the operator's choice either way.
+func TestMeterProviderExemplars(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		tracing bool
+		env     string // "" leaves OTEL_METRICS_EXEMPLAR_FILTER unset
+		want    int
+	}{
+		{name: "tracing on", tracing: true, want: 1},
+		{name: "tracing off", tracing: false, want: 0},
+		{name: "tracing off, env always_on", tracing: false, env: "always_on", want: 1},
+		{name: "tracing on, env always_off", tracing: true, env: "always_off", want: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != "" {
+				t.Setenv(exemplarFilterEnv, tc.env)
+			}
+			reader := sdkmetric.NewManualReader()
+			mp := sdkmetric.NewMeterProvider(meterProviderOptions(reader, tc.tracing)...)
+			defer func() { _ = mp.Shutdown(context.Background()) }()
+			h, err := mp.Meter("test").Float64Histogram("d")
+			require.NoError(t, err)
+			sampled := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+				TraceID:    trace.TraceID{1},
+				SpanID:     trace.SpanID{2},
+				TraceFlags: trace.FlagsSampled,
+			}))
+			h.Record(sampled, 0.5)
+
+			var rm metricdata.ResourceMetrics
+			require.NoError(t, reader.Collect(context.Background(), &rm))
+			require.Len(t, rm.ScopeMetrics, 1)
+			require.Len(t, rm.ScopeMetrics[0].Metrics, 1)
+			hist, ok := rm.ScopeMetrics[0].Metrics[0].Data.(metricdata.Histogram[float64])
+			require.True(t, ok, "a float64 histogram, got %T", rm.ScopeMetrics[0].Metrics[0].Data)
+			require.Len(t, hist.DataPoints, 1)
+			assert.Len(t, hist.DataPoints[0].Exemplars, tc.want)
+		})
+	}
 }
