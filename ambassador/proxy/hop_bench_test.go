@@ -130,14 +130,15 @@ func BenchmarkHop(b *testing.B) {
 }
 
 // BenchmarkHopBare is BenchmarkHop's request through a bare
-// httputil.ReverseProxy with a tuned http.Transport (benchmarks/proxy's
-// rproxy): no policies, no telemetry, no access log. BenchmarkHop minus
+// httputil.ReverseProxy with a tuned http.Transport and pooled copy
+// buffers (benchmarks/proxy's rproxy): no policies, no telemetry, no access
+// log. BenchmarkHop minus
 // this is what the ambassador adds to a proxied request beside net/http.
 func BenchmarkHopBare(b *testing.B) {
 	target := &url.URL{Scheme: "http", Host: cannedUpstream(b)}
 	tr := &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second}
 	b.Cleanup(tr.CloseIdleConnections)
-	h := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }, Transport: tr}
+	h := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }, Transport: tr, BufferPool: sharedBufferPool}
 	req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1/", nil)
 	w := &discardWriter{h: http.Header{}}
 	h.ServeHTTP(w, req) // dial outside the timing

@@ -15,9 +15,10 @@
 #   haproxy     h2 on both sides, http-reuse always, 2 threads
 # then runs benchmarks/proxy/grpcload (unary Health/Check over one h2c
 # ClientConn, as an application would dial a localhost ambassador) against
-# each, interleaved over ROUNDS rounds, with 1 and 32 calls in flight, and
-# prints calls/s, p50 and p99 (median over rounds) with the ratio to
-# direct, and the CPU time the serving process used per call.
+# each, interleaved over ROUNDS rounds (each round starts one target
+# later), with 1 and 32 calls in flight, and prints calls/s, p50 and p99
+# (median over rounds) with the ratio to direct, and the CPU time the
+# serving process used per call.
 #
 # Environment: DURATION (seconds per run, default 5), ROUNDS (default 3),
 # AMBASSADOR_BEFORE (the path of another ambassador binary, e.g. built from
@@ -163,7 +164,7 @@ log "targets: ${targets[*]}; $ROUNDS rounds x ${#concs[@]} configs x ${DURATION}
 for t in "${targets[@]}"; do run_load "$t" 32 1 ""; done
 for r in $(seq "$ROUNDS"); do
 	for c in "${concs[@]}"; do
-		for t in "${targets[@]}"; do run_load "$t" "$c" "$DURATION" "$r"; done
+		for t in $(round_order "$r"); do run_load "$t" "$c" "$DURATION" "$r"; done
 	done
 	log "round $r done"
 done

@@ -68,6 +68,18 @@ cpu_ticks() {
 }
 hz=$(getconf CLK_TCK)
 
+# round_order R: the targets in the order round R (from 1) runs them, the
+# list rotated by R-1, so that over as many rounds as there are targets
+# each target runs once in each position (right after direct, last, ...):
+# a target that always runs in the same place takes that place's effect
+# (a cache warmed or a CPU frequency left by the one before) for its own.
+round_order() {
+	local n=${#targets[@]} k i
+	[ "$n" -gt 0 ] || return 0
+	k=$((($1 - 1) % n))
+	for ((i = 0; i < n; i++)); do printf '%s\n' "${targets[$(((k + i) % n))]}"; done
+}
+
 # median: the median of the numbers on stdin, one per line.
 median() { sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 

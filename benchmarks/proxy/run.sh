@@ -5,11 +5,12 @@
 #   backend     benchmarks/proxy/backend (100-byte body, keep-alive)
 #   ambassador  ./examples/ambassador, service -> backend, retry + breaker on
 #   rproxy      benchmarks/proxy/bareproxy: a bare, tuned httputil.ReverseProxy
-#               (no policies, no telemetry), at the ambassador's GOMAXPROCS
+#               (pooled copy buffers; no policies, no telemetry), at the
+#               ambassador's GOMAXPROCS and GOGC (its process defaults: 1, 400)
 #   nginx       upstream keepalive 64, proxy_http_version 1.1, 2 workers
 #   haproxy     http-reuse always, 2 threads
 # then runs wrk against direct / ambassador / nginx / haproxy, interleaved
-# over ROUNDS rounds, at -t1 -c1 and -t2 -c32, and prints requests/s, p50 and
+# over ROUNDS rounds (each round starts one target later: round_order), at -t1 -c1 and -t2 -c32, and prints requests/s, p50 and
 # p99 (median over rounds) with the ratio to direct, and the CPU time the
 # serving process used per request (utime+stime from /proc, children
 # included: nginx's workers): on a shared machine req/s and p99 move with
@@ -81,7 +82,7 @@ fi
 
 # --- bare ReverseProxy ----------------------------------------------------------
 rproxy_port=$(free_port)
-start rproxy "$rproxy_port" env GOMAXPROCS="${AMBASSADOR_GOMAXPROCS:-1}" "$tmp/bareproxy" -addr "127.0.0.1:$rproxy_port" -upstream "127.0.0.1:$backend_port"
+start rproxy "$rproxy_port" env GOMAXPROCS="${AMBASSADOR_GOMAXPROCS:-1}" GOGC="${GOGC:-400}" "$tmp/bareproxy" -addr "127.0.0.1:$rproxy_port" -upstream "127.0.0.1:$backend_port"
 
 # --- nginx ---------------------------------------------------------------------
 nginx_port=$(free_port)
@@ -171,7 +172,7 @@ for t in "${targets[@]}"; do run_wrk "$t" 2 32 1 ""; done # warm-up, not recorde
 for r in $(seq "$ROUNDS"); do
 	for c in "${confs[@]}"; do
 		set -- $c
-		for t in "${targets[@]}"; do
+		for t in $(round_order "$r"); do
 			run_wrk "$t" "$1" "$2" "$DURATION" "$r"
 		done
 	done

@@ -8,12 +8,13 @@
 #               (protocol tcp, static [redis])
 #   haproxy     mode tcp, one backend server, HAPROXY_THREADS threads
 # then runs redis-benchmark -t ping,set,get -P 1 -c 32 -n N against direct /
-# ambassador / haproxy, interleaved over ROUNDS rounds, and prints for each
-# test (PING_INLINE, PING_MBULK, SET, GET) and target the ops/s, p50 and p99
-# (median over rounds) with the ratios to direct and to haproxy, and the CPU
-# time the serving process (redis for direct, else the proxy) used per
-# operation over the whole redis-benchmark run (utime+stime from /proc). The
-# raw per-run lines are printed first.
+# ambassador / haproxy, interleaved over ROUNDS rounds (each round starts
+# one target later), and prints for each test (PING_INLINE, PING_MBULK,
+# SET, GET) and target the ops/s, p50 and p99 (median over rounds) with
+# the ratios to direct and to haproxy, and the CPU time the serving process
+# (redis for direct, else the proxy) used per operation over the whole
+# redis-benchmark run (utime+stime from /proc). The raw per-run lines are
+# printed first.
 #
 # Environment: N (requests per test per run, default 100000), ROUNDS
 # (default 3), HAPROXY_THREADS (default 1), AMBASSADOR_GOMAXPROCS (default:
@@ -119,7 +120,7 @@ load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 log "targets: ${targets[*]}; $ROUNDS rounds x $N requests per test"
 for t in "${targets[@]}"; do run_bench "$t" 10000 ""; done # warm-up, not recorded
 for r in $(seq "$ROUNDS"); do
-	for t in "${targets[@]}"; do run_bench "$t" "$N" "$r"; done
+	for t in $(round_order "$r"); do run_bench "$t" "$N" "$r"; done
 	log "round $r done"
 done
 
