@@ -1,4 +1,4 @@
-# Shell helpers shared by the proxy benchmarks (run.sh, grpc.sh); source it
+# Shell helpers shared by the proxy benchmarks (run.sh, grpc.sh, tcp.sh); source it
 # after setting tmp (a scratch directory it removes on exit). Every process
 # a script starts in the background is appended to pids and stopped by PID
 # on exit: TERM, a bounded wait, then KILL.
