@@ -7,6 +7,9 @@
 #   rproxy      benchmarks/proxy/bareproxy: a bare, tuned httputil.ReverseProxy
 #               (pooled copy buffers; no policies, no telemetry), at the
 #               ambassador's GOMAXPROCS and GOGC (its process defaults: 1, 400)
+#   rproxy-obs  the same with otelhttp metrics on both sides and a slog
+#               access log (bareproxy -observe): the ambassador's
+#               observability without its policies
 #   nginx       upstream keepalive 64, proxy_http_version 1.1, 2 workers
 #   haproxy     http-reuse always, 2 threads
 # then runs wrk against direct / ambassador / nginx / haproxy, interleaved
@@ -83,6 +86,10 @@ fi
 # --- bare ReverseProxy ----------------------------------------------------------
 rproxy_port=$(free_port)
 start rproxy "$rproxy_port" env GOMAXPROCS="${AMBASSADOR_GOMAXPROCS:-1}" GOGC="${GOGC:-400}" "$tmp/bareproxy" -addr "127.0.0.1:$rproxy_port" -upstream "127.0.0.1:$backend_port"
+# The same proxy with what a user would add to see what the ambassador
+# shows: otelhttp on both sides and a slog access line per request.
+obs_port=$(free_port)
+start rproxy-obs "$obs_port" env GOMAXPROCS="${AMBASSADOR_GOMAXPROCS:-1}" GOGC="${GOGC:-400}" "$tmp/bareproxy" -addr "127.0.0.1:$obs_port" -upstream "127.0.0.1:$backend_port" -observe -access-log "$tmp/rproxy-obs-access.log"
 
 # --- nginx ---------------------------------------------------------------------
 nginx_port=$(free_port)

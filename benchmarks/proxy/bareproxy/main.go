@@ -3,26 +3,45 @@
 // upstream, with no policies, no telemetry and no access log — what a user
 // would write in thirty lines instead of running the ambassador.
 //
+// With -observe it is that proxy plus what the same user would add to see
+// as much as the ambassador shows: otelhttp on both sides
+// (http.server.request.duration and http.client.request.duration on an
+// SDK meter provider) and one slog text line per request to the file
+// -access-log names (remote, host, method, path, status, bytes out,
+// duration). It still has no policies: the ambassador's retry and breaker
+// are what the two then differ by.
+//
 // Usage:
 //
-//	bareproxy -addr 127.0.0.1:18081 -upstream 127.0.0.1:18080
+//	bareproxy -addr 127.0.0.1:18081 -upstream 127.0.0.1:18080 [-observe -access-log FILE]
 package main
 
 import (
 	"context"
 	"errors"
 	"flag"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/outbound-go/outbound/benchmarks/internal/loopback"
 )
 
-var upstream = flag.String("upstream", "127.0.0.1:18080", "host:port of the upstream")
+var (
+	upstream  = flag.String("upstream", "127.0.0.1:18080", "host:port of the upstream")
+	observe   = flag.Bool("observe", false, "add otelhttp metrics on both sides and a slog access log (-access-log)")
+	accessLog = flag.String("access-log", "", "with -observe: the `FILE` the access log is appended to (default: discarded)")
+)
 
 func main() { loopback.Main("bareproxy", "127.0.0.1:18081", run) }
 
@@ -43,7 +62,25 @@ func run(ctx context.Context, ln net.Listener) error {
 		// (the ambassador does).
 		BufferPool: &bufferPool{},
 	}
-	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	var h http.Handler = rp
+	shutdownMetrics := func() error { return nil }
+	if *observe {
+		var w io.Writer = io.Discard
+		if *accessLog != "" {
+			f, err := os.OpenFile(*accessLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			w = f
+		}
+		// Read only when collected, as a Prometheus exporter's is.
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+		shutdownMetrics = func() error { return mp.Shutdown(context.Background()) }
+		h = observed(rp, mp, w)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	defer func() { _ = shutdownMetrics() }()
 	return loopback.ServeUntil(ctx, func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -72,3 +109,46 @@ func (b *bufferPool) Put(buf []byte) {
 		b.p.Put((*[32 << 10]byte)(buf))
 	}
 }
+
+// observed wraps rp as -observe says: otelhttp's handler and transport on
+// mp, and a slog text line per request to w.
+func observed(rp *httputil.ReverseProxy, mp metric.MeterProvider, w io.Writer) http.Handler {
+	rp.Transport = otelhttp.NewTransport(rp.Transport, otelhttp.WithMeterProvider(mp))
+	log := slog.New(slog.NewTextHandler(w, nil))
+	logged := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		cw := &countingWriter{ResponseWriter: rw, status: http.StatusOK}
+		rp.ServeHTTP(cw, r)
+		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("remote", r.RemoteAddr),
+			slog.String("host", r.Host),
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", cw.status),
+			slog.Int64("bytes_out", cw.n),
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000))
+	})
+	return otelhttp.NewHandler(logged, "proxy", otelhttp.WithMeterProvider(mp))
+}
+
+// countingWriter records the status and the body bytes written.
+type countingWriter struct {
+	http.ResponseWriter
+	status int
+	n      int64
+}
+
+func (w *countingWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController (ReverseProxy's flushes) reach the
+// writer below.
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
