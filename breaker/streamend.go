@@ -11,7 +11,9 @@ import (
 
 // TrackStreamAtEnd is TrackStream without the goroutine while key's
 // breaker is closed, for callers that open a stream per call on a hot path
-// (the ambassador's native gRPC path).
+// and learn the endpoint only after grpc's pick. (The ambassador's native
+// gRPC path no longer uses it: its breaker acts at the pick, as a
+// discovery.CallGate.)
 //
 // A closed breaker refuses nothing, so there is nothing to ask it when the
 // stream starts: the stream is counted as one request when it ends
