@@ -98,10 +98,37 @@ func TestLogWriterBackpressure(t *testing.T) {
 	require.NoError(t, lw.Close())
 }
 
+func TestLogWriterPausesOnlyWithMoreThanOneP(t *testing.T) {
+	for _, tc := range []struct {
+		procs int
+		want  time.Duration
+	}{{1, 0}, {2, flushDelay}, {8, flushDelay}} {
+		assert.Equal(t, tc.want, pauseFor(tc.procs), "GOMAXPROCS %d", tc.procs)
+	}
+}
+
+func TestLogWriterWithoutPauseWritesEachLineWhenItRuns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var out lockedBuf
+		lw := newLogWriterPause(&out, 0)
+		defer lw.Close()
+		for i := range 3 {
+			_, err := fmt.Fprintf(lw, "line %d\n", i)
+			require.NoError(t, err)
+			synctest.Wait() // the writer goroutine has written the line
+		}
+		// No clock advance: nothing waits for a timer.
+		assert.Equal(t, "line 0\nline 1\nline 2\n", out.String())
+		out.mu.Lock()
+		defer out.mu.Unlock()
+		assert.Equal(t, 3, out.writes, "a line that comes while the writer is idle goes at once")
+	})
+}
+
 func TestLogWriterWritesAtMostOncePerFlushDelay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var out lockedBuf
-		lw := newLogWriter(&out)
+		lw := newLogWriterPause(&out, flushDelay)
 		defer lw.Close()
 		writes := func() int { out.mu.Lock(); defer out.mu.Unlock(); return out.writes }
 		for i := range 3 {
