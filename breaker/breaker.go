@@ -77,6 +77,9 @@ type Breaker struct {
 	// false when it was stored; an entry leaving the table is marked
 	// dropped first, so the shortcut never takes it.
 	last atomic.Pointer[entry]
+	// lastTarget is the first gRPC target a call came through and its key
+	// (keyOfTarget); set once, never replaced.
+	lastTarget atomic.Pointer[targetMemo]
 	// notClosedN counts the entries that are not closed, or more (see
 	// countNotClosed): at zero, Ready answers true without the table.
 	notClosedN atomic.Int64

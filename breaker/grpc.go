@@ -28,10 +28,32 @@ func targetKey(target string) string {
 	return rest
 }
 
+// targetMemo is a gRPC target and its key (targetKey).
+type targetMemo struct{ target, key string }
+
+// keyOfTarget is targetKey(target), taken from the breaker's memo when
+// target is the one it holds: a run of calls through one ClientConn skips
+// the scan (its Target is the same string every time, so the comparison
+// is a length and a pointer). The memo is set once, by the first call, and
+// never replaced, as the last-entry shortcut is: a breaker shared by the
+// ClientConns of several targets parses the others' each time, as before,
+// and never allocates for them.
+func (b *Breaker) keyOfTarget(target string) string {
+	if m := b.lastTarget.Load(); m != nil {
+		if m.target == target {
+			return m.key
+		}
+		return targetKey(target)
+	}
+	k := targetKey(target)
+	b.lastTarget.CompareAndSwap(nil, &targetMemo{target: target, key: k})
+	return k
+}
+
 func (b *Breaker) grpcKey(cc *grpc.ClientConn, method string) mkey {
 	k := mkey{}
 	if cc != nil {
-		k.a = targetKey(cc.Target())
+		k.a = b.keyOfTarget(cc.Target())
 	}
 	if b.opts.grpcMethodKey {
 		k.b = method

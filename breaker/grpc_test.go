@@ -382,3 +382,39 @@ func TestGRPCClientStreamingOutcome(t *testing.T) {
 	assert.ErrorIs(t, upload(), breaker.ErrOpen)
 	assert.Equal(t, int64(3), calls.Load())
 }
+
+// The breaker keys a call by the endpoint part of its ClientConn's target,
+// whatever the target's form, and keeps the keys of a breaker shared by
+// ClientConns of different targets apart (the first target's key is
+// remembered, the others' are parsed each time).
+func TestGRPCTargetFormsKeyTheEndpoint(t *testing.T) {
+	addr := testkit.StartHealth(t, testkit.NewSwitchHealth(codes.Unavailable))
+	forms := []string{addr, "passthrough:///" + addr, "dns:///" + addr}
+	for _, target := range forms {
+		t.Run(target, func(t *testing.T) {
+			b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: time.Hour})
+			c := dialGRPC(t, target, b)
+			for range 2 {
+				require.NotErrorIs(t, check(t.Context(), c), breaker.ErrOpen)
+			}
+			var oe *breaker.OpenError
+			require.ErrorAs(t, check(t.Context(), c), &oe)
+			assert.Equal(t, addr, oe.Key)
+			assert.Equal(t, breaker.StateOpen, b.State(addr))
+		})
+	}
+	t.Run("shared", func(t *testing.T) {
+		other := testkit.StartHealth(t, testkit.NewSwitchHealth(codes.OK))
+		b := newBreaker(t, breaker.Config{ConsecutiveFailures: 2, OpenTimeout: time.Hour})
+		first := dialGRPC(t, "passthrough:///"+other, b) // its target is the remembered one
+		failing := dialGRPC(t, "dns:///"+addr, b)
+		for range 3 {
+			require.NoError(t, check(t.Context(), first))
+			_ = check(t.Context(), failing)
+		}
+		assert.Equal(t, breaker.StateClosed, b.State(other))
+		assert.Equal(t, breaker.StateOpen, b.State(addr))
+		assert.ErrorIs(t, check(t.Context(), failing), breaker.ErrOpen)
+		require.NoError(t, check(t.Context(), first))
+	})
+}

@@ -29,7 +29,8 @@ const pushbackKey = "grpc-retry-pushback-ms"
 func (l *Limiter) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		key := l.grpcKey(cc, method)
-		now := l.nowFor(ctx)
+		a := attempt.Lookup(ctx) // one context lookup for the clock reading and the trailer
+		now := l.nowOf(a)
 		b, name := l.bucket(key, now)
 		if err := l.acquire(ctx, b, name, now); err != nil {
 			return grpcErr(err)
@@ -37,7 +38,7 @@ func (l *Limiter) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		if l.ignoreRetryAfter {
 			return invoker(ctx, method, req, reply, cc, opts...)
 		}
-		if md := attempt.Trailer(ctx); md != nil {
+		if md := a.Trailer(); md != nil {
 			// The retry layer above already captures this attempt's trailer
 			// (its option is among opts): read it there, no option of ours.
 			err := invoker(ctx, method, req, reply, cc, opts...)

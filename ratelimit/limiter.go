@@ -143,8 +143,13 @@ func (l *Limiter) initMetrics(o options) error {
 // layer above took just before sending the attempt when the limiter runs on
 // the real clock too (one clock read less), else a reading of its own.
 func (l *Limiter) nowFor(ctx context.Context) time.Time {
+	return l.nowOf(attempt.Lookup(ctx))
+}
+
+// nowOf is nowFor with the attempt already looked up.
+func (l *Limiter) nowOf(a attempt.View) time.Time {
 	if l.realClock {
-		if t, ok := attempt.Now(ctx); ok {
+		if t, ok := a.Now(); ok {
 			return t
 		}
 	}

@@ -47,7 +47,10 @@ func (p *Policy) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 				}
 				call.SetNow(now)
 			}
-			actx, span := p.startSpan(actx, n)
+			var span trace.Span
+			if p.tracer != nil {
+				actx, span = p.startSpan(actx, n)
+			}
 			var cancel context.CancelFunc
 			perTryBound := false
 			if p.c.perTry > 0 {

@@ -411,6 +411,10 @@ func NewGRPCCall(parent context.Context, adopt *Record) *GRPCCall {
 // call's trailer (see Trailer), without allocating when opts is short.
 func (c *GRPCCall) CallOptions(opts []grpc.CallOption) []grpc.CallOption {
 	t := grpc.Trailer(&c.trailer)
+	if len(opts) == 0 {
+		c.opts[0] = t
+		return c.opts[:1]
+	}
 	if len(opts) < len(c.opts) {
 		out := append(c.opts[:0], opts...)
 		return append(out, t)
@@ -430,6 +434,33 @@ func (c *GRPCCall) Attempt(n int) context.Context {
 
 // Trailer returns the trailer of the last attempt, nil when there is none.
 func (c *GRPCCall) Trailer() metadata.MD { return c.trailer }
+
+// View is what a layer below reads of the current attempt (Now, Trailer)
+// after one context lookup (Lookup) instead of one per question. The zero
+// View answers as a context without an attempt does.
+type View struct{ c *attemptCtx }
+
+// Lookup returns the View of ctx's attempt.
+func Lookup(ctx context.Context) View {
+	c, _ := ctx.Value(ctxKey{}).(*attemptCtx)
+	return View{c}
+}
+
+// Now is Now(ctx) for the ctx the View was looked up in.
+func (v View) Now() (time.Time, bool) {
+	if v.c != nil && !v.c.now.IsZero() {
+		return v.c.now, true
+	}
+	return time.Time{}, false
+}
+
+// Trailer is Trailer(ctx) for the ctx the View was looked up in.
+func (v View) Trailer() *metadata.MD {
+	if v.c != nil {
+		return v.c.trailer
+	}
+	return nil
+}
 
 // Now returns the real-clock reading the layer keeping the record took just
 // before it sent this attempt (see Call.SetNow), or false.

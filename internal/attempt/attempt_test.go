@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/outbound-go/outbound/internal/attempt"
 )
@@ -162,4 +164,48 @@ func TestUseFirstParent(t *testing.T) {
 
 	_, ok = attempt.Parent(first)
 	assert.False(t, ok, "not an attempt context")
+}
+
+// CallOptions adds the trailer capture after the caller's options, in the
+// call's own storage when they fit, never in the caller's slice.
+func TestGRPCCallOptionsAppendTheTrailer(t *testing.T) {
+	for _, n := range []int{0, 1, 3, 4, 6} {
+		c := attempt.NewGRPCCall(context.Background(), nil)
+		callerOpts := make([]grpc.CallOption, n, n+2) // room a careless append would write into
+		for i := range callerOpts {
+			callerOpts[i] = grpc.WaitForReady(true)
+		}
+		out := c.CallOptions(callerOpts)
+		require.Len(t, out, n+1, "%d caller options", n)
+		for i := range n {
+			assert.Equal(t, grpc.WaitForReady(true), out[i])
+		}
+		tr, ok := out[n].(grpc.TrailerCallOption)
+		require.True(t, ok, "%d caller options: the last is the trailer capture", n)
+		*tr.TrailerAddr = metadata.Pairs("k", "v")
+		assert.Equal(t, []string{"v"}, c.Trailer().Get("k"))
+		assert.Nil(t, callerOpts[:n+1][n], "the caller's slice is not written")
+	}
+}
+
+// Lookup answers Now and Trailer as the one-question helpers do.
+func TestLookupAnswersAsNowAndTrailer(t *testing.T) {
+	plain := context.Background()
+	v := attempt.Lookup(plain)
+	_, ok := v.Now()
+	assert.False(t, ok)
+	assert.Nil(t, v.Trailer())
+
+	c := attempt.NewGRPCCall(plain, nil)
+	actx := c.Attempt(1)
+	now := time.Now()
+	c.SetNow(now)
+	v = attempt.Lookup(actx)
+	got, ok := v.Now()
+	require.True(t, ok)
+	assert.Equal(t, now, got)
+	want, _ := attempt.Now(actx)
+	assert.Equal(t, want, got)
+	assert.Same(t, attempt.Trailer(actx), v.Trailer())
+	assert.NotNil(t, v.Trailer())
 }
