@@ -228,21 +228,24 @@ func (p *Policy) judgeHTTP(ctx, actx context.Context, req *http.Request, body io
 // response whose stream has begun is never retried. ok is false for a
 // response that is not gRPC.
 func (p *Policy) judgeGRPCResponse(resp *http.Response) (verdict, bool) {
-	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/grpc") {
+	// The header map by its canonical keys, as Header.Get would look them
+	// up, without canonicalising the constant key on every response.
+	ct := resp.Header["Content-Type"]
+	if len(ct) == 0 || !strings.HasPrefix(ct[0], "application/grpc") {
 		return verdict{}, false
 	}
-	st := resp.Header.Get("Grpc-Status")
-	if st == "" {
+	gs := resp.Header["Grpc-Status"]
+	if len(gs) == 0 || gs[0] == "" {
 		return verdict{out: oSuccess}, true
 	}
-	code, err := strconv.ParseUint(st, 10, 32)
+	code, err := strconv.ParseUint(gs[0], 10, 32)
 	if err != nil || code == 0 {
 		return verdict{out: oSuccess}, true
 	}
 	if !p.retriableCode(codes.Code(code)) {
 		return verdict{out: oNotRetryable}, true
 	}
-	if vs := resp.Header.Values("Grpc-Retry-Pushback-Ms"); len(vs) > 0 {
+	if vs := resp.Header["Grpc-Retry-Pushback-Ms"]; len(vs) > 0 {
 		d, ok := pushback(vs[0])
 		if !ok || d > p.c.maxRetryAfter {
 			return verdict{out: oNotRetryable}, true
