@@ -12,12 +12,13 @@
 #               observability without its policies
 #   nginx       upstream keepalive 64, proxy_http_version 1.1, 2 workers
 #   haproxy     http-reuse always, 2 threads
-# then runs wrk against direct / ambassador / nginx / haproxy, interleaved
-# over ROUNDS rounds (each round starts one target later: round_order), at -t1 -c1 and -t2 -c32, and prints requests/s, p50 and
-# p99 (median over rounds) with the ratio to direct, and the CPU time the
-# serving process used per request (utime+stime from /proc, children
-# included: nginx's workers): on a shared machine req/s and p99 move with
-# the neighbours' load, CPU per request much less.
+# then runs wrk against each target, interleaved over ROUNDS rounds (each
+# round starts one target later: round_order), at -t1 -c1 and -t2 -c32, and
+# prints requests/s, p50 and p99 (median over rounds) with the ratio to
+# direct, and the CPU time the serving process used per request
+# (utime+stime from /proc, children included: nginx's workers): on a shared
+# machine req/s and p99 move with the neighbours' load, CPU per request
+# much less.
 #
 # Environment: DURATION (wrk seconds per run, default 5), ROUNDS (default 3),
 # AMBASSADOR_GOMAXPROCS (GOMAXPROCS of the ambassador only; default: the process default, 1),
