@@ -7,12 +7,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/outbound-go/outbound/ambassador"
 	"github.com/outbound-go/outbound/discovery"
+	"github.com/outbound-go/outbound/internal/testkit"
 )
 
 // Explicit providers turn on the client telemetry: a client span and a
@@ -32,15 +32,7 @@ func TestExplicitProvidersRecordHTTPClientTelemetry(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "a /x", body)
 
-	var rm metricdata.ResourceMetrics
-	require.NoError(t, reader.Collect(context.Background(), &rm))
-	var names []string
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			names = append(names, m.Name)
-		}
-	}
-	assert.Contains(t, names, "http.client.request.duration")
+	assert.Contains(t, testkit.MetricNames(t, reader), "http.client.request.duration")
 	require.Len(t, spans.Ended(), 1)
 	assert.Equal(t, "HTTP GET", spans.Ended()[0].Name())
 }

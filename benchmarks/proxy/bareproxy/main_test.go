@@ -8,13 +8,14 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
+
+	"github.com/outbound-go/outbound/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -49,15 +50,7 @@ func TestObservedProxyLogsAndMeasures(t *testing.T) {
 	for _, want := range []string{"msg=request", "method=GET", "path=/path", "status=200", "bytes_out=5"} {
 		require.Contains(t, line, want)
 	}
-	var rm metricdata.ResourceMetrics
-	require.NoError(t, reader.Collect(context.Background(), &rm))
-	var names []string
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			names = append(names, m.Name)
-		}
-	}
-	joined := strings.Join(names, " ")
-	require.Contains(t, joined, "http.server.request.duration")
-	require.Contains(t, joined, "http.client.request.duration")
+	names := testkit.MetricNames(t, reader)
+	assert.Contains(t, names, "http.server.request.duration")
+	assert.Contains(t, names, "http.client.request.duration")
 }
