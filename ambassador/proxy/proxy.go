@@ -190,8 +190,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	slot = true
-	rec = attempt.NewRecord()
-	ctx := attempt.WithRecord(r.Context(), rec)
+	ctx, rec := attempt.WithNewRecord(r.Context())
 	if isGRPC(r) {
 		if d, ok := parseGRPCTimeout(r.Header.Get("Grpc-Timeout")); ok {
 			var cancel context.CancelFunc

@@ -104,7 +104,8 @@ func (c lazyConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method s
 type ownRecordConn struct{ lazyConn }
 
 func (c ownRecordConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	return c.lazyConn.NewStream(attempt.WithRecord(ctx, attempt.NewRecord()), desc, method, opts...)
+	rctx, _ := attempt.WithNewRecord(ctx)
+	return c.lazyConn.NewStream(rctx, desc, method, opts...)
 }
 
 // transcoders builds the transcode handlers of one routing table: one

@@ -177,6 +177,20 @@ func WithRecord(parent context.Context, rec *Record) context.Context {
 	return &attemptCtx{Context: parent, rec: rec}
 }
 
+// recordCtx is a WithRecord context and its record in one allocation.
+type recordCtx struct {
+	attemptCtx
+	rec Record
+}
+
+// WithNewRecord is WithRecord(parent, NewRecord()) in one allocation
+// instead of two: it returns the child context and its new record.
+func WithNewRecord(parent context.Context) (context.Context, *Record) {
+	c := &recordCtx{}
+	c.attemptCtx = attemptCtx{Context: parent, rec: &c.rec}
+	return &c.attemptCtx, &c.rec
+}
+
 // Parent returns the parent of ctx when ctx is itself an attempt context
 // (made by WithAttempt, WithRecord, Call.Attempt or HTTPCall.Request), and
 // false otherwise. A layer that gave the first attempt its parent

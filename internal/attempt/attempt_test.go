@@ -209,3 +209,20 @@ func TestLookupAnswersAsNowAndTrailer(t *testing.T) {
 	assert.Same(t, attempt.Trailer(actx), v.Trailer())
 	assert.NotNil(t, v.Trailer())
 }
+
+// WithNewRecord's context carries its record as WithRecord's does.
+func TestWithNewRecordCarriesItsRecord(t *testing.T) {
+	parent := context.WithValue(context.Background(), struct{ k int }{1}, "v")
+	ctx, rec := attempt.WithNewRecord(parent)
+	got, n := attempt.FromContext(ctx)
+	assert.Same(t, rec, got)
+	assert.Zero(t, n)
+	assert.Zero(t, rec.Attempts())
+	p, ok := attempt.Parent(ctx)
+	require.True(t, ok)
+	assert.Equal(t, parent, p)
+	assert.Equal(t, "v", ctx.Value(struct{ k int }{1}), "other keys reach the parent")
+	rec.AddTried("a:1")
+	again, _ := attempt.FromContext(ctx)
+	assert.Equal(t, "a:1", again.LastEndpoint())
+}
