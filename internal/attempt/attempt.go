@@ -478,12 +478,7 @@ func (v View) Trailer() *metadata.MD {
 
 // Now returns the real-clock reading the layer keeping the record took just
 // before it sent this attempt (see Call.SetNow), or false.
-func Now(ctx context.Context) (time.Time, bool) {
-	if c, ok := ctx.Value(ctxKey{}).(*attemptCtx); ok && !c.now.IsZero() {
-		return c.now, true
-	}
-	return time.Time{}, false
-}
+func Now(ctx context.Context) (time.Time, bool) { return Lookup(ctx).Now() }
 
 // Refresh replaces the real-clock reading that ctx's attempt carries (see
 // Now) with t, a fresh one: a layer that waited before passing the attempt
@@ -499,12 +494,7 @@ func Refresh(ctx context.Context, t time.Time) {
 // Trailer returns where the current attempt's gRPC trailer is captured,
 // when a layer above (retry) passes a grpc.Trailer option for it down with
 // the call options; nil otherwise. It is valid once the invoker returned.
-func Trailer(ctx context.Context) *metadata.MD {
-	if c, ok := ctx.Value(ctxKey{}).(*attemptCtx); ok {
-		return c.trailer
-	}
-	return nil
-}
+func Trailer(ctx context.Context) *metadata.MD { return Lookup(ctx).Trailer() }
 
 // ContextRoundTripper is a RoundTripper that can send req under ctx in
 // place of req.Context() without a request copy of its own; the retry
