@@ -2,11 +2,11 @@ package breaker
 
 import (
 	"net/http"
-	"strconv"
-	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/outbound-go/outbound/internal/classify"
 )
 
 // grpcHTTPOutcome classifies a gRPC call that went through the HTTP
@@ -21,19 +21,10 @@ func (b *Breaker) grpcHTTPOutcome(req *http.Request, resp *http.Response) (Outco
 	if resp == nil || resp.ProtoMajor != 2 {
 		return 0, false
 	}
-	ct := resp.Header["Content-Type"]
-	if len(ct) == 0 || !strings.HasPrefix(ct[0], "application/grpc") {
+	code, _, ok := classify.GRPCHeaderStatus(resp.Header)
+	if !ok {
 		return 0, false
 	}
-	gs := resp.Header["Grpc-Status"]
-	if len(gs) == 0 {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(gs[0], 10, 32)
-	if err != nil {
-		return 0, false
-	}
-	code := codes.Code(n)
 	if code == codes.OK {
 		return Success, true
 	}

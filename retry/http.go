@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -228,21 +226,14 @@ func (p *Policy) judgeHTTP(ctx, actx context.Context, req *http.Request, body io
 // response whose stream has begun is never retried. ok is false for a
 // response that is not gRPC.
 func (p *Policy) judgeGRPCResponse(resp *http.Response) (verdict, bool) {
-	// The header map by its canonical keys, as Header.Get would look them
-	// up, without canonicalising the constant key on every response.
-	ct := resp.Header["Content-Type"]
-	if len(ct) == 0 || !strings.HasPrefix(ct[0], "application/grpc") {
+	code, isGRPC, ok := classify.GRPCHeaderStatus(resp.Header)
+	if !isGRPC {
 		return verdict{}, false
 	}
-	gs := resp.Header["Grpc-Status"]
-	if len(gs) == 0 || gs[0] == "" {
+	if !ok || code == codes.OK {
 		return verdict{out: oSuccess}, true
 	}
-	code, err := strconv.ParseUint(gs[0], 10, 32)
-	if err != nil || code == 0 {
-		return verdict{out: oSuccess}, true
-	}
-	if !p.retriableCode(codes.Code(code)) {
+	if !p.retriableCode(code) {
 		return verdict{out: oNotRetryable}, true
 	}
 	if vs := resp.Header["Grpc-Retry-Pushback-Ms"]; len(vs) > 0 {

@@ -1,5 +1,6 @@
 // Package classify tells the retry layer what kind of failure an attempt
-// met and whether a request may safely be sent again.
+// met and whether a request may safely be sent again, and tells retry and
+// the breaker alike what status a gRPC answer carries in its HTTP headers.
 //
 // # Errors
 //
@@ -21,6 +22,14 @@
 // Idempotent reports whether a request may be sent again after it may have
 // reached the upstream: the methods RFC 9110 calls idempotent, or any
 // request carrying an Idempotency-Key header.
+//
+// # gRPC over HTTP
+//
+// GRPCHeaderStatus reads the grpc-status of a "trailers-only" answer (a gRPC
+// call that failed before any message, answered with HTTP 200), which the
+// HTTP layers see as a success by its status line; each caller applies its
+// own rule to the code (retry: retriable codes and pushback; the breaker:
+// its failure codes).
 package classify
 
 import (
