@@ -27,6 +27,7 @@ import (
 
 	"github.com/outbound-go/outbound/ambassador"
 	"github.com/outbound-go/outbound/discovery"
+	"github.com/outbound-go/outbound/internal/testkit"
 	"github.com/outbound-go/outbound/retry"
 )
 
@@ -34,18 +35,7 @@ import (
 // each with its attributes as a map of strings (ints formatted).
 func collectHistogram[N int64 | float64](t *testing.T, reader sdkmetric.Reader, name string) []metricdata.HistogramDataPoint[N] {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	require.NoError(t, reader.Collect(context.Background(), &rm))
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name == name {
-				h, ok := m.Data.(metricdata.Histogram[N])
-				require.True(t, ok, "%s is a histogram of %T", name, *new(N))
-				return h.DataPoints
-			}
-		}
-	}
-	return nil
+	return testkit.MetricData[metricdata.Histogram[N]](t, reader, name).DataPoints
 }
 
 func attrMap(s attribute.Set) map[string]string {

@@ -22,6 +22,7 @@ import (
 	"github.com/outbound-go/outbound/ambassador"
 	"github.com/outbound-go/outbound/breaker"
 	"github.com/outbound-go/outbound/discovery"
+	"github.com/outbound-go/outbound/internal/testkit"
 	"github.com/outbound-go/outbound/ratelimit"
 	"github.com/outbound-go/outbound/retry"
 )
@@ -82,24 +83,13 @@ func newStackMetrics(t *testing.T) *stackMetrics {
 // key (all points when filter is nil, else those it accepts).
 func (m *stackMetrics) sum(t *testing.T, name, key string, filter func(attribute.Set) bool) map[string]int64 {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	require.NoError(t, m.reader.Collect(context.Background(), &rm))
 	out := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, md := range sm.Metrics {
-			if md.Name != name {
-				continue
-			}
-			s, ok := md.Data.(metricdata.Sum[int64])
-			require.True(t, ok, "%s is an int64 counter", name)
-			for _, dp := range s.DataPoints {
-				if filter != nil && !filter(dp.Attributes) {
-					continue
-				}
-				v, _ := dp.Attributes.Value(attribute.Key(key))
-				out[v.AsString()] += dp.Value
-			}
+	for _, dp := range testkit.MetricData[metricdata.Sum[int64]](t, m.reader, name).DataPoints {
+		if filter != nil && !filter(dp.Attributes) {
+			continue
 		}
+		v, _ := dp.Attributes.Value(attribute.Key(key))
+		out[v.AsString()] += dp.Value
 	}
 	return out
 }

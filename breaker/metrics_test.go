@@ -14,26 +14,19 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/outbound-go/outbound/breaker"
+	"github.com/outbound-go/outbound/internal/testkit"
 )
 
 // counterPoints returns the data points of counter name as attribute set → value.
 func counterPoints(t *testing.T, r *sdkmetric.ManualReader, name string) map[attribute.Distinct]metricdata.DataPoint[int64] {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	require.NoError(t, r.Collect(context.Background(), &rm))
 	out := map[attribute.Distinct]metricdata.DataPoint[int64]{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != name {
-				continue
-			}
-			sum, ok := m.Data.(metricdata.Sum[int64])
-			require.True(t, ok, "%s is an int64 counter", name)
-			assert.True(t, sum.IsMonotonic)
-			for _, dp := range sum.DataPoints {
-				out[dp.Attributes.Equivalent()] = dp
-			}
-		}
+	sum := testkit.MetricData[metricdata.Sum[int64]](t, r, name)
+	if len(sum.DataPoints) > 0 {
+		assert.True(t, sum.IsMonotonic, "%s is a counter", name)
+	}
+	for _, dp := range sum.DataPoints {
+		out[dp.Attributes.Equivalent()] = dp
 	}
 	return out
 }

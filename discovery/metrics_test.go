@@ -30,21 +30,12 @@ func TestEndpointsGauge(t *testing.T) {
 		discovery.WithHealth(discovery.HealthFunc(func(ep string) bool { return ep != ejected.Load() })))
 
 	collect := func() map[bool]int64 {
-		var rm metricdata.ResourceMetrics
-		require.NoError(t, reader.Collect(context.Background(), &rm))
 		got := map[bool]int64{}
-		for _, sm := range rm.ScopeMetrics {
-			for _, m := range sm.Metrics {
-				if m.Name != "outbound.discovery.endpoints" {
-					continue
-				}
-				for _, dp := range m.Data.(metricdata.Gauge[int64]).DataPoints {
-					svc, _ := dp.Attributes.Value(attribute.Key("service"))
-					assert.Equal(t, "users", svc.AsString())
-					ready, _ := dp.Attributes.Value(attribute.Key("ready"))
-					got[ready.AsBool()] = dp.Value
-				}
-			}
+		for _, dp := range testkit.MetricData[metricdata.Gauge[int64]](t, reader, "outbound.discovery.endpoints").DataPoints {
+			svc, _ := dp.Attributes.Value(attribute.Key("service"))
+			assert.Equal(t, "users", svc.AsString())
+			ready, _ := dp.Attributes.Value(attribute.Key("ready"))
+			got[ready.AsBool()] = dp.Value
 		}
 		return got
 	}

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
 
+	"github.com/outbound-go/outbound/internal/testkit"
 	"github.com/outbound-go/outbound/retry"
 )
 
@@ -71,21 +72,10 @@ func newMetrics(t *testing.T) *metrics {
 // outcomes sums outbound.retry.attempts by outcome.
 func (m *metrics) outcomes(t *testing.T) map[string]int64 {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	require.NoError(t, m.reader.Collect(context.Background(), &rm))
 	out := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, md := range sm.Metrics {
-			if md.Name != "outbound.retry.attempts" {
-				continue
-			}
-			sum, ok := md.Data.(metricdata.Sum[int64])
-			require.True(t, ok, "outbound.retry.attempts is a counter")
-			for _, dp := range sum.DataPoints {
-				v, _ := dp.Attributes.Value(attribute.Key("outcome"))
-				out[v.AsString()] += dp.Value
-			}
-		}
+	for _, dp := range testkit.MetricData[metricdata.Sum[int64]](t, m.reader, "outbound.retry.attempts").DataPoints {
+		v, _ := dp.Attributes.Value(attribute.Key("outcome"))
+		out[v.AsString()] += dp.Value
 	}
 	return out
 }
@@ -109,22 +99,13 @@ func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r)
 // service=name.
 func hasServiceAttr(t *testing.T, m *metrics, name string) bool {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	require.NoError(t, m.reader.Collect(context.Background(), &rm))
 	seen := false
-	for _, sm := range rm.ScopeMetrics {
-		for _, md := range sm.Metrics {
-			if md.Name != "outbound.retry.attempts" {
-				continue
-			}
-			for _, dp := range md.Data.(metricdata.Sum[int64]).DataPoints {
-				v, ok := dp.Attributes.Value(attribute.Key("service"))
-				if !ok || v.AsString() != name {
-					return false
-				}
-				seen = true
-			}
+	for _, dp := range testkit.MetricData[metricdata.Sum[int64]](t, m.reader, "outbound.retry.attempts").DataPoints {
+		v, ok := dp.Attributes.Value(attribute.Key("service"))
+		if !ok || v.AsString() != name {
+			return false
 		}
+		seen = true
 	}
 	return seen
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/outbound-go/outbound/ambassador"
 	"github.com/outbound-go/outbound/ambassador/proxy"
+	"github.com/outbound-go/outbound/internal/testkit"
 )
 
 // TestServerRequestDuration: one http.server.request.duration measurement
@@ -62,21 +63,17 @@ func attrs(method string, status int, route, service string) attribute.Distinct 
 
 // durations reads the counts of http.server.request.duration by attribute set.
 func durations(t *testing.T, r *sdkmetric.ManualReader) map[attribute.Distinct]uint64 {
-	var rm metricdata.ResourceMetrics
-	require.NoError(t, r.Collect(context.Background(), &rm))
+	t.Helper()
 	got := map[attribute.Distinct]uint64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != "http.server.request.duration" {
-				continue
-			}
-			assert.Equal(t, "s", m.Unit)
-			h, ok := m.Data.(metricdata.Histogram[float64])
-			require.True(t, ok, "a float64 histogram")
-			for _, dp := range h.DataPoints {
-				got[dp.Attributes.Equivalent()] = dp.Count
-			}
-		}
+	m, ok := testkit.Metric(t, r, "http.server.request.duration")
+	if !ok {
+		return got
+	}
+	assert.Equal(t, "s", m.Unit)
+	h, ok := m.Data.(metricdata.Histogram[float64])
+	require.True(t, ok, "a float64 histogram")
+	for _, dp := range h.DataPoints {
+		got[dp.Attributes.Equivalent()] = dp.Count
 	}
 	return got
 }

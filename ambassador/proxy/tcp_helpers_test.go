@@ -127,26 +127,15 @@ func (a *tcpAmb) dial(t *testing.T) *net.TCPConn {
 // over the points whose attributes include every key=value of want.
 func (a *tcpAmb) counter(t *testing.T, name string, want map[string]string) int64 {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	require.NoError(t, a.reader.Collect(context.Background(), &rm))
 	var n int64
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != name {
-				continue
-			}
-			s, ok := m.Data.(metricdata.Sum[int64])
-			require.True(t, ok, "%s is %T", name, m.Data)
-		points:
-			for _, p := range s.DataPoints {
-				for k, v := range want {
-					if got, ok := p.Attributes.Value(attribute.Key(k)); !ok || got.AsString() != v {
-						continue points
-					}
-				}
-				n += p.Value
+points:
+	for _, p := range testkit.MetricData[metricdata.Sum[int64]](t, a.reader, name).DataPoints {
+		for k, v := range want {
+			if got, ok := p.Attributes.Value(attribute.Key(k)); !ok || got.AsString() != v {
+				continue points
 			}
 		}
+		n += p.Value
 	}
 	return n
 }
