@@ -115,3 +115,46 @@ func BenchmarkTCPCopy(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTCPEmptyRead is the read a goroutine relay makes after each
+// message: read(2) on a loopback socket with nothing queued, which returns
+// EAGAIN (the netpoller then parks the goroutine). An event loop that trusts
+// epoll's readiness does not make it; see benchmarks/README.md, "TCP hop".
+func BenchmarkTCPEmptyRead(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = ln.Close() }()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	if peer := <-accepted; peer != nil {
+		defer func() { _ = peer.Close() }()
+	}
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 32<<10)
+	var other error
+	err = raw.Read(func(fd uintptr) bool {
+		for b.Loop() {
+			if _, err := syscall.Read(int(fd), buf); err != syscall.EAGAIN {
+				other = err
+				return true
+			}
+		}
+		return true
+	})
+	if err != nil || other != nil {
+		b.Fatalf("want EAGAIN on every read: %v %v", err, other)
+	}
+}
