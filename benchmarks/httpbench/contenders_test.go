@@ -121,6 +121,7 @@ func contenders() []contender {
 		{name: "failsafe-go", retries: true, build: buildFailsafe},
 		{name: "go-retryablehttp", retries: true, build: buildRetryablehttp},
 		{name: "naive", retries: true, build: buildNaive},
+		{name: "naive-observed", retries: true, build: buildNaiveObserved},
 	}
 }
 
