@@ -31,8 +31,8 @@ type naiveObserved struct {
 	breakers sync.Map // upstream host -> *gobreaker.CircuitBreaker[*http.Response]
 
 	attempts, decisions            metric.Int64Counter
-	success, retried, notRetryable metric.AddOption
-	allowed, rejected              metric.AddOption
+	success, retried, notRetryable []metric.AddOption // built once: no slice per Add
+	allowed, rejected              []metric.AddOption
 }
 
 func buildNaiveObserved(tb testing.TB, e env) stack {
@@ -41,8 +41,8 @@ func buildNaiveObserved(tb testing.TB, e env) stack {
 	fatalIf(tb, err)
 	decisions, err := m.Int64Counter("naive.ratelimit.decisions")
 	fatalIf(tb, err)
-	opt := func(k, v string) metric.AddOption {
-		return metric.WithAttributeSet(attribute.NewSet(attribute.String(k, v)))
+	opt := func(k, v string) []metric.AddOption {
+		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String(k, v)))}
 	}
 	return stack{rt: &naiveObserved{
 		next:         e.base,
@@ -79,10 +79,10 @@ func (t *naiveObserved) RoundTrip(req *http.Request) (*http.Response, error) {
 	var resp *http.Response
 	op := func() error {
 		if !t.limiter.Allow() {
-			t.decisions.Add(ctx, 1, t.rejected)
+			t.decisions.Add(ctx, 1, t.rejected...)
 			return backoff.Permanent(errNaiveLimited)
 		}
-		t.decisions.Add(ctx, 1, t.allowed)
+		t.decisions.Add(ctx, 1, t.allowed...)
 		r, err := cb.Execute(func() (*http.Response, error) {
 			r, err := t.next.RoundTrip(req)
 			if err != nil {
@@ -97,12 +97,12 @@ func (t *naiveObserved) RoundTrip(req *http.Request) (*http.Response, error) {
 		})
 		switch {
 		case err == nil:
-			t.attempts.Add(ctx, 1, t.success)
+			t.attempts.Add(ctx, 1, t.success...)
 		case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) || !idempotent:
-			t.attempts.Add(ctx, 1, t.notRetryable)
+			t.attempts.Add(ctx, 1, t.notRetryable...)
 			return backoff.Permanent(err)
 		default:
-			t.attempts.Add(ctx, 1, t.retried)
+			t.attempts.Add(ctx, 1, t.retried...)
 		}
 		resp = r
 		return err
