@@ -199,8 +199,13 @@ type Match struct {
 // path, r.URL.EscapedPath(): it is split on '/' and each variable's value
 // is percent-decoded by Bind per the HttpRule rules (so a single-segment
 // variable can carry an escaped '/'); a literal segment matches its
-// percent-decoded form. Verbs are compared exactly ("GET", not "get").
+// percent-decoded form. Verbs are compared exactly ("GET", not "get"). An
+// empty path is "/" (RFC 9110, section 4.2.3): net/http leaves the path of
+// an absolute-form request such as "GET http://host HTTP/1.1" empty.
 func (r *Router) Match(verb, path string) (Match, bool) {
+	if path == "" {
+		path = "/"
+	}
 	slashes := strings.Count(path, "/") // the path's segments, for a cheap first test
 	for _, ru := range r.byVerb[verb] {
 		if !ru.tmpl.mayMatch(slashes) {

@@ -195,6 +195,20 @@ func TestSameTemplateOtherVerbIsFine(t *testing.T) {
 	assert.Equal(t, protoreflect.Name("Del"), m.Method.Name())
 }
 
+// An empty path (an absolute-form request without one) is "/": a catch-all
+// or root rule takes it, with an empty variable.
+func TestEmptyPathIsRoot(t *testing.T) {
+	r := newRouter(t, method{"All", `get: "/{name=**}"`})
+	for _, path := range []string{"", "/"} {
+		m, ok := r.Match("GET", path)
+		require.True(t, ok, "%q", path)
+		assert.Equal(t, protoreflect.Name("All"), m.Method.Name())
+	}
+	r = newRouter(t, method{"Root", `get: "/"`})
+	_, ok := r.Match("GET", "")
+	assert.True(t, ok, "the root rule takes an empty path")
+}
+
 func TestEmptyRouter(t *testing.T) {
 	r, err := httprule.NewRouter(nil)
 	require.NoError(t, err)
