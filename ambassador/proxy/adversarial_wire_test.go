@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/outbound-go/outbound/ambassador/proxy"
 )
 
 // The adversarial suite of the HTTP/1.1 hop: raw bytes that net/http
@@ -684,4 +686,25 @@ func TestWireSlowlorisIsCutOff(t *testing.T) {
 	assert.Less(t, took, 2*time.Second)
 	assert.Less(t, n, len(head), "the whole header got through")
 	assert.Empty(t, paths(up))
+}
+
+// An absolute-form request target without a path ("GET http://host
+// HTTP/1.1") is the path "/" (RFC 9110, section 4.2.3): it takes a route
+// with path_prefix "/" and reaches the upstream as "GET /".
+func TestWireAbsoluteFormWithoutPathIsRoot(t *testing.T) {
+	up := scripted(t, func(int, rawRequest) string { return ok("root") })
+	cfg, err := proxy.ParseConfig([]byte("admin: {address: 127.0.0.1:0}\n"+
+		"listeners:\n  - address: 127.0.0.1:0\n    routes:\n      - {path_prefix: /, service: up}\n"+
+		"services:\n  up:\n    discovery: {static: ["+up.Addr()+"]}\n"), t.TempDir())
+	require.NoError(t, err)
+	s, err := proxy.NewServer(cfg, proxy.WithLogger(quietLogger()))
+	require.NoError(t, err)
+	addr := strings.TrimPrefix(serve(t, s)[0], "http://")
+	c, br := rawDial(t, addr)
+	r := roundTrip(t, c, br, "GET", "GET http://"+addr+" HTTP/1.1\r\nHost: "+addr+"\r\n\r\n")
+	assert.Equal(t, 200, r.Status)
+	assert.Equal(t, "root", string(r.Body))
+	r = roundTrip(t, c, br, "GET", "GET http://"+addr+"/x HTTP/1.1\r\nHost: "+addr+"\r\n\r\n")
+	assert.Equal(t, 200, r.Status)
+	assert.Equal(t, []string{"GET /", "GET /x"}, paths(up))
 }
