@@ -11,7 +11,7 @@ import (
 // FuzzTemplateMatch compares match with.
 func oracle(t *Template) *regexp.Regexp {
 	var b strings.Builder
-	b.WriteString("^")
+	b.WriteString("(?s)^") // s: "." takes '\n' too, as "**" does
 	vi := 0
 	for i, s := range t.segs {
 		if vi < len(t.vars) && t.vars[vi].start == i {
