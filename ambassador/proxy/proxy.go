@@ -182,11 +182,12 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(lw, r, http.StatusMethodNotAllowed, ReasonBadRequest, 0)
 		return
 	}
-	if r.URL.Path == "" && r.URL.RawPath == "" && r.URL.Opaque == "" {
+	if r.URL.Path == "" && r.URL.Opaque == "" && r.Method != http.MethodOptions {
 		// An absolute-form target without a path ("GET http://host
 		// HTTP/1.1", as a client configured with an HTTP proxy sends it)
 		// means "/" (RFC 9110, section 4.2.3); routes, the transcoder, the
-		// access log and the upstream all see "/".
+		// access log and the upstream all see "/". (OPTIONS is left as it
+		// is: there an empty path asks about the server itself, "*".)
 		r.URL.Path = "/"
 	}
 	if rt, entry = h.route(lw, r); entry == nil {
