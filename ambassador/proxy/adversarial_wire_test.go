@@ -708,3 +708,22 @@ func TestWireAbsoluteFormWithoutPathIsRoot(t *testing.T) {
 	assert.Equal(t, 200, r.Status)
 	assert.Equal(t, []string{"GET /", "GET /x"}, paths(up))
 }
+
+// The query reaches the upstream byte for byte, also when it holds what
+// url.ParseQuery refuses (a ';', a bad %-escape), which ReverseProxy
+// would otherwise drop and re-encode.
+func TestWireQueryIsForwardedAsWritten(t *testing.T) {
+	up := scripted(t, func(int, rawRequest) string { return ok("q") })
+	addr, _ := oneServiceAmbassador(t, []string{up.Addr()}, "", "")
+	c, br := rawDial(t, addr)
+	queries := []string{"a=1&b=2", "q=a;b", "y=%zz&a=1", "b=2&a=1;c=3", "x", "k=%E2%82%AC&k=2"}
+	for _, q := range queries {
+		r := roundTrip(t, c, br, "GET", getReq("/s?"+q))
+		assert.Equal(t, 200, r.Status, q)
+	}
+	var want []string
+	for _, q := range queries {
+		want = append(want, "GET /s?"+q)
+	}
+	assert.Equal(t, want, paths(up))
+}

@@ -62,6 +62,12 @@ func (s *Server) newServiceEntry(name string, c ambassador.ServiceConfig) (*serv
 			u.Host = name
 			u.User = nil
 			u.Opaque = ""
+			// The query as the client wrote it. ReverseProxy re-encodes a
+			// query holding a ';' or a bad %-escape from what url.ParseQuery
+			// accepts (dropping the rest, reordering what stays) before
+			// Rewrite; the ambassador decides nothing on the query, so the
+			// upstream gets it byte for byte, as from any other proxy.
+			u.RawQuery = pr.In.URL.RawQuery
 			// Host: "" lets the stack send the endpoint's (or the
 			// host_header literal); preserve hands it the client's.
 			pr.Out.Host = ""
