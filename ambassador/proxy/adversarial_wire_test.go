@@ -727,3 +727,47 @@ func TestWireQueryIsForwardedAsWritten(t *testing.T) {
 	}
 	assert.Equal(t, want, paths(up))
 }
+
+// The application's forwarding headers (Forwarded, X-Forwarded-*) reach
+// the upstream as it sent them, the ambassador adding none of its own; one
+// that the request's Connection names is hop-by-hop and is removed.
+func TestWireForwardingHeadersPassThrough(t *testing.T) {
+	up := scripted(t, func(int, rawRequest) string { return ok("f") })
+	addr, _ := oneServiceAmbassador(t, []string{up.Addr()}, "", "")
+	c, br := rawDial(t, addr)
+	r := roundTrip(t, c, br, "GET", "GET /a HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7\r\nX-Forwarded-For: 10.0.0.1\r\n"+
+		"X-Forwarded-Proto: https\r\nX-Forwarded-Host: shop.example\r\nForwarded: for=203.0.113.7;proto=https\r\n\r\n")
+	assert.Equal(t, 200, r.Status)
+	r = roundTrip(t, c, br, "GET", "GET /b HTTP/1.1\r\nHost: x\r\nConnection: X-Forwarded-Host\r\nX-Forwarded-Host: hop.example\r\n"+
+		"X-Forwarded-Proto: http\r\n\r\n")
+	assert.Equal(t, 200, r.Status)
+	reqs := up.Requests()
+	require.Len(t, reqs, 2)
+	assert.Equal(t, []string{"203.0.113.7", "10.0.0.1"}, reqs[0].Header["X-Forwarded-For"])
+	assert.Equal(t, []string{"https"}, reqs[0].Header["X-Forwarded-Proto"])
+	assert.Equal(t, []string{"shop.example"}, reqs[0].Header["X-Forwarded-Host"])
+	assert.Equal(t, []string{"for=203.0.113.7;proto=https"}, reqs[0].Header["Forwarded"])
+	assert.NotContains(t, reqs[1].Header, "X-Forwarded-Host", "named by Connection: hop-by-hop")
+	assert.NotContains(t, reqs[1].Header, "X-Forwarded-For", "none sent, none added")
+	assert.Equal(t, []string{"http"}, reqs[1].Header["X-Forwarded-Proto"])
+}
+
+// A response the upstream sent without a Content-Type reaches the client
+// without one: net/http's server would otherwise guess it from the body
+// (here text/html).
+func TestWireNoContentTypeIsGuessed(t *testing.T) {
+	up := scripted(t, func(n int, _ rawRequest) string {
+		if n == 1 {
+			return "HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n<html>hi</html>"
+		}
+		return "HTTP/1.1 200 OK\r\nContent-Type: application/x-typed\r\nContent-Length: 2\r\n\r\nty"
+	})
+	addr, _ := oneServiceAmbassador(t, []string{up.Addr()}, "", "")
+	c, br := rawDial(t, addr)
+	r := roundTrip(t, c, br, "GET", getReq("/untyped"))
+	assert.Equal(t, 200, r.Status)
+	assert.Equal(t, "<html>hi</html>", string(r.Body))
+	assert.NotContains(t, r.Header, "Content-Type")
+	r = roundTrip(t, c, br, "GET", getReq("/typed"))
+	assert.Equal(t, []string{"application/x-typed"}, r.Header["Content-Type"])
+}

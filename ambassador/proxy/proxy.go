@@ -109,6 +109,7 @@ func (w *logWriter) WriteHeader(code int) {
 	}
 	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status = code
+		noSniff(w.ResponseWriter.Header())
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -116,10 +117,21 @@ func (w *logWriter) WriteHeader(code int) {
 func (w *logWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+		noSniff(w.ResponseWriter.Header())
 	}
 	n, err := w.ResponseWriter.Write(p)
 	w.out += int64(n)
 	return n, err
+}
+
+// noSniff keeps net/http's server from adding a Content-Type guessed from
+// the body to a response whose upstream sent none: a present key with no
+// value writes nothing and stops the guess. (The ambassador's own answers
+// set their type.)
+func noSniff(h http.Header) {
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = nil
+	}
 }
 
 // Unwrap lets http.ResponseController (used by ReverseProxy for Flush and

@@ -68,6 +68,7 @@ func (s *Server) newServiceEntry(name string, c ambassador.ServiceConfig) (*serv
 			// Rewrite; the ambassador decides nothing on the query, so the
 			// upstream gets it byte for byte, as from any other proxy.
 			u.RawQuery = pr.In.URL.RawQuery
+			keepForwarding(pr.In.Header, pr.Out.Header)
 			// Host: "" lets the stack send the endpoint's (or the
 			// host_header literal); preserve hands it the client's.
 			pr.Out.Host = ""
