@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/base"
@@ -73,7 +74,8 @@ func endpointAddresses(eps []resolver.Endpoint) []resolver.Address {
 // connTracker is the base balancer's ClientConn, keeping the balancer's
 // connections that are being set up (idle or connecting, and not failed
 // since: base keeps a failed connection in TRANSIENT_FAILURE while it
-// retries, and so does the tracker). The picker asks it when every ready
+// retries, and so does the tracker; or ready, until base's picker with
+// them is out). The picker asks it when every ready
 // endpoint is ejected: a call then waits for a connection still being set
 // up to an endpoint that may take it, rather than failing at once. Every
 // change of a connection's state reaches grpc as a new balancer state
@@ -83,10 +85,28 @@ type connTracker struct {
 
 	mu      sync.Mutex
 	pending map[*trackedConn]struct{}
+
+	// published is the picker last handed to grpc (a publishedPicker). A
+	// pick can still run on the one before: it loaded it just before
+	// grpc swapped them, and the tracker already counts what the new one
+	// holds; such a pick must let grpc pick again (see current).
+	published atomic.Value
 }
 
-// trackedConn is one connection's state as the tracker follows it; its
-// listener runs on grpc's serialiser, one state change at a time.
+// publishedPicker holds a picker for atomic.Value, whose stored type must
+// not change.
+type publishedPicker struct{ p balancer.Picker }
+
+// current reports whether p is the picker grpc has now; false also before
+// any picker was handed over.
+func (t *connTracker) current(p balancer.Picker) bool {
+	v, _ := t.published.Load().(publishedPicker)
+	return v.p == p
+}
+
+// trackedConn is one connection's state as the tracker follows it (state
+// under the tracker's mu); its listener runs on grpc's serialiser, one
+// state change at a time.
 type trackedConn struct {
 	ep    *endpoint // nil for an address from a foreign resolver
 	state connectivity.State
@@ -118,18 +138,41 @@ func (t *connTracker) NewSubConn(addrs []resolver.Address, opts balancer.NewSubC
 }
 
 // follow moves c to state s, with base's rule that a failed connection
-// stays failed until it is ready.
+// stays failed until it is ready. A connection that has just become ready
+// stays counted until base hands grpc the picker that holds it
+// (UpdateState): a pick in between runs on the picker before, which has no
+// place for it, and must wait for the next one rather than fail.
 func (t *connTracker) follow(c *trackedConn, s connectivity.State) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if c.state == connectivity.TransientFailure && (s == connectivity.Connecting || s == connectivity.Idle) {
 		return
 	}
 	c.state = s
-	t.setPending(c, s == connectivity.Idle || s == connectivity.Connecting)
+	t.setPendingLocked(c, s == connectivity.Idle || s == connectivity.Connecting || s == connectivity.Ready)
+}
+
+// UpdateState passes base's new state to grpc; from then on its picker
+// holds the connections that are ready, which are set up.
+func (t *connTracker) UpdateState(s balancer.State) {
+	t.published.Store(publishedPicker{s.Picker})
+	t.ClientConn.UpdateState(s)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for c := range t.pending {
+		if c.state == connectivity.Ready {
+			delete(t.pending, c)
+		}
+	}
 }
 
 func (t *connTracker) setPending(c *trackedConn, on bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.setPendingLocked(c, on)
+}
+
+func (t *connTracker) setPendingLocked(c *trackedConn, on bool) {
 	if on {
 		if t.pending == nil {
 			t.pending = make(map[*trackedConn]struct{})

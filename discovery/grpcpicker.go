@@ -109,7 +109,9 @@ func (p *grpcPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	for n := 0; ; n++ {
 		i = choose(p.kind, &p.snap, &p.ctr, rec)
 		if i < 0 {
-			if p.conns != nil && p.conns.waitable() {
+			if p.conns != nil && (!p.conns.current(p) || p.conns.waitable()) {
+				// A connection being set up may take the call, or grpc
+				// has a newer picker already: it picks again with it.
 				return balancer.PickResult{}, balancer.ErrNoSubConnAvailable
 			}
 			return balancer.PickResult{}, p.errNone
