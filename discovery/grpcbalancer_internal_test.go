@@ -39,21 +39,27 @@ func TestReadyConnectionIsWaitedForUntilItsPickerIsOut(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, cc.listener)
 	assert.True(t, tr.waitable(), "idle, about to connect")
-
-	cc.listener(balancer.SubConnState{ConnectivityState: connectivity.Connecting})
-	assert.True(t, tr.waitable(), "connecting")
-	cc.listener(balancer.SubConnState{ConnectivityState: connectivity.Ready})
-	assert.True(t, tr.waitable(), "ready, but no picker with it is out yet")
-	tr.UpdateState(balancer.State{ConnectivityState: connectivity.Ready})
-	assert.Equal(t, 1, cc.updates, "the state reached grpc")
-	assert.False(t, tr.waitable(), "ready and in the picker")
-
-	cc.listener(balancer.SubConnState{ConnectivityState: connectivity.Idle})
-	assert.True(t, tr.waitable(), "idle again, reconnecting")
-	cc.listener(balancer.SubConnState{ConnectivityState: connectivity.TransientFailure})
-	assert.False(t, tr.waitable(), "failed")
-	cc.listener(balancer.SubConnState{ConnectivityState: connectivity.Connecting})
-	assert.False(t, tr.waitable(), "failed stays failed until ready, as base keeps it")
+	for _, step := range []struct {
+		publish bool               // base hands grpc its picker, else:
+		state   connectivity.State // the connection changes state
+		waitFor bool
+		why     string
+	}{
+		{false, connectivity.Connecting, true, "connecting"},
+		{false, connectivity.Ready, true, "ready, but no picker with it is out yet"},
+		{true, 0, false, "ready and in the picker"},
+		{false, connectivity.Idle, true, "idle again, reconnecting"},
+		{false, connectivity.TransientFailure, false, "failed"},
+		{false, connectivity.Connecting, false, "failed stays failed until ready, as base keeps it"},
+	} {
+		if step.publish {
+			tr.UpdateState(balancer.State{ConnectivityState: connectivity.Ready})
+		} else {
+			cc.listener(balancer.SubConnState{ConnectivityState: step.state})
+		}
+		assert.Equal(t, step.waitFor, tr.waitable(), step.why)
+	}
+	assert.Equal(t, 1, cc.updates, "the picker reached grpc")
 }
 
 // namedPicker is a picker told apart by its name.
