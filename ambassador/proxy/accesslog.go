@@ -90,6 +90,11 @@ func (s *Server) accessLog(r *http.Request, w *logWriter, rt *route, e *serviceE
 		service = e.name
 	}
 	endpoint, attempts := attemptsOf(rec, w, status)
+	in, out := w.in.bytesIn(), w.out
+	if t := w.hijacked; t != nil {
+		in += t.in.Load()
+		out += t.out.Load()
+	}
 	attrs := [...]slog.Attr{
 		slog.String("remote", r.RemoteAddr),
 		slog.String("host", r.Host),
@@ -100,8 +105,8 @@ func (s *Server) accessLog(r *http.Request, w *logWriter, rt *route, e *serviceE
 		slog.String("endpoint", endpoint),
 		slog.Int("status", status),
 		slog.Int("attempts", attempts),
-		slog.Int64("bytes_in", w.in.bytesIn()),
-		slog.Int64("bytes_out", w.out),
+		slog.Int64("bytes_in", in),
+		slog.Int64("bytes_out", out),
 		slog.Float64("duration_ms", float64(now.Sub(start).Microseconds())/1000),
 		{}, {}, {}, // grpc_status, trace_id, error: only when there is one
 	}

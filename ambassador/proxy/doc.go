@@ -156,7 +156,8 @@
 // down", so a load balancer or kubelet takes it out of rotation while an
 // app in the same pod, which got SIGTERM at the same moment, still makes
 // its last outbound calls. Then it stops accepting and drains in-flight
-// requests for up to limits.drain_timeout (default 30s), and Run returns
+// requests, WebSocket tunnels and tcp pairs for up to limits.drain_timeout
+// (default 30s), closes what is left, and Run returns
 // nil (exit 0). Server.EndShutdownDelay ends the delay at once; the
 // ambassador calls it on a second SIGTERM or SIGINT, so a second signal
 // means "drain now" (the drain itself still gets its drain_timeout). Keep

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"log/slog"
@@ -100,6 +101,9 @@ type logWriter struct {
 	n1xx   int           // 1xx responses relayed (see writeInformational)
 	out    int64         // response body bytes written
 	in     *countingBody // the caller's request body, nil without one
+
+	tun      *tunnels    // the server's, where a hijacked connection is kept
+	hijacked *tunnelConn // the client connection, once Hijack handed it over
 }
 
 func (w *logWriter) WriteHeader(code int) {
@@ -134,9 +138,34 @@ func noSniff(h http.Header) {
 	}
 }
 
-// Unwrap lets http.ResponseController (used by ReverseProxy for Flush and
-// Hijack) reach the server's writer.
+// Unwrap lets http.ResponseController (used by ReverseProxy for Flush)
+// reach the server's writer.
 func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// errDrained refuses a protocol switch that comes after the drain ended.
+var errDrained = errors.New("ambassador: drained, no more protocol switches")
+
+// Hijack hands the client connection over for a protocol switch
+// (ReverseProxy calls it through http.ResponseController when the upstream
+// answered 101, and writes that answer on the connection itself, so the
+// status is recorded here) and keeps it in the server's tunnels, so that
+// the drain waits for it and closes it when drain_timeout ends. The bytes
+// relayed through it count in the access log.
+func (w *logWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if !w.tun.add(c) {
+		_ = c.Close()
+		return nil, nil, errDrained
+	}
+	if w.status == 0 {
+		w.status = http.StatusSwitchingProtocols
+	}
+	w.hijacked = &tunnelConn{Conn: c}
+	return w.hijacked, brw, nil
+}
 
 var logWriterPool = sync.Pool{New: func() any { return new(logWriter) }}
 
@@ -150,7 +179,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.s
 	start := time.Now()
 	lw := logWriterPool.Get().(*logWriter)
-	*lw = logWriter{ResponseWriter: w}
+	*lw = logWriter{ResponseWriter: w, tun: &s.tunnels}
 	var (
 		rt    *route
 		entry *serviceEntry
@@ -176,6 +205,9 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.accessLog(r, lw, rt, entry, rec, start, p)
 		if entry != nil {
 			entry.release()
+		}
+		if lw.hijacked != nil {
+			s.tunnels.remove(lw.hijacked.Conn) // last: the drain waits for the line above
 		}
 		*lw = logWriter{}
 		logWriterPool.Put(lw)

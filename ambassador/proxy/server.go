@@ -162,6 +162,8 @@ type Server struct {
 	endDelay     chan struct{} // closed by EndShutdownDelay
 	endDelayOnce sync.Once
 
+	tunnels tunnels // hijacked client connections: WebSocket (tunnels.go)
+
 	reqMetrics *serverMetrics // http.server.request.duration
 	tcpMetrics *tcpMetrics    // outbound.tcp.* (tcpmetrics.go)
 }
@@ -369,7 +371,8 @@ func (s *Server) Close() error {
 // When ctx is done Run keeps accepting and serving for limits.shutdown_delay
 // (0 by default) while /readyz answers 503 "shutting down" (see
 // EndShutdownDelay), then stops accepting, waits up to limits.drain_timeout
-// for in-flight requests, closes the service stacks and returns nil.
+// for in-flight requests, WebSocket tunnels and tcp pairs, closes what is
+// left and the service stacks, and returns nil.
 func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	c := s.cfg
@@ -491,9 +494,9 @@ func (s *Server) newHTTPServers(lns []net.Listener, lim LimitsConfig) []*http.Se
 	return servers
 }
 
-// drain stops accepting and lets in-flight requests finish for up to
-// timeout, then closes what is left; the admin listener (last) closes at
-// once after.
+// drain stops accepting and lets in-flight requests, tcp pairs and
+// WebSocket tunnels finish for up to timeout, then closes what is left;
+// the admin listener (last) closes at once after.
 func (s *Server) drain(servers []*http.Server, tcps []*tcpListener, timeout time.Duration) {
 	s.draining.Store(true)
 	s.opts.logger.Info("draining", "timeout", timeout.String())
@@ -514,6 +517,7 @@ func (s *Server) drain(servers []*http.Server, tcps []*tcpListener, timeout time
 		}()
 	}
 	dwg.Wait()
+	s.tunnels.drain(dctx)
 	cancel()
 	_ = servers[len(servers)-1].Close() // admin
 }

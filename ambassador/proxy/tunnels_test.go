@@ -1,0 +1,138 @@
+package proxy_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/outbound-go/outbound/ambassador/proxy"
+	"github.com/outbound-go/outbound/internal/testkit"
+)
+
+// tunnelAmb is an ambassador in front of an upstream that accepts
+// WebSocket upgrades and then echoes, with one tunnel open through it.
+type tunnelAmb struct {
+	addr   string
+	cancel context.CancelFunc
+	done   chan error
+	log    *testkit.SyncBuffer
+	c      net.Conn
+	br     *bufio.Reader
+}
+
+func openTunnel(t *testing.T, drainTimeout string) *tunnelAmb {
+	t.Helper()
+	up := h2cUpstream(t) // answers a websocket offer with 101, then echoes
+	cfg, err := proxy.ParseConfig([]byte("admin: {address: 127.0.0.1:0}\nlimits: {drain_timeout: "+drainTimeout+"}\n"+
+		"listeners:\n  - {address: 127.0.0.1:0, service: ws}\nservices:\n  ws: {discovery: {static: ["+up.Addr()+"]}}\n"), "")
+	require.NoError(t, err)
+	a := &tunnelAmb{done: make(chan error, 1), log: &testkit.SyncBuffer{}}
+	s, err := proxy.NewServer(cfg, proxy.WithLogger(quietLogger()),
+		proxy.WithAccessLog(slog.New(slog.NewJSONHandler(a.log, nil))))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	fin := make(chan struct{})
+	go func() { a.done <- s.Run(ctx); close(fin) }()
+	t.Cleanup(func() {
+		cancel()
+		if a.c != nil {
+			_ = a.c.Close()
+		}
+		select {
+		case <-fin:
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return")
+		}
+	})
+	select {
+	case <-s.Ready():
+	case err := <-a.done:
+		t.Fatalf("Run: %v", err)
+	}
+	a.addr = s.Addrs()[0].String()
+	a.c, a.br = rawDial(t, a.addr)
+	r := roundTrip(t, a.c, a.br, "GET", "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	require.Equal(t, http.StatusSwitchingProtocols, r.Status)
+	a.echo(t, "open")
+	return a
+}
+
+// echo sends msg through the tunnel and reads it back.
+func (a *tunnelAmb) echo(t *testing.T, msg string) {
+	t.Helper()
+	require.NoError(t, a.c.SetDeadline(time.Now().Add(wireTimeout)))
+	rawSend(t, a.c, msg)
+	b := make([]byte, len(msg))
+	_, err := io.ReadFull(a.br, b)
+	require.NoError(t, err, "echo of %q through the tunnel", msg)
+	assert.Equal(t, msg, string(b))
+}
+
+// stopAccepting cancels Run and waits until the listener refuses new
+// connections: the drain has begun.
+func (a *tunnelAmb) stopAccepting(t *testing.T) {
+	t.Helper()
+	a.cancel()
+	require.Eventually(t, func() bool {
+		nc, err := net.DialTimeout("tcp", a.addr, time.Second)
+		if err != nil {
+			return true
+		}
+		_ = nc.Close()
+		return false
+	}, 5*time.Second, 5*time.Millisecond, "the listener kept accepting")
+}
+
+// A WebSocket tunnel open when the drain begins keeps working, and Run
+// waits for it (http.Server.Shutdown alone neither waits for a hijacked
+// connection nor closes it); once the client closes it, Run returns with
+// the tunnel's access-log line written: status 101 and the bytes relayed.
+func TestWebSocketTunnelIsDrained(t *testing.T) {
+	a := openTunnel(t, "1m")
+	a.stopAccepting(t)
+	a.echo(t, "during the drain")
+	select {
+	case err := <-a.done:
+		t.Fatalf("Run returned (%v) while a WebSocket tunnel was open", err)
+	default:
+	}
+	require.NoError(t, a.c.Close())
+	select {
+	case err := <-a.done:
+		require.NoError(t, err)
+		a.done <- nil // for the cleanup
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the tunnel closed")
+	}
+	line := a.log.String()
+	assert.Contains(t, line, `"path":"/ws"`)
+	assert.Contains(t, line, `"status":101`)
+	n := strconv.Itoa(len("open") + len("during the drain"))
+	assert.Contains(t, line, `"bytes_in":`+n+`,"bytes_out":`+n+`,`)
+}
+
+// A tunnel still open when drain_timeout ends is closed by the ambassador,
+// and Run returns after its handler let go of it.
+func TestWebSocketTunnelClosedAtDrainTimeout(t *testing.T) {
+	a := openTunnel(t, "100ms")
+	a.stopAccepting(t)
+	select {
+	case err := <-a.done:
+		require.NoError(t, err)
+		a.done <- nil
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after drain_timeout")
+	}
+	assert.Contains(t, a.log.String(), `"status":101`, "the line is written before Run returns")
+	waitEOF(t, a.c)
+}
