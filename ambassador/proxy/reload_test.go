@@ -69,3 +69,45 @@ func TestRunReloadingOnSignal(t *testing.T) {
 		t.Fatal("RunReloading did not return after cancel")
 	}
 }
+
+// A reload whose listeners are not the addresses the process started with
+// is refused with the key of the listener that is new, or the address that
+// is gone; the same addresses in another order are a valid reload.
+func TestReloadRefusesAnotherSetOfListeners(t *testing.T) {
+	config := func(addrs ...string) *proxy.Config {
+		t.Helper()
+		doc := "admin: {address: 127.0.0.1:0}\nlisteners:\n"
+		for _, a := range addrs {
+			doc += "  - {address: " + a + ", service: svc}\n"
+		}
+		doc += "services:\n  svc: {discovery: {static: [127.0.0.1:9]}}\n"
+		cfg, err := proxy.ParseConfig([]byte(doc), "")
+		require.NoError(t, err)
+		return cfg
+	}
+	const a, b = "127.0.0.1:7001", "127.0.0.1:7002"
+	srv, err := proxy.NewServer(config(a, b), proxy.WithLogger(quietLogger()))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	for _, tc := range []struct {
+		name    string
+		addrs   []string
+		wantErr string
+	}{
+		{"added", []string{a, b, "127.0.0.1:7003"}, "listeners[2].address: 127.0.0.1:7003 is not a listener the process started with"},
+		{"replaced", []string{a, "127.0.0.1:7009"}, "listeners[1].address: 127.0.0.1:7009 is not a listener the process started with"},
+		{"removed", []string{b}, "listeners: no listener on 127.0.0.1:7001, which the process started with"},
+		{"reordered", []string{b, a}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := srv.Reload(config(tc.addrs...))
+			if tc.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.wantErr)
+			assert.Contains(t, err.Error(), "cannot change without a restart")
+		})
+	}
+}

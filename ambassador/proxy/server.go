@@ -241,20 +241,20 @@ func (s *Server) buildTable(c *Config, old *table) (*table, error) {
 		t.order = append(t.order, name)
 	}
 	slices.Sort(t.order)
+	if err := sameListenerAddresses(s.addrs, c.Listeners); err != nil {
+		for _, b := range built {
+			b.close()
+		}
+		return nil, err
+	}
 	tcs := s.newTranscoders()
 	// Match listeners by address (in order, for repeated ":0" addresses).
 	byAddr := make(map[string][]ListenerConfig, len(c.Listeners))
 	for _, l := range c.Listeners {
 		byAddr[l.Address] = append(byAddr[l.Address], l)
 	}
-	for i, addr := range s.addrs {
+	for _, addr := range s.addrs {
 		ls := byAddr[addr]
-		if len(ls) == 0 || len(c.Listeners) != len(s.addrs) {
-			for _, b := range built {
-				b.close()
-			}
-			return nil, fmt.Errorf("ambassador: listeners[%d].address: the set of listener addresses cannot change without a restart", i)
-		}
 		l := ls[0]
 		byAddr[addr] = ls[1:]
 		for _, name := range append([]string{l.Service}, routeServices(l)...) {
@@ -275,6 +275,28 @@ func (s *Server) buildTable(c *Config, old *table) (*table, error) {
 		t.listeners = append(t.listeners, lr)
 	}
 	return t, nil
+}
+
+// sameListenerAddresses refuses a reload whose listeners are not the
+// addresses the process started with (in any order, each as many times),
+// naming the listener that is new or the address that is gone.
+func sameListenerAddresses(started []string, ls []ListenerConfig) error {
+	left := make(map[string]int, len(started))
+	for _, a := range started {
+		left[a]++
+	}
+	for i, l := range ls {
+		if left[l.Address] == 0 {
+			return fmt.Errorf("ambassador: listeners[%d].address: %s is not a listener the process started with; the set of listener addresses cannot change without a restart", i, l.Address)
+		}
+		left[l.Address]--
+	}
+	for _, a := range started {
+		if left[a] > 0 {
+			return fmt.Errorf("ambassador: listeners: no listener on %s, which the process started with; the set of listener addresses cannot change without a restart", a)
+		}
+	}
+	return nil
 }
 
 func routeServices(l ListenerConfig) []string {
