@@ -237,23 +237,10 @@ func TestTCPDrainOnShutdown(t *testing.T) {
 	c := a.dial(t)
 	echoOnce(t, c, "before")
 	a.cancel()
-	require.Eventually(t, func() bool {
-		nc, err := net.DialTimeout("tcp", a.addr, time.Second)
-		if err != nil {
-			return true
-		}
-		_ = nc.Close()
-		return false
-	}, 5*time.Second, 5*time.Millisecond, "the listener kept accepting")
+	waitNotAccepting(t, a.addr)
 	echoOnce(t, c, "during the drain")
 	waitEOF(t, c)
-	select {
-	case err := <-a.done:
-		require.NoError(t, err)
-		a.done <- nil // for the cleanup
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return after drain_timeout")
-	}
+	waitRunReturned(t, a.done, "drain_timeout")
 	assert.Contains(t, a.log.String(), `"end":"drain"`)
 }
 

@@ -83,14 +83,7 @@ func (a *tunnelAmb) echo(t *testing.T, msg string) {
 func (a *tunnelAmb) stopAccepting(t *testing.T) {
 	t.Helper()
 	a.cancel()
-	require.Eventually(t, func() bool {
-		nc, err := net.DialTimeout("tcp", a.addr, time.Second)
-		if err != nil {
-			return true
-		}
-		_ = nc.Close()
-		return false
-	}, 5*time.Second, 5*time.Millisecond, "the listener kept accepting")
+	waitNotAccepting(t, a.addr)
 }
 
 // A WebSocket tunnel open when the drain begins keeps working, and Run
@@ -107,13 +100,7 @@ func TestWebSocketTunnelIsDrained(t *testing.T) {
 	default:
 	}
 	require.NoError(t, a.c.Close())
-	select {
-	case err := <-a.done:
-		require.NoError(t, err)
-		a.done <- nil // for the cleanup
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after the tunnel closed")
-	}
+	waitRunReturned(t, a.done, "the tunnel closed")
 	line := a.log.String()
 	assert.Contains(t, line, `"path":"/ws"`)
 	assert.Contains(t, line, `"status":101`)
@@ -126,13 +113,7 @@ func TestWebSocketTunnelIsDrained(t *testing.T) {
 func TestWebSocketTunnelClosedAtDrainTimeout(t *testing.T) {
 	a := openTunnel(t, "100ms")
 	a.stopAccepting(t)
-	select {
-	case err := <-a.done:
-		require.NoError(t, err)
-		a.done <- nil
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after drain_timeout")
-	}
+	waitRunReturned(t, a.done, "drain_timeout")
 	assert.Contains(t, a.log.String(), `"status":101`, "the line is written before Run returns")
 	waitEOF(t, a.c)
 }
