@@ -779,6 +779,14 @@ services:
 
 	p = startProc(t, "-no-such-flag")
 	assert.Equal(t, 2, p.exitCode(t, 10*time.Second))
+
+	// The file named without -config is not taken for the demo's absence.
+	for _, args := range [][]string{{good}, {"-config", good, "extra"}, {"-check", good}} {
+		p = startProc(t, args...)
+		assert.Equal(t, 2, p.exitCode(t, 10*time.Second), "%q", args)
+		assert.Contains(t, p.out.String(), "unexpected argument", "%q", args)
+		assert.Contains(t, p.out.String(), "-config FILE", "%q", args)
+	}
 }
 
 func TestBindFailureExitsOne(t *testing.T) {

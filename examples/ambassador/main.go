@@ -59,7 +59,7 @@ func main() {
 	setGCPercent()
 	setMaxProcs()
 	err := run(context.Background(), flags{config: *configPath, check: *check, logFormat: *logFormat,
-		watch: *watch, pprof: *pprofAddr, version: *version, accessLog: *accessLog}, os.Stdout, os.Stderr)
+		watch: *watch, pprof: *pprofAddr, version: *version, accessLog: *accessLog, args: fs.Args()}, os.Stdout, os.Stderr)
 	var ue usageError
 	switch {
 	case err == nil:
@@ -76,6 +76,7 @@ func main() {
 type flags struct {
 	config, logFormat, pprof, accessLog string
 	check, watch, version               bool
+	args                                []string // what follows the flags: nothing is expected
 }
 
 // run is the whole process; main only maps its error to the exit code, so
@@ -83,6 +84,10 @@ type flags struct {
 // stopped by its own defers before the process exits.
 func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 	configPath, check, logFormat := f.config, f.check, f.logFormat
+	if len(f.args) > 0 {
+		// "ambassador ambassador.yaml" would otherwise run the demo.
+		return usageError{fmt.Errorf("unexpected argument %q: the config file is given as -config FILE", f.args[0])}
+	}
 	if f.version {
 		fmt.Fprintln(stdout, proxy.Version())
 		return nil
