@@ -780,6 +780,12 @@ services:
 	p = startProc(t, "-no-such-flag")
 	assert.Equal(t, 2, p.exitCode(t, 10*time.Second))
 
+	for _, flag := range []string{"-check", "-watch"} {
+		p = startProc(t, flag)
+		assert.Equal(t, 2, p.exitCode(t, 10*time.Second), flag)
+		assert.Contains(t, p.out.String(), flag+" needs -config FILE")
+	}
+
 	// The file named without -config is not taken for the demo's absence.
 	for _, args := range [][]string{{good}, {"-config", good, "extra"}, {"-check", good}} {
 		p = startProc(t, args...)

@@ -131,6 +131,9 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 	if check && configPath == "" {
 		return usageError{errors.New("-check needs -config FILE")}
 	}
+	if f.watch && configPath == "" {
+		return usageError{errors.New("-watch needs -config FILE")} // the demo has no file to watch
+	}
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
