@@ -36,7 +36,8 @@ import (
 //	"code:N"       fails with code N and a BadRequest detail
 //	"flaky"        UNAVAILABLE on the first call, then SERVING
 //	"echo-md"      SERVING, with the call's tenant and authorization
-//	               metadata echoed as header x-tenant and trailer x-auth
+//	               metadata echoed as header x-tenant and trailer x-auth,
+//	               and its blob-bin as header x-echo-bin
 //	"break-after"  Watch: one SERVING, then DATA_LOSS
 //
 // Check calls are counted in checks.
@@ -80,7 +81,7 @@ func (f *healthFake) Check(ctx context.Context, req *healthpb.HealthCheckRequest
 	case name == "echo-md":
 		md, _ := metadata.FromIncomingContext(ctx)
 		_ = grpc.SetHeader(ctx, metadata.Pairs("x-tenant", strings.Join(md.Get("tenant"), ","), "x-bin", "\x00\x01",
-			"x-traceparent", strings.Join(md.Get("traceparent"), ",")))
+			"x-traceparent", strings.Join(md.Get("traceparent"), ","), "x-echo-bin", strings.Join(md.Get("blob-bin"), ",")))
 		_ = grpc.SetTrailer(ctx, metadata.Pairs("x-auth", strings.Join(md.Get("authorization"), ",")))
 	default:
 		return f.hs.Check(ctx, req)

@@ -221,6 +221,19 @@ func TestTranscodeMetadata(t *testing.T) {
 	assert.Equal(t, "Bearer t0k", resp.Header.Get("Grpc-Metadata-X-Auth"))
 	assert.Equal(t, "AAE=", resp.Header.Get("Grpc-Metadata-X-Bin"))
 	assert.Empty(t, resp.Header.Values("Grpc-Metadata-Content-Type"), "the transport's headers are not metadata")
+
+	// A -bin header is base64, padded or not, and reaches the upstream as
+	// the bytes it encodes (echoed back, base64 again); one that is not
+	// base64 is refused before any call.
+	for _, v := range []string{"AP8=", "AP8"} {
+		resp, body = postJSON(t, client(t), url+checkPath, `{"service":"echo-md"}`, "Grpc-Metadata-Blob-Bin", v)
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+		assert.Equal(t, "AP8=", resp.Header.Get("Grpc-Metadata-X-Echo-Bin"), "sent as %q", v)
+	}
+	resp, body = postJSON(t, client(t), url+checkPath, `{"service":"echo-md"}`, "Grpc-Metadata-Blob-Bin", "not base64!")
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
+	assert.Equal(t, "bad_request", resp.Header.Get(proxy.HeaderError))
+	assert.Contains(t, body, "Grpc-Metadata-Blob-Bin")
 }
 
 // TestTranscodeRoute: transcode: on a route; the other route of the
