@@ -330,3 +330,26 @@ func TestRedisCloseClosesClient(t *testing.T) {
 	assert.NoError(t, err, "usable after Close, on its local buckets")
 	assert.Equal(t, 1, clients(), "without reconnecting")
 }
+
+// Snapshot of a limiter shared on Redis shows, while Redis answers, the
+// tokens this process holds on lease (a lease is a quarter of the burst,
+// at most a tenth of a second of the rate); once Redis is down it shows
+// the local bucket the limiter falls back to.
+func TestRedisSnapshotShowsLeasedTokens(t *testing.T) {
+	r := testserver.StartRedis(t)
+	lim := sharedLimiter(t, ratelimit.Config{RPS: 100, Burst: 40, Scope: ratelimit.ScopeGlobal}, r.Addr)
+	require.NoError(t, lim.Acquire(context.Background(), "x"))
+	snap := lim.Snapshot()
+	require.Len(t, snap, 1)
+	assert.Equal(t, 9.0, snap[0].Tokens, "a lease of 10, one spent")
+
+	r.Stop()
+	require.NoError(t, lim.Acquire(context.Background(), "x"), "9 leased tokens left: Redis is not asked")
+	assert.Equal(t, 8.0, lim.Snapshot()[0].Tokens)
+	drain(t, lim, "x", 100) // spends the lease, then asks Redis, fails and falls back to the local bucket
+	snap = lim.Snapshot()
+	// Drained and refilling since: a fraction of a token, which no count
+	// of leased tokens is.
+	assert.Greater(t, snap[0].Tokens, 0.0, "the local bucket")
+	assert.Less(t, snap[0].Tokens, 1.0, "the local bucket, drained")
+}
