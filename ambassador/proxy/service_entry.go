@@ -69,6 +69,14 @@ func (s *Server) newServiceEntry(name string, c ambassador.ServiceConfig) (*serv
 			// upstream gets it byte for byte, as from any other proxy.
 			u.RawQuery = pr.In.URL.RawQuery
 			keepForwarding(pr.In.Header, pr.Out.Header)
+			// The caller's trailers, as the server fills them: Out has a
+			// copy of the map taken before the body was read, and net/http
+			// sets the values in In's map only at the body's end, so the
+			// copy would announce the trailers and send them empty. The
+			// transport reads the map after the body's end too.
+			if pr.In.Trailer != nil {
+				pr.Out.Trailer = pr.In.Trailer
+			}
 			// Host: "" lets the stack send the endpoint's (or the
 			// host_header literal); preserve hands it the client's.
 			pr.Out.Host = ""

@@ -1,0 +1,115 @@
+package proxy_test
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// trailerEcho is an upstream that answers the request body and the value of
+// its X-Checksum trailer, over HTTP/1.1 and h2c.
+func trailerEcho(t *testing.T) string {
+	t.Helper()
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Protocols: &protos, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		_, _ = io.WriteString(w, r.Proto+" "+string(b)+" checksum="+r.Trailer.Get("X-Checksum"))
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
+// A request's trailers reach the upstream: ReverseProxy sends a copy of the
+// trailer map taken before the body was read, which the server fills only
+// at the body's end, so without care the upstream got the announcement
+// (Trailer: X-Checksum) and an empty trailer section. Over HTTP/1.1 and h2c
+// from the client, to an HTTP/1.1 and an h2c upstream, with and without
+// retry (whose attempts copy the request too).
+func TestRequestTrailersReachTheUpstream(t *testing.T) {
+	up := trailerEcho(t)
+	for _, tc := range []struct {
+		name, extra string
+		h2cClient   bool
+		wantProto   string
+	}{
+		{"http1 to http1", "", false, "HTTP/1.1"},
+		{"http1 to h2c", "protocol: h2c", false, "HTTP/2.0"},
+		{"h2c to http1", "", true, "HTTP/1.1"},
+		{"http1 to http1 with retry", "retry: {}", false, "HTTP/1.1"},
+		{"h2c to h2c with retry", "protocol: h2c\nretry: {}", true, "HTTP/2.0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, _ := oneServiceAmbassador(t, []string{up}, tc.extra, "")
+			c := client(t)
+			if tc.h2cClient {
+				c = h2cClient(t)
+			}
+			// A body of unknown length, so HTTP/1.1 sends it chunked.
+			req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/sum", io.MultiReader(strings.NewReader("payload")))
+			require.NoError(t, err)
+			req.Trailer = http.Header{"X-Checksum": {"42"}}
+			resp, err := c.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+			assert.Equal(t, tc.wantProto+" payload checksum=42", string(body))
+		})
+	}
+}
+
+// A retried request sends its trailers again: the first attempt's upstream
+// read the body and its trailer, then closed the connection without an
+// answer (upstream_reset, retried for an idempotent PUT); the second
+// attempt, from the replayed body, carries the trailer too.
+func TestRequestTrailersOnRetriedAttempt(t *testing.T) {
+	var calls atomic.Int32
+	var seen []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, string(b)+" checksum="+r.Trailer.Get("X-Checksum"))
+		mu.Unlock()
+		if calls.Add(1) == 1 {
+			c, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				_ = c.Close()
+			}
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	addr, _ := oneServiceAmbassador(t, []string{srv.Listener.Addr().String()}, "retry: {base_delay: 1ms, max_delay: 1ms}", "")
+	req, err := http.NewRequest(http.MethodPut, "http://"+addr+"/sum", io.MultiReader(strings.NewReader("payload")))
+	require.NoError(t, err)
+	req.Trailer = http.Header{"X-Checksum": {"42"}}
+	resp, err := client(t).Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{"payload checksum=42", "payload checksum=42"}, seen)
+}
