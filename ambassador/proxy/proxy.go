@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"log/slog"
@@ -141,31 +140,6 @@ func noSniff(h http.Header) {
 // Unwrap lets http.ResponseController (used by ReverseProxy for Flush)
 // reach the server's writer.
 func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// errDrained refuses a protocol switch that comes after the drain ended.
-var errDrained = errors.New("ambassador: drained, no more protocol switches")
-
-// Hijack hands the client connection over for a protocol switch
-// (ReverseProxy calls it through http.ResponseController when the upstream
-// answered 101, and writes that answer on the connection itself, so the
-// status is recorded here) and keeps it in the server's tunnels, so that
-// the drain waits for it and closes it when drain_timeout ends. The bytes
-// relayed through it count in the access log.
-func (w *logWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	if !w.tun.add(c) {
-		_ = c.Close()
-		return nil, nil, errDrained
-	}
-	if w.status == 0 {
-		w.status = http.StatusSwitchingProtocols
-	}
-	w.hijacked = &tunnelConn{Conn: c}
-	return w.hijacked, brw, nil
-}
 
 var logWriterPool = sync.Pool{New: func() any { return new(logWriter) }}
 

@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 )
@@ -21,18 +24,27 @@ type tunnels struct {
 	waiters []chan struct{} // closed when open empties
 }
 
-// add records c, or reports false once the drain is over.
-func (t *tunnels) add(c net.Conn) bool {
+// errDrained refuses a protocol switch that comes after the drain ended.
+var errDrained = errors.New("ambassador: drained, no more protocol switches")
+
+// hijack takes the client connection with take and records it, or, once
+// the drain is over, refuses before anything is taken (so the caller can
+// still answer on the ResponseWriter).
+func (t *tunnels) hijack(take func() (net.Conn, *bufio.ReadWriter, error)) (net.Conn, *bufio.ReadWriter, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return false
+		return nil, nil, errDrained
+	}
+	c, brw, err := take()
+	if err != nil {
+		return nil, nil, err
 	}
 	if t.open == nil {
 		t.open = make(map[net.Conn]struct{})
 	}
 	t.open[c] = struct{}{}
-	return true
+	return c, brw, nil
 }
 
 // remove forgets c: its handler is done with it.
@@ -78,16 +90,45 @@ func (t *tunnels) drain(ctx context.Context) {
 	<-t.idle()
 }
 
-// tunnelConn is a hijacked client connection that counts the bytes relayed
-// through it, for the access log. Both directions run at once, and the
-// second may still end while the log line is written: hence atomics.
+// Hijack hands the client connection over for a protocol switch
+// (ReverseProxy calls it through http.ResponseController when the upstream
+// answered 101, and writes that answer on the connection itself, so the
+// status is recorded here) and keeps it in the server's tunnels, so that
+// the drain waits for it and closes it when drain_timeout ends.
+func (w *logWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := w.tun.hijack(http.NewResponseController(w.ResponseWriter).Hijack)
+	if err != nil {
+		return nil, nil, err
+	}
+	if w.status == 0 {
+		w.status = http.StatusSwitchingProtocols
+	}
+	w.hijacked = &tunnelConn{Conn: c, br: brw.Reader}
+	return w.hijacked, brw, nil
+}
+
+// tunnelConn is a hijacked client connection as the relay reads it: first
+// what the server had already read past the request (a client may send
+// the new protocol's first bytes right behind its upgrade request;
+// ReverseProxy reads only the connection, golang/go#80875), then the
+// connection. It counts the bytes relayed each way for the access log;
+// both directions run at once, and the second may still end while the log
+// line is written: hence atomics.
 type tunnelConn struct {
 	net.Conn
+	br      *bufio.Reader // the server's reader of the connection; read while it holds bytes
 	in, out atomic.Int64
 }
 
 func (c *tunnelConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
+	var n int
+	var err error
+	if c.br != nil && c.br.Buffered() > 0 {
+		n, err = c.br.Read(p) // only what is buffered: no read of the connection
+	} else {
+		c.br = nil
+		n, err = c.Conn.Read(p)
+	}
 	c.in.Add(int64(n))
 	return n, err
 }

@@ -117,3 +117,27 @@ func TestWebSocketTunnelClosedAtDrainTimeout(t *testing.T) {
 	assert.Contains(t, a.log.String(), `"status":101`, "the line is written before Run returns")
 	waitEOF(t, a.c)
 }
+
+// Bytes a client sends right behind its upgrade request, before the 101
+// (HTTP allows it), reach the upstream: the server has read them with the
+// request, and the relay takes them from its buffer before reading the
+// connection (ReverseProxy alone reads only the connection and lost them).
+func TestWebSocketTunnelKeepsBytesSentWithTheUpgrade(t *testing.T) {
+	up := h2cUpstream(t) // websocket: 101, then echo
+	addr, _ := oneServiceAmbassador(t, []string{up.Addr()}, "", "")
+	c, br := rawDial(t, addr)
+	require.NoError(t, c.SetDeadline(time.Now().Add(wireTimeout)))
+	rawSend(t, c, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nEARLY")
+	r, err := readRawResponse(br, "GET")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, r.Status)
+	b := make([]byte, len("EARLY"))
+	_, err = io.ReadFull(br, b)
+	require.NoError(t, err, "the early bytes come back through the tunnel")
+	assert.Equal(t, "EARLY", string(b))
+	rawSend(t, c, "late")
+	b = make([]byte, len("late"))
+	_, err = io.ReadFull(br, b)
+	require.NoError(t, err)
+	assert.Equal(t, "late", string(b))
+}
