@@ -60,3 +60,29 @@ func closeAfterChunkedRequest(w http.ResponseWriter, r *http.Request) {
 		w.Header()["Connection"] = []string{"close"}
 	}
 }
+
+// switchHeaders removes from the headers of an upstream's 101 what belongs
+// to the upstream's hop: the fields its Connection names and the standard
+// hop-by-hop ones (ReverseProxy removes them from every other response,
+// but copies a 101's as they came, golang/go#80875). What makes the switch
+// stays: the "Upgrade" token of Connection, if the upstream sent it
+// (ReverseProxy refuses a switch without it), and Upgrade.
+func switchHeaders(h http.Header) {
+	upgrade := false
+	for _, v := range h["Connection"] {
+		for _, f := range strings.Split(v, ",") {
+			switch f = strings.TrimSpace(f); {
+			case strings.EqualFold(f, "Upgrade"):
+				upgrade = true
+			case f != "":
+				h.Del(f)
+			}
+		}
+	}
+	for _, k := range [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding"} {
+		delete(h, k)
+	}
+	if upgrade {
+		h["Connection"] = []string{"Upgrade"}
+	}
+}

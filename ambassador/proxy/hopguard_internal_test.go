@@ -53,3 +53,27 @@ func TestCloseAfterChunkedRequest(t *testing.T) {
 		})
 	}
 }
+
+func TestSwitchHeaders(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   http.Header
+		want http.Header
+	}{
+		{"named and standard hop headers go",
+			http.Header{"Connection": {"upgrade, X-A", "X-B"}, "Upgrade": {"websocket"}, "X-A": {"1"}, "X-B": {"2"},
+				"Keep-Alive": {"timeout=5"}, "Transfer-Encoding": {"chunked"}, "X-Kept": {"yes"}},
+			http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "X-Kept": {"yes"}}},
+		{"no upgrade token: no Connection, so ReverseProxy refuses the switch",
+			http.Header{"Connection": {"keep-alive"}, "Upgrade": {"websocket"}},
+			http.Header{"Upgrade": {"websocket"}}},
+		{"no Connection at all",
+			http.Header{"Upgrade": {"websocket"}},
+			http.Header{"Upgrade": {"websocket"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			switchHeaders(tc.in)
+			assert.Equal(t, tc.want, tc.in)
+		})
+	}
+}

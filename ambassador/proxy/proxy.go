@@ -44,10 +44,15 @@ const (
 // modifyResponse removes an upstream's own X-Outbound-Error (clients can
 // trust the header: only the ambassador sets it) from the headers and from
 // the trailers it announced (see stripTrailerError for the trailers
-// themselves), and re-frames a gRPC trailers-only answer.
+// themselves), the upstream's hop-by-hop headers from a 101 (switchHeaders),
+// and re-frames a gRPC trailers-only answer.
 func modifyResponse(resp *http.Response) error {
 	delete(resp.Header, HeaderError)
 	delete(resp.Trailer, HeaderError)
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		switchHeaders(resp.Header)
+		return nil
+	}
 	if len(resp.Header["Grpc-Status"]) > 0 {
 		trailersOnly(resp)
 	}

@@ -141,3 +141,34 @@ func TestWebSocketTunnelKeepsBytesSentWithTheUpgrade(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "late", string(b))
 }
+
+// The upstream's hop-by-hop headers stay on its hop in a 101 too (the
+// fields its Connection names, Keep-Alive, Proxy-*; ReverseProxy removes
+// them from every other response): the client gets the switch itself
+// (Connection: Upgrade, Upgrade) and the end-to-end headers.
+func TestWebSocketSwitchKeepsHopHeadersOnTheirHop(t *testing.T) {
+	up := newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
+		if _, err := u.ReadRequest(br); err != nil {
+			return
+		}
+		writeResponse(t, c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade, X-Up-Secret\r\nUpgrade: websocket\r\n"+
+			"X-Up-Secret: 1\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nProxy-Authenticate: Basic\r\nX-Kept: yes\r\n\r\n")
+		_, _ = io.Copy(c, br)
+	})
+	addr, _ := oneServiceAmbassador(t, []string{up.Addr()}, "", "")
+	c, br := rawDial(t, addr)
+	r := roundTrip(t, c, br, "GET", "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	require.Equal(t, http.StatusSwitchingProtocols, r.Status)
+	assert.Equal(t, []string{"Upgrade"}, r.Header["Connection"])
+	assert.Equal(t, []string{"websocket"}, r.Header["Upgrade"])
+	assert.Equal(t, []string{"yes"}, r.Header["X-Kept"])
+	for _, k := range []string{"X-Up-Secret", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate"} {
+		assert.NotContains(t, r.Header, k, "response header %s", k)
+	}
+	require.NoError(t, c.SetDeadline(time.Now().Add(wireTimeout)))
+	rawSend(t, c, "ping")
+	b := make([]byte, 4)
+	_, err := io.ReadFull(br, b)
+	require.NoError(t, err)
+	assert.Equal(t, "ping", string(b))
+}
