@@ -1,8 +1,13 @@
 package proxy
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // dropH2CUpgrade removes an offer to upgrade to h2c (cleartext HTTP/2,
@@ -85,4 +90,41 @@ func switchHeaders(h http.Header) {
 	if upgrade {
 		h["Connection"] = []string{"Upgrade"}
 	}
+}
+
+// checkSwitch refuses an upstream's 101 that ReverseProxy would refuse
+// itself (a protocol other than the one the request offered, or none),
+// but without closing the upstream's connection (golang/go#80875): from
+// ModifyResponse the error makes ReverseProxy close the response body,
+// which is that connection, before it answers 502.
+func checkSwitch(resp *http.Response) error {
+	want, got := upgradeType(resp.Request.Header), upgradeType(resp.Header)
+	if got == "" || !printableASCII(got) || !strings.EqualFold(want, got) {
+		return fmt.Errorf("upstream switched to protocol %q when %q was requested", got, want)
+	}
+	if _, ok := resp.Body.(io.ReadWriteCloser); !ok {
+		return errors.New("upstream's 101 has no connection to switch")
+	}
+	return nil
+}
+
+// upgradeType is the protocol a message's Upgrade names when its
+// Connection holds the "upgrade" token, else "".
+func upgradeType(h http.Header) string {
+	if !httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade") {
+		return ""
+	}
+	return h.Get("Upgrade")
+}
+
+// printableASCII reports whether s is printable ASCII, as ReverseProxy
+// requires of a switch's protocol (strings.EqualFold alone would match
+// "ſ" with "s").
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }

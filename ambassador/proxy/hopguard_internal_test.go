@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -77,3 +78,37 @@ func TestSwitchHeaders(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckSwitch(t *testing.T) {
+	for _, tc := range []struct {
+		name, offered, upstream string
+		ok                      bool
+	}{
+		{"same", "websocket", "websocket", true},
+		{"case", "websocket", "WebSocket", true},
+		{"another protocol", "websocket", "h2c", false},
+		{"none offered", "", "h2c", false},
+		{"none switched to", "websocket", "", false},
+		{"not ASCII, folding to the offer", "websocket", "web\u017focket", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := &http.Request{Header: http.Header{}}
+			if tc.offered != "" {
+				req.Header = http.Header{"Connection": {"Upgrade"}, "Upgrade": {tc.offered}}
+			}
+			resp := &http.Response{StatusCode: http.StatusSwitchingProtocols, Request: req,
+				Header: http.Header{"Connection": {"Upgrade"}, "Upgrade": {tc.upstream}}, Body: rwc{}}
+			if err := checkSwitch(resp); tc.ok {
+				assert.NoError(t, err)
+			} else {
+				assert.Error(t, err)
+			}
+		})
+	}
+}
+
+// rwc is a response body with a connection behind it, as a 101's is.
+type rwc struct{ io.Reader }
+
+func (rwc) Write(p []byte) (int, error) { return len(p), nil }
+func (rwc) Close() error                { return nil }

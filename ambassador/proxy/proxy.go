@@ -50,6 +50,9 @@ func modifyResponse(resp *http.Response) error {
 	delete(resp.Header, HeaderError)
 	delete(resp.Trailer, HeaderError)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
+		if err := checkSwitch(resp); err != nil {
+			return err
+		}
 		switchHeaders(resp.Header)
 		return nil
 	}

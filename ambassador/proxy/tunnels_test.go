@@ -172,3 +172,25 @@ func TestWebSocketSwitchKeepsHopHeadersOnTheirHop(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "ping", string(b))
 }
+
+// A switch the ambassador refuses (the upstream switched to a protocol the
+// client did not ask for: 502) closes the upstream's connection at once;
+// ReverseProxy alone left it open (golang/go#80875).
+func TestRefusedSwitchClosesTheUpstreamConnection(t *testing.T) {
+	closed := make(chan error, 1)
+	up := newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
+		if _, err := u.ReadRequest(br); err != nil {
+			return
+		}
+		writeResponse(t, c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(wireTimeout))
+		_, err := br.ReadByte()
+		closed <- err
+	})
+	addr, _ := oneServiceAmbassador(t, []string{up.Addr()}, "", "")
+	c, br := rawDial(t, addr)
+	r := roundTrip(t, c, br, "GET", "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	assert.Equal(t, http.StatusBadGateway, r.Status)
+	err := <-closed
+	assert.ErrorIs(t, err, io.EOF, "the ambassador closed the upstream connection (not the test's deadline)")
+}
