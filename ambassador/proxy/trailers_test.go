@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -109,6 +110,49 @@ func TestRequestTrailersOnRetriedAttempt(t *testing.T) {
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{"payload checksum=42", "payload checksum=42"}, seen)
+}
+
+// A hedged request sends its trailers with every attempt: the first attempt
+// is held until the hedge arrives, and both read the body and the trailer
+// (the hedge from the replayed body) while the first may still be reading.
+func TestRequestTrailersOnHedgedAttempts(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		seen  []string
+		calls atomic.Int32
+	)
+	hedged := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, string(b)+" checksum="+r.Trailer.Get("X-Checksum"))
+		mu.Unlock()
+		if calls.Add(1) == 1 {
+			select { // the first attempt answers once the hedge came
+			case <-hedged:
+			case <-r.Context().Done():
+				return
+			}
+		} else {
+			close(hedged)
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	addr, _ := oneServiceAmbassador(t, []string{srv.Listener.Addr().String()}, "retry: {hedge: {delay: 1ms}}", "")
+	req, err := http.NewRequest(http.MethodPut, "http://"+addr+"/sum", io.MultiReader(strings.NewReader("payload")))
+	require.NoError(t, err)
+	req.Trailer = http.Header{"X-Checksum": {"42"}}
+	resp, err := client(t).Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 2 }, wireTimeout, time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Equal(t, []string{"payload checksum=42", "payload checksum=42"}, seen)
