@@ -37,6 +37,23 @@ func trailerEcho(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// sendWithTrailer sends "payload" as a body of unknown length (chunked
+// over HTTP/1.1) with the trailer X-Checksum: 42 to addr, requires a 200
+// and returns the answer's body.
+func sendWithTrailer(t *testing.T, c *http.Client, method, addr string) string {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+addr+"/sum", io.MultiReader(strings.NewReader("payload")))
+	require.NoError(t, err)
+	req.Trailer = http.Header{"X-Checksum": {"42"}}
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	return string(body)
+}
+
 // A request's trailers reach the upstream: ReverseProxy sends a copy of the
 // trailer map taken before the body was read, which the server fills only
 // at the body's end, so without care the upstream got the announcement
@@ -62,17 +79,8 @@ func TestRequestTrailersReachTheUpstream(t *testing.T) {
 			if tc.h2cClient {
 				c = h2cClient(t)
 			}
-			// A body of unknown length, so HTTP/1.1 sends it chunked.
-			req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/sum", io.MultiReader(strings.NewReader("payload")))
-			require.NoError(t, err)
-			req.Trailer = http.Header{"X-Checksum": {"42"}}
-			resp, err := c.Do(req)
-			require.NoError(t, err)
-			defer resp.Body.Close()
-			body, err := io.ReadAll(resp.Body)
-			require.NoError(t, err)
-			require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-			assert.Equal(t, tc.wantProto+" payload checksum=42", string(body))
+			body := sendWithTrailer(t, c, http.MethodPost, addr)
+			assert.Equal(t, tc.wantProto+" payload checksum=42", body)
 		})
 	}
 }
@@ -101,15 +109,7 @@ func TestRequestTrailersOnRetriedAttempt(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	addr, _ := oneServiceAmbassador(t, []string{srv.Listener.Addr().String()}, "retry: {base_delay: 1ms, max_delay: 1ms}", "")
-	req, err := http.NewRequest(http.MethodPut, "http://"+addr+"/sum", io.MultiReader(strings.NewReader("payload")))
-	require.NoError(t, err)
-	req.Trailer = http.Header{"X-Checksum": {"42"}}
-	resp, err := client(t).Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	sendWithTrailer(t, client(t), http.MethodPut, addr)
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Equal(t, []string{"payload checksum=42", "payload checksum=42"}, seen)
@@ -143,15 +143,7 @@ func TestRequestTrailersOnHedgedAttempts(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	addr, _ := oneServiceAmbassador(t, []string{srv.Listener.Addr().String()}, "retry: {hedge: {delay: 1ms}}", "")
-	req, err := http.NewRequest(http.MethodPut, "http://"+addr+"/sum", io.MultiReader(strings.NewReader("payload")))
-	require.NoError(t, err)
-	req.Trailer = http.Header{"X-Checksum": {"42"}}
-	resp, err := client(t).Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	sendWithTrailer(t, client(t), http.MethodPut, addr)
 	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 2 }, wireTimeout, time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
