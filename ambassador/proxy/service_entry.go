@@ -53,6 +53,7 @@ func (s *Server) newServiceEntry(name string, c ambassador.ServiceConfig) (*serv
 	e := &serviceEntry{name: name, cfg: c, stack: stack, logger: s.opts.logger}
 	e.maxActive = int64(c.MaxConcurrentRequests)
 	preserve := c.HostHeader == ambassador.HostPreserve
+	h2c := c.Protocol == ambassador.ProtocolH2C
 	e.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			// The logical host: the stack's discovery layer replaces it by
@@ -76,6 +77,12 @@ func (s *Server) newServiceEntry(name string, c ambassador.ServiceConfig) (*serv
 			// transport reads the map after the body's end too.
 			if pr.In.Trailer != nil {
 				pr.Out.Trailer = pr.In.Trailer
+				if !h2c && pr.Out.ContentLength > 0 {
+					// An HTTP/2 client may send trailers after a body of
+					// known length; HTTP/1.1 carries them only after a
+					// chunked one (h2, which may fall back to HTTP/1.1, too).
+					pr.Out.ContentLength = -1
+				}
 			}
 			// Host: "" lets the stack send the endpoint's (or the
 			// host_header literal); preserve hands it the client's.

@@ -37,12 +37,16 @@ func trailerEcho(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// sendWithTrailer sends "payload" as a body of unknown length (chunked
-// over HTTP/1.1) with the trailer X-Checksum: 42 to addr, requires a 200
-// and returns the answer's body.
-func sendWithTrailer(t *testing.T, c *http.Client, method, addr string) string {
+// sendWithTrailer sends "payload" with the trailer X-Checksum: 42 to addr,
+// as a body of unknown length (chunked over HTTP/1.1) unless knownLength,
+// requires a 200 and returns the answer's body.
+func sendWithTrailer(t *testing.T, c *http.Client, method, addr string, knownLength bool) string {
 	t.Helper()
-	req, err := http.NewRequest(method, "http://"+addr+"/sum", io.MultiReader(strings.NewReader("payload")))
+	var payload io.Reader = io.MultiReader(strings.NewReader("payload"))
+	if knownLength {
+		payload = strings.NewReader("payload")
+	}
+	req, err := http.NewRequest(method, "http://"+addr+"/sum", payload)
 	require.NoError(t, err)
 	req.Trailer = http.Header{"X-Checksum": {"42"}}
 	resp, err := c.Do(req)
@@ -66,12 +70,15 @@ func TestRequestTrailersReachTheUpstream(t *testing.T) {
 		name, extra string
 		h2cClient   bool
 		wantProto   string
+		knownLength bool // the client sends a Content-Length (HTTP/2 allows trailers after it)
 	}{
-		{"http1 to http1", "", false, "HTTP/1.1"},
-		{"http1 to h2c", "protocol: h2c", false, "HTTP/2.0"},
-		{"h2c to http1", "", true, "HTTP/1.1"},
-		{"http1 to http1 with retry", "retry: {}", false, "HTTP/1.1"},
-		{"h2c to h2c with retry", "protocol: h2c\nretry: {}", true, "HTTP/2.0"},
+		{"http1 to http1", "", false, "HTTP/1.1", false},
+		{"http1 to h2c", "protocol: h2c", false, "HTTP/2.0", false},
+		{"h2c to http1", "", true, "HTTP/1.1", false},
+		{"http1 to http1 with retry", "retry: {}", false, "HTTP/1.1", false},
+		{"h2c to h2c with retry", "protocol: h2c\nretry: {}", true, "HTTP/2.0", false},
+		{"h2c with a Content-Length to http1", "", true, "HTTP/1.1", true},
+		{"h2c with a Content-Length to h2c", "protocol: h2c", true, "HTTP/2.0", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr, _ := oneServiceAmbassador(t, []string{up}, tc.extra, "")
@@ -79,7 +86,7 @@ func TestRequestTrailersReachTheUpstream(t *testing.T) {
 			if tc.h2cClient {
 				c = h2cClient(t)
 			}
-			body := sendWithTrailer(t, c, http.MethodPost, addr)
+			body := sendWithTrailer(t, c, http.MethodPost, addr, tc.knownLength)
 			assert.Equal(t, tc.wantProto+" payload checksum=42", body)
 		})
 	}
@@ -109,7 +116,7 @@ func TestRequestTrailersOnRetriedAttempt(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	addr, _ := oneServiceAmbassador(t, []string{srv.Listener.Addr().String()}, "retry: {base_delay: 1ms, max_delay: 1ms}", "")
-	sendWithTrailer(t, client(t), http.MethodPut, addr)
+	sendWithTrailer(t, client(t), http.MethodPut, addr, false)
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Equal(t, []string{"payload checksum=42", "payload checksum=42"}, seen)
@@ -143,7 +150,7 @@ func TestRequestTrailersOnHedgedAttempts(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	addr, _ := oneServiceAmbassador(t, []string{srv.Listener.Addr().String()}, "retry: {hedge: {delay: 1ms}}", "")
-	sendWithTrailer(t, client(t), http.MethodPut, addr)
+	sendWithTrailer(t, client(t), http.MethodPut, addr, false)
 	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 2 }, wireTimeout, time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
