@@ -21,6 +21,16 @@ const (
 	baseExpectContinue      = 1 * time.Second
 )
 
+// MaxResponseHeaderBytes bounds the response headers the default base
+// transport reads from an upstream (HTTP/1.1 status line and headers, or
+// an HTTP/2 header list, which the transport also announces to the
+// upstream as its limit): a request whose response headers are larger
+// fails with the transport's error, and no more of them is buffered. It is
+// net/http's server-side default for request headers (1 MiB); net/http's
+// client would read up to 10 MiB per response. A base transport given
+// with WithBase keeps its own.
+const MaxResponseHeaderBytes = 1 << 20
+
 // newBaseTransport builds the transport under a stack for c's protocol:
 // HTTP/1.1 (over TLS when ts is set), h2c (HTTP/2 with prior knowledge, no
 // TLS) or h2 (HTTP/2 over TLS by ALPN). It never uses an environment proxy
@@ -28,14 +38,15 @@ const (
 func newBaseTransport(c ServiceConfig, ts *tlsSource) *http.Transport {
 	d := &net.Dialer{Timeout: baseDialTimeout, KeepAlive: baseKeepAlive}
 	t := &http.Transport{
-		DialContext:           d.DialContext,
-		MaxIdleConns:          baseMaxIdleConns,
-		MaxIdleConnsPerHost:   baseMaxIdleConnsPerHost,
-		MaxConnsPerHost:       c.MaxConnections,
-		IdleConnTimeout:       baseIdleConnTimeout,
-		TLSHandshakeTimeout:   baseTLSHandshakeTimeout,
-		ExpectContinueTimeout: baseExpectContinue,
-		DisableCompression:    true,
+		DialContext:            d.DialContext,
+		MaxIdleConns:           baseMaxIdleConns,
+		MaxIdleConnsPerHost:    baseMaxIdleConnsPerHost,
+		MaxConnsPerHost:        c.MaxConnections,
+		IdleConnTimeout:        baseIdleConnTimeout,
+		TLSHandshakeTimeout:    baseTLSHandshakeTimeout,
+		ExpectContinueTimeout:  baseExpectContinue,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: MaxResponseHeaderBytes,
 	}
 	var p http.Protocols
 	var alpn []string
