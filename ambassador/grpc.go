@@ -22,7 +22,8 @@ import (
 // open are skipped: when every endpoint is ejected a call fails with
 // codes.Unavailable and discovery.ErrNoEndpoints), and
 // transport credentials for the protocol (cleartext h2c for "" and h2c; TLS
-// with the tls files, re-read at each handshake, for h2). Dial the target
+// with the tls files, re-read at each handshake, for h2), and response
+// metadata bounded by MaxResponseHeaderBytes. Dial the target
 // "outbound:///" + c.Name:
 //
 //	opts, err := ambassador.DialOptions(cfg)
@@ -87,6 +88,7 @@ func (s *Stack) DialOptions() ([]grpc.DialOption, error) {
 	out := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithChainUnaryInterceptor(unary...),
+		grpc.WithMaxHeaderListSize(MaxResponseHeaderBytes),
 	}
 	if len(stream) > 0 {
 		out = append(out, grpc.WithChainStreamInterceptor(stream...))
