@@ -62,14 +62,15 @@ type hedging struct {
 	sent     int // attempts that were not hedges
 	hedges   int // hedges since the last attempt that was not one
 	timer    *time.Timer
+	tr       *requestTrailer // each attempt's own Trailer (trailer.go); nil without
 	bo       *backoff.ExponentialBackOff
 }
 
 // hedged runs an idempotent request with hedging.
-func (t *transport) hedged(ctx context.Context, req *http.Request, rec *attempt.Record, src replay.Source, body io.ReadCloser) (*http.Response, error) {
+func (t *transport) hedged(ctx context.Context, req *http.Request, rec *attempt.Record, src replay.Source, body io.ReadCloser, tr *requestTrailer) (*http.Response, error) {
 	p := t.p
 	h := hedging{
-		t: t, p: p, ctx: ctx, req: req, rec: rec, src: src,
+		t: t, p: p, ctx: ctx, req: req, rec: rec, src: src, tr: tr,
 		results: make(chan hedgeResult, p.c.maxAttempts+p.c.hedgeMax),
 	}
 	h.start(body, req.GetBody, false)
@@ -111,6 +112,7 @@ func (h *hedging) start(b io.ReadCloser, gb func() (io.ReadCloser, error), hedge
 	h.nflight++
 	r2 := h.req.WithContext(sctx)
 	r2.Body, r2.GetBody = b, gb
+	h.tr.apply(r2)
 	var timer *time.Timer
 	if p.c.perTry > 0 {
 		timer = time.AfterFunc(p.c.perTry, func() { cancel(classify.ErrPerTryTimeout) })

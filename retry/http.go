@@ -83,6 +83,7 @@ func (t *transport) RoundTripContext(ctx context.Context, req *http.Request, now
 	p := t.p
 	adopt, _ := attempt.FromContext(ctx)
 	idem := classify.Idempotent(req)
+	tr := newRequestTrailer(req) // before any attempt reads the body
 	src, body := replay.Prepare(req, p.c.maxBody)
 	defer src.Release()
 	now = p.deposit(now)
@@ -91,7 +92,7 @@ func (t *transport) RoundTripContext(ctx context.Context, req *http.Request, now
 		if rec == nil {
 			rec = attempt.NewRecord()
 		}
-		return t.hedged(ctx, req, rec, src, body)
+		return t.hedged(ctx, req, rec, src, body, tr)
 	}
 	switch {
 	case call == nil && t.rewrites:
@@ -110,7 +111,7 @@ func (t *transport) RoundTripContext(ctx context.Context, req *http.Request, now
 		if n > 1 && p.real {
 			now = time.Now()
 		}
-		actx, resp, err := t.try(ctx, call, req, rec, n, body, getBody, now)
+		actx, resp, err := t.try(ctx, call, req, rec, n, body, getBody, now, tr)
 		v := p.judgeHTTP(ctx, actx, req, body, idem, resp, err)
 		d := p.decide(ctx, v, n, &bo, &src, noResponse(resp, err))
 		p.count(ctx, d.out)
@@ -132,12 +133,13 @@ func (t *transport) RoundTripContext(ctx context.Context, req *http.Request, now
 // that is stopped as soon as the response headers arrive; the context is
 // then cancelled only when the body is closed, so the timer never cuts a
 // body read. With a tracer each attempt is a child span.
-func (t *transport) try(ctx context.Context, call *attempt.HTTPCall, req *http.Request, rec *attempt.Record, n int, body io.ReadCloser, getBody func() (io.ReadCloser, error), now time.Time) (context.Context, *http.Response, error) {
+func (t *transport) try(ctx context.Context, call *attempt.HTTPCall, req *http.Request, rec *attempt.Record, n int, body io.ReadCloser, getBody func() (io.ReadCloser, error), now time.Time, tr *requestTrailer) (context.Context, *http.Response, error) {
 	perTry := t.p.c.perTry
 	if perTry <= 0 && t.p.tracer == nil {
 		r2 := call.Request(req, n)
 		call.SetNow(now) // zero unless on the real clock
 		r2.Body, r2.GetBody = body, getBody
+		tr.apply(r2)
 		resp, err := t.next.RoundTrip(r2)
 		t.p.event(ctx, nil, n, rec, req, err)
 		return r2.Context(), resp, err
@@ -146,6 +148,7 @@ func (t *transport) try(ctx context.Context, call *attempt.HTTPCall, req *http.R
 	if perTry <= 0 {
 		r2 := req.WithContext(actx)
 		r2.Body, r2.GetBody = body, getBody
+		tr.apply(r2)
 		resp, err := t.next.RoundTrip(r2)
 		t.p.event(ctx, span, n, rec, req, err)
 		return actx, resp, err
@@ -154,6 +157,7 @@ func (t *transport) try(ctx context.Context, call *attempt.HTTPCall, req *http.R
 	timer := time.AfterFunc(perTry, func() { cancel(classify.ErrPerTryTimeout) })
 	r2 := req.WithContext(cctx)
 	r2.Body, r2.GetBody = body, getBody
+	tr.apply(r2)
 	resp, err := t.next.RoundTrip(r2)
 	fired := !timer.Stop()
 	if err == nil && fired {
