@@ -84,6 +84,7 @@ func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
 
 // WithHTTPClient sets the client active health checks use. By default the
 // Service uses a client of its own whose idle connections it closes on Close.
+// The checks use a copy of c that does not follow redirects: a 3xx passes.
 func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpClient = c } }
 
 // WithHost sets the Host header the upstream sees on requests the

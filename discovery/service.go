@@ -136,8 +136,10 @@ func NewService(name string, src Source, c Config, opts ...Option) (*Service, er
 		return nil, err
 	}
 	if c.HealthCheck.Path != "" {
-		s.checkClient = o.httpClient
-		if s.checkClient == nil {
+		if o.httpClient != nil {
+			cc := *o.httpClient // a copy: the caller's client is not changed
+			s.checkClient = &cc
+		} else {
 			// No proxy from the environment: checks go straight to the endpoint.
 			s.ownedTr = &http.Transport{
 				MaxIdleConnsPerHost: 1,
@@ -146,6 +148,9 @@ func NewService(name string, src Source, c Config, opts ...Option) (*Service, er
 			}
 			s.checkClient = &http.Client{Transport: s.ownedTr}
 		}
+		// A 3xx is the endpoint's answer and passes: where it points is not
+		// checked (an HTTPS redirect or a login page would fail the check).
+		s.checkClient.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	}
 	s.start(src, o.startOnUse)
 	return s, nil
