@@ -166,10 +166,10 @@ func freshBody(req *http.Request) (io.ReadCloser, bool) {
 func (t *transport) send(out *http.Request, ep *endpoint) (*http.Response, error) {
 	out.URL.Host = ep.addr
 	ep.inflight.Add(1)
+	defer ep.inflight.Add(-1) // also when next panics
 	start := sentAt(out.Context())
 	resp, err := t.next.RoundTrip(out)
 	end := monoNow()
-	ep.inflight.Add(-1)
 	rtt := time.Duration(end - start)
 	switch {
 	case err != nil:
