@@ -163,22 +163,25 @@ func (ep *endpoint) grpcDone(start int64, di balancer.DoneInfo) {
 	end := monoNow()
 	rtt := time.Duration(end - start)
 	ep.inflight.Add(-1)
-	if refusal.Is(di.Err) {
-		return // an attempt grpc did not use (see endStream.picked)
+	err := doneErr(di)
+	if refusal.Is(err) {
+		// An attempt grpc did not use: no ready transport on the picked
+		// connection (an empty DoneInfo), or see endStream.picked.
+		return
 	}
-	if di.Err == nil {
+	if err == nil {
 		ep.observeAt(end, rtt, false)
 		return
 	}
-	if errors.Is(di.Err, context.Canceled) {
+	if errors.Is(err, context.Canceled) {
 		return
 	}
-	switch status.Code(di.Err) {
+	switch status.Code(err) {
 	case codes.Canceled:
 	case codes.Unavailable, codes.ResourceExhausted, codes.Internal, codes.Unknown,
 		codes.DataLoss, codes.DeadlineExceeded:
 		ep.observeAt(end, rtt, true)
-		ep.failedWith(di.Err.Error())
+		ep.failedWith(err.Error())
 	default: // an application answer: the endpoint worked
 		ep.observeAt(end, rtt, false)
 	}
