@@ -185,18 +185,27 @@ func chooseRR(snap *snapshot, ctr *atomic.Uint64, rec *attempt.Record) int {
 			}
 		}
 	}
-	n := len(ms)
-	first := int(sched[start%l])
-	for k := 0; k < n; k++ {
-		i := (first + k) % n
+	// Rare: scan everything (see choose). The scan draws one of the fresh
+	// endpoints by weight (one pass, reservoir sampling) rather than taking
+	// the first fresh one after the last probe: that would hand every pick
+	// of a run of unready slots to the endpoint after the run.
+	pick, total := -1, uint64(0)
+	for i := range ms {
 		switch state(&ms[i], rec) {
 		case stFresh:
-			return i
+			w := uint64(ms[i].weight)
+			total += w
+			if rand.Uint64N(total) < w {
+				pick = i
+			}
 		case stTried:
 			if fallback < 0 {
 				fallback = i
 			}
 		}
+	}
+	if pick >= 0 {
+		return pick
 	}
 	return fallback
 }

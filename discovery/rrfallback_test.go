@@ -1,0 +1,33 @@
+package discovery_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/outbound-go/outbound/discovery"
+)
+
+// TestRoundRobinFairWhenMostAreEjected: with four of six equal endpoints
+// ejected (a run of unready schedule slots longer than the picks probe),
+// round_robin still shares the traffic evenly between the two ready ones.
+// The fall-back scan used to start at the last probed slot and take the
+// next ready endpoint in set order, so the one after the ejected run got
+// two picks in three.
+func TestRoundRobinFairWhenMostAreEjected(t *testing.T) {
+	addrs := []string{"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "10.0.0.4:80", "10.0.0.5:80", "10.0.0.6:80"}
+	ready := map[string]bool{"10.0.0.5:80": true, "10.0.0.6:80": true}
+	s := newService(t, discovery.Static(addrs...), discovery.Config{},
+		discovery.WithHealth(discovery.HealthFunc(func(ep string) bool { return ready[ep] })))
+	const picks = 600
+	got := map[string]int{}
+	for range picks {
+		ep, err := s.Pick(t.Context())
+		require.NoError(t, err)
+		got[ep]++
+	}
+	for ep := range ready {
+		assert.InDelta(t, picks/2, got[ep], picks/10, "picks of %s (all: %v)", ep, got)
+	}
+}
