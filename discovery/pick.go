@@ -271,8 +271,10 @@ func chooseP2C(kind balancerKind, snap *snapshot, rec *attempt.Record) int {
 			}
 		}
 	}
-	// Rare: scan everything (see choose).
-	best, bestScore := -1, math.Inf(1)
+	// Rare: scan everything (see choose). Ties for the least load are
+	// drawn by weight (reservoir sampling), not won by set order: idle
+	// endpoints tie, and the first would get every pick of the scan.
+	best, bestScore, tieWeight := -1, math.Inf(1), uint64(0)
 	for k := range ms {
 		st := state(&ms[k], rec)
 		if st == stUnready {
@@ -285,8 +287,15 @@ func chooseP2C(kind balancerKind, snap *snapshot, rec *attempt.Record) int {
 			}
 			continue
 		}
-		if best < 0 || sc < bestScore {
-			best, bestScore = k, sc
+		w := uint64(ms[k].weight)
+		switch {
+		case best < 0 || sc < bestScore:
+			best, bestScore, tieWeight = k, sc, w
+		case sc == bestScore:
+			tieWeight += w
+			if rand.Uint64N(tieWeight) < w {
+				best = k
+			}
 		}
 	}
 	if best >= 0 {

@@ -1,6 +1,8 @@
 package discovery_test
 
 import (
+	"fmt"
+
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -29,5 +31,33 @@ func TestRoundRobinFairWhenMostAreEjected(t *testing.T) {
 	}
 	for ep := range ready {
 		assert.InDelta(t, picks/2, got[ep], picks/10, "picks of %s (all: %v)", ep, got)
+	}
+}
+
+// TestLeastRequestFairWhenMostAreEjected: with eight of ten equal, idle
+// endpoints ejected, least_request shares the traffic evenly between the
+// two ready ones. When every sampled pair was unready, the fall-back scan
+// broke ties by set order, so the first ready endpoint got about 62%.
+func TestLeastRequestFairWhenMostAreEjected(t *testing.T) {
+	for _, balancer := range []string{discovery.LeastRequest, discovery.EWMA} {
+		t.Run(balancer, func(t *testing.T) {
+			var addrs []string
+			for i := range 10 {
+				addrs = append(addrs, fmt.Sprintf("10.0.0.%d:80", i+1))
+			}
+			ready := map[string]bool{"10.0.0.9:80": true, "10.0.0.10:80": true}
+			s := newService(t, discovery.Static(addrs...), discovery.Config{Balancer: balancer},
+				discovery.WithHealth(discovery.HealthFunc(func(ep string) bool { return ready[ep] })))
+			const picks = 2000
+			got := map[string]int{}
+			for range picks {
+				ep, err := s.Pick(t.Context())
+				require.NoError(t, err)
+				got[ep]++
+			}
+			for ep := range ready {
+				assert.InDelta(t, picks/2, got[ep], picks/20, "picks of %s (all: %v)", ep, got)
+			}
+		})
 	}
 }
