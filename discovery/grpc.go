@@ -103,6 +103,10 @@ func (r *grpcResolver) push() {
 	if snap == nil || r.closed.Load() {
 		return
 	}
+	if snap.err != nil {
+		r.cc.ReportError(fmt.Errorf("discovery: service %q has no endpoints yet: %w", r.s.name, snap.err))
+		return
+	}
 	eps := make([]resolver.Endpoint, len(snap.members))
 	for i, m := range snap.members {
 		a := attributes.New(epKey{}, m.ep).WithValue(weightKey{}, m.weight)

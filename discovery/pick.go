@@ -49,6 +49,7 @@ func newMember(ep *endpoint, weight int, meta map[string]string) member {
 type snapshot struct {
 	members  []member
 	schedule []int32 // smooth weighted round-robin order of member indices
+	err      error   // why there are no members: the source never had a set
 }
 
 // Tuning of the sampling picks.

@@ -184,7 +184,14 @@ func (s *Service) markFirst() { s.once.Do(func() { close(s.first) }) }
 func (s *Service) update(eps []Endpoint, err error) {
 	if err != nil {
 		s.log.Warn("discovery: source failed; keeping the last endpoint set", "err", err)
-		s.snap.CompareAndSwap(nil, &snapshot{})
+		if cur := s.snap.Load(); cur == nil || cur.err != nil {
+			// No set yet: picks fail at once, and grpc is told why, so
+			// its calls fail rather than wait for a resolver state.
+			s.snap.Store(&snapshot{err: err})
+			s.markFirst()
+			s.notifyResolvers()
+			return
+		}
 		s.markFirst()
 		return
 	}
