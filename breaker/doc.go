@@ -59,7 +59,10 @@
 //
 // gRPC: the codes of DefaultGRPCFailureCodes (UNAVAILABLE,
 // DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, DATA_LOSS), except
-// DEADLINE_EXCEEDED and CANCELED when the caller's own context is done.
+// DEADLINE_EXCEEDED and CANCELED when the caller's own context is done. A
+// call that the retry layer above cut with its per-try timeout is not the
+// caller's doing: it counts as DEADLINE_EXCEEDED, so an endpoint that
+// hangs is ejected.
 // Config.GRPCFailureCodes (yaml grpc_failure_codes) replaces the set.
 //
 // # Errors

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/outbound-go/outbound/internal/classify"
 	"github.com/outbound-go/outbound/internal/refusal"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -70,8 +71,15 @@ func (b *Breaker) grpcOutcome(ctx context.Context, err error) Outcome {
 		return Ignore
 	}
 	code := status.Code(err)
-	if (code == codes.DeadlineExceeded || code == codes.Canceled) && callerDone(ctx) {
-		return Ignore // the caller's own deadline or cancellation
+	if code == codes.DeadlineExceeded || code == codes.Canceled {
+		if classify.PerTryExpired(ctx) {
+			// A layer above (retry) cut the attempt with its per-try
+			// timeout: the endpoint was too slow, the caller is still
+			// waiting. It is a deadline the endpoint missed.
+			code = codes.DeadlineExceeded
+		} else if callerDone(ctx) {
+			return Ignore // the caller's own deadline or cancellation
+		}
 	}
 	if code < 64 && b.grpcFailures&(1<<code) != 0 {
 		return Failure

@@ -56,7 +56,9 @@ func (p *Policy) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 			if p.c.perTry > 0 {
 				dl, hasDL := ctx.Deadline()
 				perTryBound = !hasDL || time.Until(dl) > p.c.perTry
-				actx, cancel = context.WithTimeout(actx, p.c.perTry)
+				// Marked as the per-try timeout, so that the layers below
+				// (the breaker) do not take it for the caller's deadline.
+				actx, cancel = classify.WithPerTryTimeout(actx, p.c.perTry)
 			}
 			err := invoker(actx, method, req, reply, cc, callOpts...)
 			if cancel != nil {
