@@ -1,6 +1,11 @@
 package breaker_test
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,4 +51,39 @@ func TestGRPCPerTryTimeoutCountsAsFailure(t *testing.T) {
 	err = check(t.Context(), c)
 	assert.ErrorIs(t, err, breaker.ErrOpen)
 	assert.Equal(t, int64(2), h.Calls.Load())
+}
+
+// TestHedgeLoserNeverCountsAsFailure: with hedging, the copy that loses is
+// cancelled by the retry layer because another copy answered. That is
+// nobody's failure, least of all the endpoint's: the breaker below retry
+// must not count it, or a slow but healthy endpoint is ejected by the
+// hedges that beat it.
+func TestHedgeLoserNeverCountsAsFailure(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) == 1 {
+			<-r.Context().Done() // the first copy hangs until it is abandoned
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: time.Hour})
+	p, err := retry.New(retry.Config{Hedge: retry.HedgeConfig{Delay: 10 * time.Millisecond}})
+	require.NoError(t, err)
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: p.RoundTripper(b.RoundTripper(tr))}
+
+	code, err := get(t.Context(), c, srv.URL)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
+	require.Eventually(t, func() bool {
+		s := b.Snapshot()
+		return len(s) == 1 && s[0].InFlight == 0
+	}, 5*time.Second, time.Millisecond, "the loser is reaped")
+	s := b.Snapshot()
+	assert.Equal(t, 0, s[0].Failures, "the abandoned hedge loser")
+	assert.Equal(t, breaker.StateClosed, b.State(host))
 }

@@ -2,7 +2,6 @@ package retry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -315,6 +314,10 @@ type cancelRWC struct {
 func (b *cancelRWC) Write(p []byte) (int, error) { return b.w.Write(p) }
 
 // errAttemptLost is the cancellation cause of a hedged attempt that lost.
-var errAttemptLost = errors.New("retry: another attempt won")
+// It wraps context.Canceled: the loser was cancelled by its caller (this
+// layer), so the layers below (the breaker's DefaultClassifier, a custom
+// classifier with errors.Is) do not take the cancellation, which net/http
+// reports as this cause, for the endpoint's failure.
+var errAttemptLost = fmt.Errorf("retry: another attempt won: %w", context.Canceled)
 
 var _ attempt.ContextRoundTripper = (*transport)(nil)
