@@ -159,6 +159,8 @@ type listenerHandler struct {
 
 func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.s
+	s.handlers.Add(1)
+	defer s.handlers.Done() // runs last: after the line and the metric
 	start := time.Now()
 	lw := logWriterPool.Get().(*logWriter)
 	*lw = logWriter{ResponseWriter: w, tun: &s.tunnels}

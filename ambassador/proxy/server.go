@@ -163,6 +163,9 @@ type Server struct {
 	endDelayOnce sync.Once
 
 	tunnels tunnels // hijacked client connections: WebSocket (tunnels.go)
+	// handlers counts the HTTP listeners' handlers running, so that the
+	// drain returns only after a request it cut has written its line.
+	handlers sync.WaitGroup
 
 	reqMetrics *serverMetrics // http.server.request.duration
 	tcpMetrics *tcpMetrics    // outbound.tcp.* (tcpmetrics.go)
@@ -517,8 +520,9 @@ func (s *Server) newHTTPServers(lns []net.Listener, lim LimitsConfig) []*http.Se
 }
 
 // drain stops accepting and lets in-flight requests, tcp pairs and
-// WebSocket tunnels finish for up to timeout, then closes what is left;
-// the admin listener (last) closes at once after.
+// WebSocket tunnels finish for up to timeout, then closes what is left and
+// waits for the handlers of what it closed; the admin listener (last)
+// closes at once after.
 func (s *Server) drain(servers []*http.Server, tcps []*tcpListener, timeout time.Duration) {
 	s.draining.Store(true)
 	s.opts.logger.Info("draining", "timeout", timeout.String())
@@ -541,5 +545,9 @@ func (s *Server) drain(servers []*http.Server, tcps []*tcpListener, timeout time
 	dwg.Wait()
 	s.tunnels.drain(dctx)
 	cancel()
+	// http.Server.Close closes the connections of the requests still in
+	// flight but does not wait for their handlers; each returns as its
+	// context ends, and writes its access-log line and metric on the way.
+	s.handlers.Wait()
 	_ = servers[len(servers)-1].Close() // admin
 }

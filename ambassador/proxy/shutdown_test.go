@@ -1,9 +1,11 @@
 package proxy_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"testing"
@@ -152,4 +154,44 @@ func TestShutdownDelayBounds(t *testing.T) {
 	cfg, err := proxy.ParseConfig([]byte("limits: {shutdown_delay: 1h}\n"+base), "")
 	require.NoError(t, err)
 	assert.Equal(t, time.Hour, cfg.Limits.ShutdownDelay)
+}
+
+// A request still waiting for its upstream when drain_timeout ends is cut
+// (the client's connection is closed), and Run returns only after its
+// handler has written the access-log line, as for a WebSocket tunnel: the
+// process exits as Run returns, and a request it cut is still one line
+// (here 499 after 0 bytes; the upstream never answered).
+func TestDrainTimeoutLogsTheRequestItCuts(t *testing.T) {
+	got := make(chan struct{})
+	up := newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
+		if _, err := u.ReadRequest(br); err != nil {
+			return
+		}
+		close(got)
+		_, _ = io.Copy(io.Discard, br) // never answers; returns when the ambassador closes
+	})
+	cfg, err := proxy.ParseConfig([]byte("admin: {address: 127.0.0.1:0}\nlimits: {drain_timeout: 100ms}\n"+
+		"listeners:\n  - {address: 127.0.0.1:0, service: a}\nservices:\n  a: {discovery: {static: ["+up.Addr()+"]}}\n"), "")
+	require.NoError(t, err)
+	log := &syncBuffer{}
+	s, err := proxy.NewServer(cfg, proxy.WithLogger(quietLogger()),
+		proxy.WithAccessLog(slog.New(slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	<-s.Ready()
+
+	c, br := rawDial(t, s.Addrs()[0].String())
+	rawSend(t, c, "GET /held HTTP/1.1\r\nHost: x\r\n\r\n")
+	select {
+	case <-got:
+	case <-time.After(wireTimeout):
+		t.Fatal("the request did not reach the upstream")
+	}
+	cancel()
+	waitRunReturned(t, done, "drain_timeout")
+	assert.Contains(t, log.String(), `"path":"/held"`, "the cut request's line is written before Run returns")
+	requireClosed(t, br)
 }
