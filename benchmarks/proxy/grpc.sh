@@ -5,6 +5,7 @@
 #   direct      benchmarks/proxy/grpcbackend (grpc health service)
 #   ambassador  ./examples/ambassador, service protocol h2c, retry + breaker on
 #               (gRPC on the native path)
+#   amb-p2      the same binary and config with GOMAXPROCS=2 (its default: 1)
 #   amb-rproxy  the same with host_header: preserve, which keeps gRPC on the
 #               ReverseProxy path
 #   floor       benchmarks/proxy/grpcfloor: a bare grpc-go pass-through proxy
@@ -78,6 +79,13 @@ EOF
 		# shellcheck disable=SC2086
 		start before "$before_port" "$AMBASSADOR_BEFORE" -config "$tmp/before.yaml" ${AMBASSADOR_ARGS:-}
 	fi
+	# The same binary and config on two Ps (its default is one): nginx and
+	# haproxy here run two workers and two threads.
+	p2_port=$(free_port)
+	sed -e "s/127.0.0.1:$amb_port/127.0.0.1:$p2_port/" -e "s/^admin: .*/admin: {address: 127.0.0.1:$(free_port)}/" \
+		"$tmp/ambassador.yaml" >"$tmp/ambassador-p2.yaml"
+	# shellcheck disable=SC2086
+	start amb-p2 "$p2_port" env GOMAXPROCS=2 "$tmp/ambassador" -config "$tmp/ambassador-p2.yaml" ${AMBASSADOR_ARGS:-}
 	# The same service with host_header: preserve, which keeps gRPC on the
 	# ReverseProxy path: the native path's before/after in one run.
 	rp_port=$(free_port)
