@@ -153,6 +153,25 @@ func TestUnaryPushback(t *testing.T) {
 	}
 }
 
+// A pushback that fits before the call's deadline is the wait, even when
+// the backoff schedule's own step (5–15 s from a 10 s base_delay) would end
+// past it.
+func TestUnaryPushbackInsideDeadlineWhateverTheSchedule(t *testing.T) {
+	srv := &testServer{failFor: 1, fail: func(ctx context.Context) error {
+		_ = grpc.SetTrailer(ctx, metadata.Pairs("grpc-retry-pushback-ms", "0"))
+		return status.Error(codes.Unavailable, "busy")
+	}}
+	p, clk, m := newPolicy(t, retry.Config{BaseDelay: 10 * time.Second, MaxDelay: 10 * time.Second})
+	client := startGRPC(t, srv, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err := client.UnaryCall(ctx, &testgrpc.SimpleRequest{})
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, srv.calls.Load())
+	assert.Equal(t, []time.Duration{0}, clk.Sleeps())
+	assert.Equal(t, map[string]int64{"retried": 1, "success": 1}, m.outcomes(t))
+}
+
 func TestUnaryPerTryTimeout(t *testing.T) {
 	srv := &testServer{failFor: 1, fail: func(ctx context.Context) error {
 		<-ctx.Done() // hang until the client's per-try timeout

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -257,6 +258,33 @@ func TestNeverSleepsPastDeadline(t *testing.T) {
 	assert.Empty(t, clk.Sleeps())
 	assert.EqualValues(t, 1, up.hits.Load())
 	assert.Equal(t, map[string]int64{"exhausted": 1}, m.outcomes(t))
+}
+
+// The upstream's delay is the wait, not the backoff schedule's next step:
+// a Retry-After that fits before the deadline is honoured even when the
+// schedule's step (here 5–15 s from a 10 s base_delay) would not fit.
+func TestRetryAfterInsideDeadlineIsHonouredWhateverTheSchedule(t *testing.T) {
+	for _, after := range []string{"0", "1"} {
+		t.Run("Retry-After "+after, func(t *testing.T) {
+			up := &flaky{n: 1, fail: func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Retry-After", after)
+				w.WriteHeader(503)
+			}}
+			srv, _, mk := serve(t, up)
+			client, clk, m := mk(retry.Config{BaseDelay: 10 * time.Second, MaxDelay: 10 * time.Second})
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+			resp, err := client.Do(req)
+			require.NoError(t, err)
+			readAll(t, resp)
+			assert.Equal(t, 200, resp.StatusCode)
+			assert.EqualValues(t, 2, up.hits.Load())
+			d, _ := strconv.Atoi(after)
+			assert.Equal(t, []time.Duration{time.Duration(d) * time.Second}, clk.Sleeps())
+			assert.Equal(t, map[string]int64{"retried": 1, "success": 1}, m.outcomes(t))
+		})
+	}
 }
 
 func TestCallerCancellationStops(t *testing.T) {

@@ -40,21 +40,25 @@ func (p *Policy) newBackoff(ctx context.Context) *backoff.ExponentialBackOff {
 
 // nextDelay returns the wait before the next attempt: the upstream's delay
 // when it gave one (Retry-After, pushback), else the schedule's next step.
-// ok is false when the wait would end at or after ctx's deadline, or the
-// schedule says stop.
+// ok is false when the wait would end at or after ctx's deadline, or, with
+// no upstream delay, when the schedule says stop.
 func (p *Policy) nextDelay(ctx context.Context, bo **backoff.ExponentialBackOff, upstream time.Duration, hasUpstream bool) (time.Duration, bool) {
 	if *bo == nil {
 		*bo = p.newBackoff(ctx)
 	}
+	// The schedule advances either way, so a later step without an
+	// upstream delay is the one after this.
 	d := (*bo).NextBackOff()
-	if d == backoff.Stop {
-		return 0, false
-	}
-	if d > p.c.maxDelay {
-		d = p.c.maxDelay
-	}
-	if hasUpstream {
+	switch {
+	case hasUpstream:
+		// The upstream's word is the wait: the schedule's Stop only says
+		// that its own step would end past the deadline, which the
+		// check below asks of this wait instead.
 		d = upstream
+	case d == backoff.Stop:
+		return 0, false
+	case d > p.c.maxDelay:
+		d = p.c.maxDelay
 	}
 	if dl, ok := ctx.Deadline(); ok && !p.clock.Now().Add(d).Before(dl) {
 		return 0, false
