@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -87,10 +88,18 @@ func (c Config) validate(needSource bool) error {
 	case len(src) > 1:
 		add("", "set one source, got %s", strings.Join(src, " and "))
 	}
+	static := make(map[string]int, len(c.Static))
 	for i, a := range c.Static {
 		if err := checkHostPort(a); err != nil {
 			add(fmt.Sprintf("static[%d]", i), "%v", err)
+			continue
 		}
+		ca := canonicalAddress(a)
+		if j, dup := static[ca]; dup {
+			add(fmt.Sprintf("static[%d]", i), "%q is static[%d] (%q) again", a, j, c.Static[j])
+			continue
+		}
+		static[ca] = i
 	}
 	// dns, srv and resolver are checked as DNS and SRV will check them, so
 	// FromConfig never refuses what Validate accepts.
@@ -153,11 +162,39 @@ func checkHostPort(a string) error {
 			return fmt.Errorf("address %q: bad character %q in host", a, r)
 		}
 	}
-	p, err := strconv.Atoi(port)
-	if err != nil || p < 1 || p > 65535 {
+	// Digits only: strconv.Atoi would take "+80", which no dialer does.
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || p < 1 {
 		return fmt.Errorf("address %q: port must be a number in 1–65535", a)
 	}
 	return nil
+}
+
+// canonicalAddress returns the one spelling of the host:port a (which
+// passed checkHostPort) that names its endpoint: an IP literal in its
+// canonical form, a DNS name in lower case, the port without leading
+// zeros. "127.0.0.1:08080", "[0:0::1]:80" and "Users.Internal:80" are
+// "127.0.0.1:8080", "[::1]:80" and "users.internal:80", so one endpoint
+// listed twice in two spellings is one endpoint (one breaker, one share of
+// the traffic), not two. An address already canonical is returned as is.
+func canonicalAddress(a string) string {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return a
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return a
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		host = ip.String()
+	} else {
+		host = strings.ToLower(host)
+	}
+	if c := net.JoinHostPort(host, strconv.FormatUint(p, 10)); c != a {
+		return c
+	}
+	return a
 }
 
 func (c Config) withDefaults() Config {

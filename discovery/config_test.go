@@ -33,6 +33,13 @@ func TestValidate(t *testing.T) {
 			`discovery: static[2]: address ":80": empty host`,
 			`discovery: static[3]: address "h:http": port must be a number in 1–65535`,
 			`discovery: static[4]: address "a@evil:80": bad character '@' in host`}},
+		{"signed or too large port", discovery.Config{Static: []string{"127.0.0.1:+80", "127.0.0.1:65536"}}, []string{
+			`discovery: static[0]: address "127.0.0.1:+80": port must be a number in 1–65535`,
+			`discovery: static[1]: address "127.0.0.1:65536": port must be a number in 1–65535`}},
+		{"one endpoint twice", discovery.Config{Static: []string{"127.0.0.1:8080", "[::1]:80", "Users.Internal:80", "127.0.0.1:08080", "[0:0::1]:080", "users.internal:80"}}, []string{
+			`discovery: static[3]: "127.0.0.1:08080" is static[0] ("127.0.0.1:8080") again`,
+			`discovery: static[4]: "[0:0::1]:080" is static[1] ("[::1]:80") again`,
+			`discovery: static[5]: "users.internal:80" is static[2] ("Users.Internal:80") again`}},
 		{"bad dns and resolver", discovery.Config{DNS: "users.internal", Resolver: "nope"}, []string{
 			`discovery: dns: address "users.internal": want host:port`,
 			`discovery: resolver: address "nope": want host:port`}},

@@ -178,6 +178,9 @@ func TestFileRejectsMalformed(t *testing.T) {
 		{"no address", "- weight: 2\n", []string{"1: [0]: address is missing"}},
 		{"null address", "- address:\n", []string{"1: [0].address: want host:port, got null"}},
 		{"duplicate address", "- address: a:1\n- address: b:1\n- address: a:1\n", []string{`3: [2].address: "a:1" is already listed on line 1`}},
+		{"one address in two spellings", "- address: 127.0.0.1:8080\n- address: 127.0.0.1:08080\n- address: '[::1]:80'\n- address: '[0::1]:80'\n", []string{
+			`2: [1].address: "127.0.0.1:08080" is already listed on line 1`,
+			`4: [3].address: "[0::1]:80" is already listed on line 3`}},
 		{"duplicate key", "- {address: a:1, address: b:1}\n", []string{"1: [0].address: given twice"}},
 		{"item not a map", "- a:1\n- address: b:1\n", []string{`1: [0]: want a map with address and weight, got "a:1"`}},
 		{"bad metadata", "- address: a:1\n  metadata: [x]\n", []string{"2: [0].metadata: want a map of strings, got a list"}},

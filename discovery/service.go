@@ -200,11 +200,12 @@ func (s *Service) update(eps []Endpoint, err error) {
 	members := make([]member, 0, len(eps))
 	added := 0
 	for _, e := range eps {
-		if seen[e.Address] {
-			continue
-		}
 		if err := checkHostPort(e.Address); err != nil {
 			s.log.Warn("discovery: skipping endpoint", "err", err)
+			continue
+		}
+		e.Address = canonicalAddress(e.Address)
+		if seen[e.Address] {
 			continue
 		}
 		seen[e.Address] = true

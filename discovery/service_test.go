@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -405,6 +406,37 @@ func TestEndpointsSnapshot(t *testing.T) {
 	}
 	assert.GreaterOrEqual(t, s.Endpoints()[0].EWMA, 2*time.Millisecond)
 	assert.Zero(t, s.Endpoints()[0].InFlight)
+}
+
+// A source that lists one endpoint in two spellings gives the Service one
+// endpoint, under the canonical spelling, which is what requests dial.
+func TestOneEndpointInTwoSpellingsIsOne(t *testing.T) {
+	up := newUpstream(t, nil)
+	host, port, err := net.SplitHostPort(up.addr())
+	require.NoError(t, err)
+	src := newSetSource()
+	s := newService(t, src, discovery.Config{})
+	addresses := func() []string {
+		var got []string
+		for _, st := range s.Endpoints() {
+			got = append(got, st.Address)
+		}
+		return got
+	}
+
+	src.Set(t, host+":0"+port, up.addr())
+	assert.Equal(t, []string{up.addr()}, addresses())
+	req, _ := http.NewRequest("GET", "http://users/", nil)
+	for range 3 {
+		resp, err := client(t, s).Do(req)
+		require.NoError(t, err)
+		assert.Equal(t, up.addr(), resp.Request.URL.Host, "the canonical address is dialed")
+		resp.Body.Close()
+	}
+	assert.EqualValues(t, 3, up.hits.Load())
+
+	src.Set(t, "[0:0::1]:080", "[::1]:80", "Users.Internal:80", "users.internal:80")
+	assert.ElementsMatch(t, []string{"[::1]:80", "users.internal:80"}, addresses())
 }
 
 func TestInFlightIsCounted(t *testing.T) {

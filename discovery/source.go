@@ -15,7 +15,10 @@ var ErrNoEndpoints = refusal.New("discovery: no ready endpoints")
 
 // Endpoint is one concrete address of a service.
 type Endpoint struct {
-	// Address is host:port.
+	// Address is host:port. A Service keys its endpoints by the canonical
+	// spelling (an IP literal as net/netip prints it, a DNS name in lower
+	// case, the port without leading zeros) and dials that: two spellings
+	// of one address in a set are one endpoint.
 	Address string `yaml:"address" json:"address"`
 	// Weight is the endpoint's relative share of traffic; 0 means 1.
 	Weight int `yaml:"weight" json:"weight"`

@@ -38,9 +38,13 @@ const (
 var errNoAddresses = errors.New("no addresses")
 
 // sortEndpoints sorts eps by address and merges endpoints with the same
-// address, summing their weights (capped at maxWeight) and keeping the
-// metadata of the first. It reuses eps' backing array.
+// address (canonicalAddress: two spellings of one endpoint are one),
+// summing their weights (capped at maxWeight) and keeping the metadata of
+// the first. It reuses eps' backing array.
 func sortEndpoints(eps []Endpoint) []Endpoint {
+	for i := range eps {
+		eps[i].Address = canonicalAddress(eps[i].Address)
+	}
 	slices.SortStableFunc(eps, func(a, b Endpoint) int { return cmp.Compare(a.Address, b.Address) })
 	out := eps[:0]
 	for _, ep := range eps {

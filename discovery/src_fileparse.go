@@ -96,7 +96,8 @@ func decodeEndpointList(data []byte) (*yaml.Node, *FileError) {
 }
 
 // fileParser collects the problems of one endpoint file, in file order,
-// and the addresses seen so far (address → line) to find duplicates.
+// and the addresses seen so far (canonicalAddress → line) to find
+// duplicates, however each is spelled.
 type fileParser struct {
 	problems []error
 	seen     map[string]int
@@ -164,11 +165,12 @@ func (p *fileParser) field(i int, key, val *yaml.Node, ep *Endpoint) {
 			p.problem(val.Line, "[%d].address: %v", i, err)
 			return
 		}
-		if line, dup := p.seen[val.Value]; dup {
+		ca := canonicalAddress(val.Value)
+		if line, dup := p.seen[ca]; dup {
 			p.problem(val.Line, "[%d].address: %q is already listed on line %d", i, val.Value, line)
 			return
 		}
-		p.seen[val.Value] = val.Line
+		p.seen[ca] = val.Line
 		ep.Address = val.Value
 	case "weight":
 		w, err := parseWeight(val)
