@@ -7,17 +7,19 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/outbound-go/outbound/internal/attempt"
 	"github.com/outbound-go/outbound/internal/inbound"
+	"github.com/outbound-go/outbound/internal/logicalhost"
 	"github.com/outbound-go/outbound/internal/refusal"
 )
 
 // RoundTripper returns a RoundTripper that sends requests for the logical
-// host s.Name() (http://users/… for service "users") to one endpoint per
-// attempt, through next. Requests for any other host go to next untouched.
+// host s.Name() (http://users/… for service "users"; in any case, and with
+// the scheme's default port: http://users:80/…, https://users:443/…) to
+// one endpoint per attempt, through next. Requests for any other host (or
+// port: http://users:8080/…) go to next untouched.
 //
 // For a rewritten request the caller's request is never modified: the
 // attempt gets a shallow copy with its own URL whose host is the picked
@@ -74,7 +76,7 @@ type reqCopy struct {
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	s := t.s
-	if req.URL == nil || !sameHost(req.URL.Host, s.name) {
+	if req.URL == nil || !logicalhost.Match(req.URL.Scheme, req.URL.Host, s.name) {
 		return t.next.RoundTrip(req)
 	}
 	ctx := req.Context()
@@ -92,7 +94,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	case s.host != "":
 		host, setHost = s.host, true
 	case s.preserve && req.Host != "":
-	case req.Host == "" || sameHost(req.Host, s.name):
+	case req.Host == "" || logicalhost.Match(req.URL.Scheme, req.Host, s.name):
 		setHost = true
 	}
 	out := req
@@ -135,10 +137,6 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		out.Body, ep = inbound.Track(b), next
 	}
 }
-
-// sameHost compares host names case-insensitively; the exact match, by far
-// the common case, is checked first as it is several times cheaper.
-func sameHost(a, b string) bool { return a == b || strings.EqualFold(a, b) }
 
 // maxRepicks bounds how many other endpoints one attempt tries after
 // endpoints refused locally (by a breaker below) without sending.

@@ -290,6 +290,48 @@ func TestOtherHostsPassThrough(t *testing.T) {
 	assert.EqualValues(t, 1, other.hits.Load())
 }
 
+// recordHost is a RoundTripper that records the host it was asked for and
+// answers 204 without dialing.
+type recordHost struct{ host atomic.Value }
+
+func (r *recordHost) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.host.Store(req.URL.Host)
+	return &http.Response{StatusCode: http.StatusNoContent, Body: http.NoBody, Request: req}, nil
+}
+
+// The logical host matches in any case and with the scheme's default port;
+// another port is another destination.
+func TestLogicalHostWithDefaultPort(t *testing.T) {
+	var gotHost atomic.Value
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { gotHost.Store(r.Host) })
+	s := newService(t, discovery.Static(up.addr()), discovery.Config{})
+	for _, u := range []string{"http://users/x", "http://USERS/x", "http://users:80/x", "http://Users:80/x"} {
+		req, err := http.NewRequest("GET", u, nil)
+		require.NoError(t, err)
+		resp, err := client(t, s).Do(req)
+		require.NoError(t, err, u)
+		resp.Body.Close()
+		assert.Equal(t, 200, resp.StatusCode, u)
+		assert.Equal(t, up.addr(), gotHost.Load(), "%s: the Host header is the endpoint's", u)
+	}
+	assert.EqualValues(t, 4, up.hits.Load())
+
+	for _, tt := range []struct{ url, next string }{
+		{"http://users:8080/x", "users:8080"},
+		{"https://users:80/x", "users:80"},
+		{"http://users:443/x", "users:443"},
+		{"https://users:443/x", up.addr()},
+	} {
+		rec := &recordHost{}
+		req, err := http.NewRequest("GET", tt.url, nil)
+		require.NoError(t, err)
+		resp, err := s.RoundTripper(rec).RoundTrip(req)
+		require.NoError(t, err, tt.url)
+		resp.Body.Close()
+		assert.Equal(t, tt.next, rec.host.Load(), tt.url)
+	}
+}
+
 func TestRewriteAndHostHeader(t *testing.T) {
 	var gotHost, gotPath atomic.Value
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
