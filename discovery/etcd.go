@@ -90,8 +90,13 @@ func checkEtcdEndpoint(e string) error {
 // resumes the watch where it stopped; when the watch ends for any other
 // reason (a compacted revision, a lost leader, an error), Watch lists the
 // prefix again and watches anew, after an exponential backoff (100ms up to
-// 5s) unless the cause was a compaction. A failed listing is reported as
-// update(nil, err), so the Service keeps its last set and says why.
+// 5s) unless the cause was a compaction. Every 10s the watch asks etcd for
+// its current revision (a progress notification); a revision below one
+// etcd reported before means another store now answers at the address (a
+// new cluster, or one restored without --bump-revision), whose changes the
+// resumed watch would not see until its revision caught up, so Watch lists
+// again at once. A failed listing is reported as update(nil, err), so the
+// Service keeps its last set and says why.
 func Etcd(c EtcdConfig) (Source, error) {
 	var errs []error
 	c.validate(func(field, format string, args ...any) {

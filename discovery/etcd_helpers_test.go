@@ -126,7 +126,10 @@ func (p *cutProxy) accept() {
 		if err != nil {
 			return
 		}
-		up, err := net.Dial("tcp", p.target)
+		p.mu.Lock()
+		target := p.target
+		p.mu.Unlock()
+		up, err := net.Dial("tcp", target)
 		if err != nil {
 			c.Close()
 			continue
@@ -170,6 +173,13 @@ func (p *cutProxy) Cut() {
 		c.Close()
 	}
 	clear(p.conns)
+}
+
+// Retarget sends new connections to target from now on.
+func (p *cutProxy) Retarget(target string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = target
 }
 
 // Heal forwards new connections again.

@@ -3,6 +3,8 @@ package discovery_test
 import (
 	"context"
 	"net/http"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -190,6 +192,60 @@ func TestEtcdRelistsAfterCompaction(t *testing.T) {
 	w.waitSet(t, map[string]int{"127.0.0.1:3002": 1, "127.0.0.1:3003": 2})
 	t.Logf("re-listed %v after the connection was restored", time.Since(start))
 }
+
+// TestEtcdRelistsWhenTheStoreIsNew: the etcd behind the source's address
+// is replaced by a new one (a wiped data directory, a restore without
+// --bump-revision) whose revision is below the one the watch had reached.
+// The client resumes its watch at the old revision, which the new store has
+// not reached, so no change would arrive; the source sees the revision go
+// back on a progress notification and lists the new store.
+func TestEtcdRelistsWhenTheStoreIsNew(t *testing.T) {
+	old, fresh := testserver.StartEtcd(t), testserver.StartEtcd(t)
+	ctx := etcdCtx(t)
+	oldCli := etcdClient(t, old.Endpoint)
+	_, err := oldCli.Put(ctx, etcdPrefix+"a", "127.0.0.1:3001")
+	require.NoError(t, err)
+	for i := range 20 { // the old store's revision well past the new one's
+		_, err = oldCli.Put(ctx, "/elsewhere", strconv.Itoa(i))
+		require.NoError(t, err)
+	}
+	p := newCutProxy(t, old.Addr)
+	clk := newStepClock()
+	svc := newService(t, etcdSource(t, p.Addr()), discovery.Config{}, discovery.WithClock(clk))
+	assert.Equal(t, 10*time.Second, clk.sleeping(t), "the watch asks for progress on the Service's clock")
+	require.Eventually(t, func() bool { return slices.Equal(svcAddrs(svc), []string{"127.0.0.1:3001"}) }, 10*time.Second, 5*time.Millisecond)
+
+	_, err = etcdClient(t, fresh.Endpoint).Put(ctx, etcdPrefix+"b", "127.0.0.1:3002")
+	require.NoError(t, err)
+	p.Cut()
+	p.Retarget(fresh.Addr)
+	p.Heal()
+
+	// Each step is one progress request; until the client has reconnected
+	// to the new store it goes nowhere, so step until the set follows.
+	deadline := time.Now().Add(20 * time.Second)
+	for !slices.Equal(svcAddrs(svc), []string{"127.0.0.1:3002"}) {
+		require.True(t, time.Now().Before(deadline), "still %v: the new store was never listed", svcAddrs(svc))
+		clk.step(t)
+		followed := func() bool { return slices.Equal(svcAddrs(svc), []string{"127.0.0.1:3002"}) }
+		if assert.Eventually(&quietT{}, followed, 200*time.Millisecond, 5*time.Millisecond) {
+			break
+		}
+	}
+
+	// And it follows the new store from there.
+	_, err = etcdClient(t, fresh.Endpoint).Put(ctx, etcdPrefix+"c", "127.0.0.1:3003")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return slices.Equal(svcAddrs(svc), []string{"127.0.0.1:3002", "127.0.0.1:3003"})
+	}, 10*time.Second, 5*time.Millisecond)
+}
+
+// quietT is an assert.TestingT that keeps failures to itself, for a bounded
+// wait whose timeout is not a failure.
+type quietT struct{}
+
+func (quietT) Errorf(string, ...any) {}
 
 // TestEtcdDownAtStart: a source whose etcd does not answer yet reports the
 // failed listing (so a Service says why it has no endpoints) and finds the

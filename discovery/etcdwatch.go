@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -15,6 +16,8 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
+
+	"github.com/outbound-go/outbound/internal/clock"
 )
 
 // Backoff between re-lists of the etcd source after a failure.
@@ -26,6 +29,19 @@ const (
 // errEtcdWatchClosed is returned when a watch channel closes while the
 // source's context is still live.
 var errEtcdWatchClosed = errors.New("watch channel closed")
+
+// errEtcdRevisionBack is wrapped by follow's error when etcd answers at a
+// revision below one it reported before: a new cluster, or one restored
+// from a snapshot without --bump-revision, now behind the address. The
+// client resumes its watch at the old revision, which such a store has not
+// reached, so nothing would be delivered until it did; the source lists
+// again instead.
+var errEtcdRevisionBack = errors.New("etcd's revision went back")
+
+// etcdProgressEvery is how often a watch asks etcd for its current
+// revision (a progress notification), which is how a store whose revision
+// went back is found while no key changes.
+const etcdProgressEvery = 10 * time.Second
 
 // Watch implements Source.
 func (s *etcdSource) Watch(ctx context.Context, update func([]Endpoint, error)) {
@@ -63,6 +79,7 @@ type etcdWatch struct {
 	update func([]Endpoint, error)
 	log    *slog.Logger
 
+	rev      int64               // the highest revision etcd answered at
 	eps      map[string]Endpoint // key -> its endpoint, good values only
 	bad      map[string]int64    // key -> mod revision of a bad value logged
 	last     []Endpoint          // last reported set, sorted
@@ -85,6 +102,10 @@ func (w *etcdWatch) run(ctx context.Context) {
 		}
 		if errors.Is(err, rpctypes.ErrCompacted) {
 			continue // the events since rev are gone: list again at once
+		}
+		if errors.Is(err, errEtcdRevisionBack) {
+			w.log.Warn("discovery: etcd: listing again", "source", w.src.String(), "err", err)
+			continue
 		}
 		w.update(nil, fmt.Errorf("discovery: %s: %w", w.src, err))
 		t := time.NewTimer(bo.NextBackOff())
@@ -111,20 +132,42 @@ func (w *etcdWatch) list(ctx context.Context) (int64, error) {
 		w.put(kv)
 	}
 	w.report()
-	return resp.Header.Revision, nil
+	// A listing is the whole truth at its revision, whatever came before.
+	w.rev = resp.Header.Revision
+	return w.rev, nil
 }
 
 // follow watches the prefix from revision from and applies each change. It
 // returns why the watch ended; a change seen resets bo. The client resumes a
 // watch whose connection was lost on its own, so a lost connection keeps
-// this loop waiting, with the last set in place.
+// this loop waiting, with the last set in place. Every etcdProgressEvery
+// (on the Service's clock) it asks etcd for a progress notification, and
+// any answer at a revision below the highest seen ends the watch with
+// errEtcdRevisionBack.
 func (w *etcdWatch) follow(ctx context.Context, from int64, bo backoff.BackOff) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	var progress sync.WaitGroup
+	defer progress.Wait()
 	defer cancel()
-	ch := w.cli.Watch(wctx, w.src.cfg.Prefix, clientv3.WithPrefix(), clientv3.WithRev(from))
+	ch := w.cli.Watch(wctx, w.src.cfg.Prefix, clientv3.WithPrefix(), clientv3.WithRev(from), clientv3.WithProgressNotify())
+	clk := clock.FromContext(ctx)
+	progress.Go(func() {
+		for clk.Sleep(wctx, etcdProgressEvery) == nil {
+			// An error (no connection now) is the watch's to report; the
+			// next round asks again.
+			_ = w.cli.RequestProgress(wctx)
+		}
+	})
 	for resp := range ch {
 		if err := resp.Err(); err != nil {
 			return err
+		}
+		if r := resp.Header.Revision; r < w.rev {
+			return fmt.Errorf("%w from %d to %d (a new or restored store)", errEtcdRevisionBack, w.rev, r)
+		}
+		w.rev = resp.Header.Revision
+		if resp.IsProgressNotify() {
+			continue
 		}
 		bo.Reset()
 		for _, ev := range resp.Events {
