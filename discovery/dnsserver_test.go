@@ -19,6 +19,7 @@ type testDNS struct {
 	answers  map[string][]dns.RR // key: canonical name + "/" + type
 	extra    map[string][]dns.RR
 	rcode    int             // answered to every query when not RcodeSuccess
+	rcodes   map[string]int  // canonical name → rcode answered to its queries
 	truncate map[string]bool // names whose UDP answers are truncated
 	queries  map[string]int  // "udp "/"tcp " + key → count
 
@@ -37,6 +38,7 @@ func startDNS(t testing.TB) *testDNS {
 		answers:  make(map[string][]dns.RR),
 		extra:    make(map[string][]dns.RR),
 		truncate: make(map[string]bool),
+		rcodes:   make(map[string]int),
 		queries:  make(map[string]int),
 	}
 	// UDP on an ephemeral port, then TCP on the same port (retried in the
@@ -116,6 +118,18 @@ func (d *testDNS) SetRcode(rcode int) {
 	d.rcode = rcode
 }
 
+// SetNameRcode makes the server answer queries for name alone with rcode
+// (dns.RcodeServerFailure, say); dns.RcodeSuccess restores its answers.
+func (d *testDNS) SetNameRcode(name string, rcode int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if rcode == dns.RcodeSuccess {
+		delete(d.rcodes, dns.CanonicalName(name))
+		return
+	}
+	d.rcodes[dns.CanonicalName(name)] = rcode
+}
+
 // Truncate makes UDP answers for name come back empty with the TC bit set,
 // so only a client that retries over TCP gets the records.
 func (d *testDNS) Truncate(name string) {
@@ -148,6 +162,8 @@ func (d *testDNS) serve(w dns.ResponseWriter, req *dns.Msg) {
 		switch {
 		case d.rcode != dns.RcodeSuccess:
 			resp.Rcode = d.rcode
+		case d.rcodes[dns.CanonicalName(q.Name)] != dns.RcodeSuccess:
+			resp.Rcode = d.rcodes[dns.CanonicalName(q.Name)]
 		case network == "udp" && d.truncate[dns.CanonicalName(q.Name)]:
 			resp.Truncated = true
 		default:

@@ -3,6 +3,7 @@ package discovery
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -103,11 +104,16 @@ func (r dnsResolver) exchangeOver(ctx context.Context, network string, q *dns.Ms
 // lookupAddrs returns the sorted IP addresses of host: its A and AAAA
 // records. With an explicit server both queries must succeed (an empty
 // answer is a success), so a lost AAAA answer cannot shrink a dual-stack
-// set for one refresh period. Finding no address at all is an error.
+// set for one refresh period. Finding no address at all is an error that
+// wraps errNoAddresses when it is the server's answer (NXDOMAIN, or no
+// records), not a failure to get one.
 func (r dnsResolver) lookupAddrs(ctx context.Context, host string) ([]netip.Addr, error) {
 	var addrs []netip.Addr
 	if r.server == "" {
 		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		if dnsErr := (*net.DNSError)(nil); errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+			return nil, fmt.Errorf("discovery: lookup %s: %w (%w)", host, errNoAddresses, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("discovery: lookup %s: %w", host, err)
 		}

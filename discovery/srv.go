@@ -36,9 +36,11 @@ type srvSource struct {
 // addresses come from the A and AAAA records of the answer's additional
 // section when the server sent them (Consul and CoreDNS do), and otherwise
 // from A and AAAA queries for the target to the same resolver — a name that
-// only that server knows still resolves. A target whose lookup fails keeps
-// the addresses it had in the previous round; a target never resolved is
-// left out until it resolves.
+// only that server knows still resolves. A target whose lookup fails (no
+// answer, SERVFAIL, REFUSED) keeps the addresses it had in the previous
+// round; a target the server says has none (NXDOMAIN, or neither A nor AAAA
+// records) is left out, so a priority group whose targets all lost their
+// addresses falls through to the next, as one that never had any does.
 //
 // # Weights
 //
@@ -104,7 +106,9 @@ func (s *srvSource) lookup(ctx context.Context, prev map[string][]netip.Addr) ([
 			var err error
 			if a, err = s.res.lookupAddrs(ctx, target); err != nil {
 				errs = append(errs, err)
-				a = prev[target]
+				if !errors.Is(err, errNoAddresses) {
+					a = prev[target] // a failure, not the server's answer
+				}
 			}
 		}
 		resolved[target] = a

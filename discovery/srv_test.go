@@ -158,8 +158,8 @@ func TestSRVTargetLookupFailureKeepsItsAddresses(t *testing.T) {
 	clk.step(t) // the first lookup
 	require.Equal(t, []string{"10.0.0.1:8080", "10.0.0.2:8081"}, addrs(w.nextSet(t)))
 
-	// b's address record goes away: b keeps its last addresses.
-	d.Set(t, "b.users.test", dns.TypeA)
+	// b's lookup fails (SERVFAIL): b keeps its last addresses.
+	d.SetNameRcode("b.users.test", dns.RcodeServerFailure)
 	before := d.Queries("udp", "b.users.test", dns.TypeA)
 	for range 3 {
 		clk.step(t)
@@ -171,6 +171,37 @@ func TestSRVTargetLookupFailureKeepsItsAddresses(t *testing.T) {
 	d.Set(t, srvName, dns.TypeSRV, srvName+". 5 IN SRV 10 3 8080 a.users.test.")
 	clk.step(t)
 	assert.Equal(t, []string{"10.0.0.1:8080"}, addrs(w.nextSet(t)))
+}
+
+// A target the server says has no address (its records removed: NODATA;
+// its name gone: NXDOMAIN) leaves the set, and once its whole priority
+// group has none, the next priority takes over, as it would have had the
+// group never resolved; a round in which no target resolves keeps the last
+// set.
+func TestSRVTargetWithoutAddressesLeaves(t *testing.T) {
+	d := srvZone(t)
+	src, err := discovery.SRV(srvName, d.Addr, time.Hour)
+	require.NoError(t, err)
+	clk := newStepClock()
+	w := watch(t, src, clk)
+	clk.sleeping(t)
+	clk.step(t)
+	require.Equal(t, []string{"10.0.0.1:8080", "10.0.0.2:8081"}, addrs(w.nextSet(t)))
+
+	d.Set(t, "b.users.test", dns.TypeA) // NODATA: a.users.test still has records
+	clk.step(t)
+	assert.Equal(t, []string{"10.0.0.1:8080"}, addrs(w.nextSet(t)))
+
+	d.Set(t, "a.users.test", dns.TypeA) // now NXDOMAIN: no record under the name
+	clk.step(t)
+	eps := w.nextSet(t)
+	assert.Equal(t, []string{"10.0.0.3:8082"}, addrs(eps), "priority 20 takes over")
+	assert.Equal(t, "20", eps[0].Metadata["priority"])
+
+	d.Set(t, "c.users.test", dns.TypeA)
+	clk.step(t)
+	assert.ErrorContains(t, w.nextErr(t), "no target resolved", "no target resolves: the last set stays")
+	w.noSet(t)
 }
 
 func TestSRVRejectsBadArguments(t *testing.T) {
