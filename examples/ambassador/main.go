@@ -119,6 +119,7 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer) error {
 	}
 	logger := slog.New(newHandler(stderr))
 	routeRedisLog(logger)
+	defer routeStdLog(logger)()
 	accessDest := f.accessLog
 	if check && accessDest != "" {
 		accessDest = "off" // -check writes nothing but its verdict
