@@ -148,7 +148,11 @@ func TestSRVOutageKeepsLastSet(t *testing.T) {
 	assert.Equal(t, []string{"10.0.0.1:8080"}, addrs(w.nextSet(t)))
 }
 
-func TestSRVTargetLookupFailureKeepsItsAddresses(t *testing.T) {
+// srvOnClock watches srvZone's SRV name, refreshed only when the test steps
+// the returned clock, and returns once the first set (a and b, priority 10)
+// was reported.
+func srvOnClock(t *testing.T) (*testDNS, *watcher, *stepClock) {
+	t.Helper()
 	d := srvZone(t)
 	src, err := discovery.SRV(srvName, d.Addr, time.Hour)
 	require.NoError(t, err)
@@ -157,6 +161,11 @@ func TestSRVTargetLookupFailureKeepsItsAddresses(t *testing.T) {
 	clk.sleeping(t)
 	clk.step(t) // the first lookup
 	require.Equal(t, []string{"10.0.0.1:8080", "10.0.0.2:8081"}, addrs(w.nextSet(t)))
+	return d, w, clk
+}
+
+func TestSRVTargetLookupFailureKeepsItsAddresses(t *testing.T) {
+	d, w, clk := srvOnClock(t)
 
 	// b's lookup fails (SERVFAIL): b keeps its last addresses.
 	d.SetNameRcode("b.users.test", dns.RcodeServerFailure)
@@ -179,14 +188,7 @@ func TestSRVTargetLookupFailureKeepsItsAddresses(t *testing.T) {
 // group never resolved; a round in which no target resolves keeps the last
 // set.
 func TestSRVTargetWithoutAddressesLeaves(t *testing.T) {
-	d := srvZone(t)
-	src, err := discovery.SRV(srvName, d.Addr, time.Hour)
-	require.NoError(t, err)
-	clk := newStepClock()
-	w := watch(t, src, clk)
-	clk.sleeping(t)
-	clk.step(t)
-	require.Equal(t, []string{"10.0.0.1:8080", "10.0.0.2:8081"}, addrs(w.nextSet(t)))
+	d, w, clk := srvOnClock(t)
 
 	d.Set(t, "b.users.test", dns.TypeA) // NODATA: a.users.test still has records
 	clk.step(t)

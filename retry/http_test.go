@@ -248,12 +248,7 @@ func TestNeverSleepsPastDeadline(t *testing.T) {
 	}}
 	srv, _, mk := serve(t, up)
 	client, clk, m := mk(retry.Config{})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
-	resp, err := client.Do(req)
-	require.NoError(t, err)
-	readAll(t, resp)
+	resp := getWithin(t, client, srv.URL, time.Second)
 	assert.Equal(t, 503, resp.StatusCode, "the wait would end after the deadline: the last answer now")
 	assert.Empty(t, clk.Sleeps())
 	assert.EqualValues(t, 1, up.hits.Load())
@@ -272,12 +267,7 @@ func TestRetryAfterInsideDeadlineIsHonouredWhateverTheSchedule(t *testing.T) {
 			}}
 			srv, _, mk := serve(t, up)
 			client, clk, m := mk(retry.Config{BaseDelay: 10 * time.Second, MaxDelay: 10 * time.Second})
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
-			resp, err := client.Do(req)
-			require.NoError(t, err)
-			readAll(t, resp)
+			resp := getWithin(t, client, srv.URL, 3*time.Second)
 			assert.Equal(t, 200, resp.StatusCode)
 			assert.EqualValues(t, 2, up.hits.Load())
 			d, _ := strconv.Atoi(after)
@@ -285,6 +275,19 @@ func TestRetryAfterInsideDeadlineIsHonouredWhateverTheSchedule(t *testing.T) {
 			assert.Equal(t, map[string]int64{"retried": 1, "success": 1}, m.outcomes(t))
 		})
 	}
+}
+
+// getWithin GETs url through client under a deadline d from now and reads
+// the whole body.
+func getWithin(t *testing.T, client *http.Client, url string, d time.Duration) *http.Response {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	readAll(t, resp)
+	return resp
 }
 
 func TestCallerCancellationStops(t *testing.T) {
@@ -578,12 +581,7 @@ func TestBackoffNeverEndsPastDeadline(t *testing.T) {
 	up := &flaky{n: 1, fail: failWith(503)}
 	srv, _, mk := serve(t, up)
 	client, clk, m := mk(retry.Config{BaseDelay: time.Second, MaxDelay: 2 * time.Second})
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
-	resp, err := client.Do(req)
-	require.NoError(t, err)
-	readAll(t, resp)
+	resp := getWithin(t, client, srv.URL, 200*time.Millisecond)
 	assert.Equal(t, 503, resp.StatusCode, "a ≥500ms backoff cannot fit in 200ms: the last answer now")
 	assert.Empty(t, clk.Sleeps())
 	assert.Equal(t, map[string]int64{"exhausted": 1}, m.outcomes(t))
