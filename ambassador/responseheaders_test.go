@@ -1,7 +1,6 @@
 package ambassador_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -11,11 +10,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/outbound-go/outbound/ambassador"
 	"github.com/outbound-go/outbound/discovery"
+	"github.com/outbound-go/outbound/internal/testkit"
 )
 
 // An upstream's response headers are read up to
@@ -74,19 +72,7 @@ func mustGet(t *testing.T, url string) *http.Request {
 // The gRPC dial options bound response metadata the same way (grpc-go's
 // client would take 16 MiB).
 func TestGRPCResponseMetadataIsBounded(t *testing.T) {
-	addr := grpcUpstream(t, grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		md, _ := metadata.FromIncomingContext(ctx)
-		if v := md.Get("x-size"); len(v) == 1 {
-			n, err := strconv.Atoi(v[0])
-			if err != nil {
-				return nil, err
-			}
-			if err := grpc.SetHeader(ctx, metadata.Pairs("x-big", strings.Repeat("a", n))); err != nil {
-				return nil, err
-			}
-		}
-		return h(ctx, req)
-	}))
+	addr := grpcUpstream(t, testkit.HeaderOfSize())
 	opts, err := ambassador.DialOptions(ambassador.ServiceConfig{
 		Name: "users", Protocol: ambassador.ProtocolH2C,
 		Discovery: discovery.Config{Static: []string{addr}},
@@ -95,20 +81,7 @@ func TestGRPCResponseMetadataIsBounded(t *testing.T) {
 	conn, err := grpc.NewClient("outbound:///users", opts...)
 	require.NoError(t, err)
 	defer func() { assert.NoError(t, conn.Close()) }()
-	check := func(n int) (metadata.MD, error) {
-		ctx := metadata.AppendToOutgoingContext(t.Context(), "x-size", strconv.Itoa(n))
-		var hdr metadata.MD
-		_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "users"}, grpc.Header(&hdr))
-		return hdr, err
-	}
-
-	under := ambassador.MaxResponseHeaderBytes - 4<<10
-	hdr, err := check(under)
-	require.NoError(t, err)
-	require.Len(t, hdr.Get("x-big"), 1)
-	assert.Len(t, hdr.Get("x-big")[0], under, "metadata under the bound arrives whole")
-
-	_, err = check(2 * ambassador.MaxResponseHeaderBytes)
+	err = testkit.HeaderBound(t, conn, ambassador.MaxResponseHeaderBytes)
 	require.Error(t, err, "metadata over the bound fails the call")
 	t.Log(err)
 }

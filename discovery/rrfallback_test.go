@@ -23,12 +23,7 @@ func TestRoundRobinFairWhenMostAreEjected(t *testing.T) {
 	s := newService(t, discovery.Static(addrs...), discovery.Config{},
 		discovery.WithHealth(discovery.HealthFunc(func(ep string) bool { return ready[ep] })))
 	const picks = 600
-	got := map[string]int{}
-	for range picks {
-		ep, err := s.Pick(t.Context())
-		require.NoError(t, err)
-		got[ep]++
-	}
+	got := pickCounts(t, s, picks)
 	for ep := range ready {
 		assert.InDelta(t, picks/2, got[ep], picks/10, "picks of %s (all: %v)", ep, got)
 	}
@@ -49,15 +44,22 @@ func TestLeastRequestFairWhenMostAreEjected(t *testing.T) {
 			s := newService(t, discovery.Static(addrs...), discovery.Config{Balancer: balancer},
 				discovery.WithHealth(discovery.HealthFunc(func(ep string) bool { return ready[ep] })))
 			const picks = 2000
-			got := map[string]int{}
-			for range picks {
-				ep, err := s.Pick(t.Context())
-				require.NoError(t, err)
-				got[ep]++
-			}
+			got := pickCounts(t, s, picks)
 			for ep := range ready {
 				assert.InDelta(t, picks/2, got[ep], picks/20, "picks of %s (all: %v)", ep, got)
 			}
 		})
 	}
+}
+
+// pickCounts picks n times from s and counts the picks of each endpoint.
+func pickCounts(t *testing.T, s *discovery.Service, n int) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	for range n {
+		ep, err := s.Pick(t.Context())
+		require.NoError(t, err)
+		got[ep]++
+	}
+	return got
 }

@@ -1,10 +1,8 @@
 package proxy_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,11 +12,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/outbound-go/outbound/ambassador"
+	"github.com/outbound-go/outbound/internal/testkit"
 )
 
 // An upstream answering with headers over ambassador.MaxResponseHeaderBytes
@@ -43,37 +40,12 @@ func TestOversizedResponseHeadersAre502(t *testing.T) {
 // On the native gRPC path, upstream metadata over the bound fails the
 // call; under it, it reaches the caller whole.
 func TestOversizedGRPCMetadataFailsTheCall(t *testing.T) {
-	addr := grpcUpstream(t, grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		md, _ := metadata.FromIncomingContext(ctx)
-		if v := md.Get("x-size"); len(v) == 1 {
-			n, err := strconv.Atoi(v[0])
-			if err != nil {
-				return nil, err
-			}
-			if err := grpc.SetHeader(ctx, metadata.Pairs("x-big", strings.Repeat("a", n))); err != nil {
-				return nil, err
-			}
-		}
-		return h(ctx, req)
-	}))
+	addr := grpcUpstream(t, testkit.HeaderOfSize())
 	amb, _ := oneServiceAmbassador(t, []string{addr}, "protocol: h2c\nretry: {}", "")
 	conn, err := grpc.NewClient(amb, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	defer func() { assert.NoError(t, conn.Close()) }()
-	check := func(n int) (metadata.MD, error) {
-		ctx := metadata.AppendToOutgoingContext(t.Context(), "x-size", strconv.Itoa(n))
-		var hdr metadata.MD
-		_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "users"}, grpc.Header(&hdr))
-		return hdr, err
-	}
-
-	under := ambassador.MaxResponseHeaderBytes - 4<<10
-	hdr, err := check(under)
-	require.NoError(t, err)
-	require.Len(t, hdr.Get("x-big"), 1)
-	assert.Len(t, hdr.Get("x-big")[0], under)
-
-	_, err = check(2 * ambassador.MaxResponseHeaderBytes)
+	err = testkit.HeaderBound(t, conn, ambassador.MaxResponseHeaderBytes)
 	require.Error(t, err)
 	assert.Equal(t, codes.Internal, status.Code(err), "%v", err)
 }
