@@ -528,3 +528,29 @@ func TestStackingRateLimitWaitIsNotEndpointLatency(t *testing.T) {
 	// would show as ≥ wait here. A loopback answer takes well under it.
 	assert.Less(t, eps[0].EWMA, wait/2, "the token wait is not counted as endpoint latency")
 }
+
+// Retries over two failing endpoints alternate between them, with every
+// balancer: once both were tried, the next attempt goes to the one tried
+// longest ago, never straight back to the one that has just failed.
+func TestStackingRetriesAlternateOverTwoEndpoints(t *testing.T) {
+	for _, balancer := range []string{discovery.RoundRobin, discovery.LeastRequest, discovery.EWMA} {
+		t.Run(balancer, func(t *testing.T) {
+			a, b := newCountingUpstream(t, http.StatusServiceUnavailable), newCountingUpstream(t, http.StatusServiceUnavailable)
+			s := newTransport(t, ambassador.ServiceConfig{
+				Name:      "users",
+				Discovery: discovery.Config{Static: []string{a.host(t), b.host(t)}, Balancer: balancer},
+				Retry: &retry.Config{MaxAttempts: 4, BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond,
+					Budget: retry.BudgetConfig{Disabled: true}},
+				Breaker: &breaker.Config{ConsecutiveFailures: 1000},
+			})
+			for i := range 20 {
+				beforeA, beforeB := a.hits.Load(), b.hits.Load()
+				code, err := send(t, s, http.MethodGet, "http://users/", nil, "")
+				require.NoError(t, err, "request %d", i)
+				require.Equal(t, http.StatusServiceUnavailable, code, "request %d", i)
+				require.EqualValues(t, 2, a.hits.Load()-beforeA, "request %d: attempts on %s", i, a.host(t))
+				require.EqualValues(t, 2, b.hits.Load()-beforeB, "request %d: attempts on %s", i, b.host(t))
+			}
+		})
+	}
+}

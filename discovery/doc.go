@@ -30,7 +30,9 @@
 // discovery runs once per attempt, under retry: the attempt record retry
 // keeps in the request context says which endpoints this logical request has
 // already tried, and discovery picks another one while another ready one
-// exists (it records its pick there). breaker sits under it, keyed by the
+// exists (it records its pick there). When every ready endpoint has been
+// tried, it takes the one tried longest ago: a third attempt over two
+// endpoints goes back to the first, not to the one that just failed. breaker sits under it, keyed by the
 // concrete endpoint; plugged in with WithHealth(breaker), an endpoint whose
 // breaker is open is skipped.
 //

@@ -139,19 +139,37 @@ const (
 	stFresh   // ready and untried
 )
 
-func state(m *member, rec *attempt.Record) int {
+// state returns m's candidate state and, for a tried one, when rec last
+// picked it (attempt.Record.LastTried; 0 otherwise).
+func state(m *member, rec *attempt.Record) (st, triedAt int) {
 	if !m.ep.ready() {
-		return stUnready
+		return stUnready, 0
 	}
-	if rec != nil && rec.Tried(m.ep.addr) {
-		return stTried
+	if rec != nil {
+		if at := rec.LastTried(m.ep.addr); at > 0 {
+			return stTried, at
+		}
 	}
-	return stFresh
+	return stFresh, 0
+}
+
+// fallback is the tried endpoint a pick takes when no ready endpoint is
+// untried: the one this logical request tried longest ago, so a third
+// attempt over two endpoints goes back to the first, not to the one that
+// has just failed it.
+type fallback struct{ i, at int }
+
+func noFallback() fallback { return fallback{i: -1} }
+
+func (f *fallback) offer(i, at int) {
+	if f.i < 0 || at < f.at {
+		f.i, f.at = i, at
+	}
 }
 
 // choose returns the index in ms of the endpoint for one attempt, or -1 when
 // none is ready. It prefers ready endpoints rec has not tried, then ready
-// ones it has. It is O(1) in len(ms) and allocates nothing, except in the
+// ones it has, the one tried longest ago first. It is O(1) in len(ms) and allocates nothing, except in the
 // rare case where every sampled candidate was unready or tried: then it
 // scans the whole set once (so a service whose endpoints are nearly all
 // ejected pays O(n) per pick until they return).
@@ -169,7 +187,7 @@ func chooseRR(snap *snapshot, ctr *atomic.Uint64, rec *attempt.Record) int {
 	ms, sched := snap.members, snap.schedule
 	l := uint64(len(sched))
 	var start uint64
-	fallback := -1
+	fb := noFallback()
 	for k := uint64(0); k < rrTries && k < l; k++ {
 		// Each probe takes the next slot of the shared rotation (not the
 		// next slot after this request's own): a skipped endpoint's slots
@@ -177,13 +195,11 @@ func chooseRR(snap *snapshot, ctr *atomic.Uint64, rec *attempt.Record) int {
 		// its neighbour in the schedule.
 		start = ctr.Add(1) - 1
 		i := int(sched[start%l])
-		switch state(&ms[i], rec) {
+		switch st, at := state(&ms[i], rec); st {
 		case stFresh:
 			return i
 		case stTried:
-			if fallback < 0 {
-				fallback = i
-			}
+			fb.offer(i, at)
 		}
 	}
 	// Rare: scan everything (see choose). The scan draws one of the fresh
@@ -192,7 +208,7 @@ func chooseRR(snap *snapshot, ctr *atomic.Uint64, rec *attempt.Record) int {
 	// of a run of unready slots to the endpoint after the run.
 	pick, total := -1, uint64(0)
 	for i := range ms {
-		switch state(&ms[i], rec) {
+		switch st, at := state(&ms[i], rec); st {
 		case stFresh:
 			w := uint64(ms[i].weight)
 			total += w
@@ -200,15 +216,13 @@ func chooseRR(snap *snapshot, ctr *atomic.Uint64, rec *attempt.Record) int {
 				pick = i
 			}
 		case stTried:
-			if fallback < 0 {
-				fallback = i
-			}
+			fb.offer(i, at)
 		}
 	}
 	if pick >= 0 {
 		return pick
 	}
-	return fallback
+	return fb.i
 }
 
 // score is the load a P2C balancer minimises. Weights do not scale it: they
@@ -233,7 +247,7 @@ func chooseP2C(kind balancerKind, snap *snapshot, rec *attempt.Record) int {
 	if kind == kindEWMA {
 		now = monoNow()
 	}
-	fallback, fbScore := -1, math.Inf(1)
+	fb := noFallback()
 	if n > 1 && l > 0 {
 		for try := 0; try < p2cTries; try++ {
 			r := rand.Uint64()
@@ -252,17 +266,15 @@ func chooseP2C(kind balancerKind, snap *snapshot, rec *attempt.Record) int {
 			}
 			best, bestScore := -1, math.Inf(1)
 			for _, k := range [2]int{i, j} {
-				st := state(&ms[k], rec)
+				st, at := state(&ms[k], rec)
 				if st == stUnready {
 					continue
 				}
-				sc := score(kind, &ms[k], now)
 				if st == stTried {
-					if sc < fbScore || fallback < 0 {
-						fallback, fbScore = k, sc
-					}
+					fb.offer(k, at)
 					continue
 				}
+				sc := score(kind, &ms[k], now)
 				if best < 0 || sc < bestScore {
 					best, bestScore = k, sc
 				}
@@ -277,17 +289,15 @@ func chooseP2C(kind balancerKind, snap *snapshot, rec *attempt.Record) int {
 	// endpoints tie, and the first would get every pick of the scan.
 	best, bestScore, tieWeight := -1, math.Inf(1), uint64(0)
 	for k := range ms {
-		st := state(&ms[k], rec)
+		st, at := state(&ms[k], rec)
 		if st == stUnready {
 			continue
 		}
-		sc := score(kind, &ms[k], now)
 		if st == stTried {
-			if fallback < 0 || sc < fbScore {
-				fallback, fbScore = k, sc
-			}
+			fb.offer(k, at)
 			continue
 		}
+		sc := score(kind, &ms[k], now)
 		w := uint64(ms[k].weight)
 		switch {
 		case best < 0 || sc < bestScore:
@@ -302,5 +312,5 @@ func chooseP2C(kind balancerKind, snap *snapshot, rec *attempt.Record) int {
 	if best >= 0 {
 		return best
 	}
-	return fallback
+	return fb.i
 }

@@ -162,10 +162,15 @@ func TestAvoidsEndpointsAlreadyTried(t *testing.T) {
 				second, err := s.Pick(withAttempt(rec))
 				require.NoError(t, err)
 				require.NotEqual(t, first, second, "second attempt went back to %s", first)
-				// Both tried: a third attempt still gets an endpoint.
-				_, err = s.Pick(withAttempt(rec))
+				// Both tried: the third attempt goes back to the one tried
+				// longest ago, not to the one that just failed, and so on.
+				third, err := s.Pick(withAttempt(rec))
 				require.NoError(t, err)
-				assert.Equal(t, 3, rec.TriedCount())
+				require.Equal(t, first, third, "third attempt went back to %s, tried last", second)
+				fourth, err := s.Pick(withAttempt(rec))
+				require.NoError(t, err)
+				require.Equal(t, second, fourth, "fourth attempt went back to %s, tried last", third)
+				assert.Equal(t, 4, rec.TriedCount())
 			}
 		})
 	}

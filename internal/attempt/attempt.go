@@ -77,23 +77,27 @@ func (r *Record) AddTried(endpoint string) {
 }
 
 // Tried reports whether an earlier attempt of this request picked endpoint.
-func (r *Record) Tried(endpoint string) bool {
+func (r *Record) Tried(endpoint string) bool { return r.LastTried(endpoint) > 0 }
+
+// LastTried reports when an earlier attempt of this request last picked
+// endpoint: the position of that pick among the recorded ones (1 for the
+// first), or 0 when none picked it. Of two tried endpoints, the one with
+// the smaller position was tried longer ago.
+func (r *Record) LastTried(endpoint string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.n == 0 {
-		return false
-	}
-	if r.first == endpoint {
-		return true
-	}
 	if r.more != nil {
-		for _, e := range *r.more {
-			if e == endpoint {
-				return true
+		m := *r.more
+		for i := len(m) - 1; i >= 0; i-- {
+			if m[i] == endpoint {
+				return i + 2
 			}
 		}
 	}
-	return false
+	if r.n > 0 && r.first == endpoint {
+		return 1
+	}
+	return 0
 }
 
 // TriedCount reports how many endpoints were recorded (with repeats).

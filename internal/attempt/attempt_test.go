@@ -39,6 +39,23 @@ func TestRecordThroughContext(t *testing.T) {
 	assert.Equal(t, 2, r.TriedCount())
 }
 
+// LastTried gives the position of an endpoint's latest pick, so discovery
+// can go back to the endpoint tried longest ago.
+func TestRecordLastTried(t *testing.T) {
+	var r attempt.Record
+	assert.Zero(t, r.LastTried("a:1"), "empty record")
+	for _, ep := range []string{"a:1", "b:1", "a:1", "c:1"} {
+		r.AddTried(ep)
+	}
+	for ep, want := range map[string]int{"a:1": 3, "b:1": 2, "c:1": 4, "d:1": 0} {
+		assert.Equal(t, want, r.LastTried(ep), ep)
+	}
+	var one attempt.Record
+	one.AddTried("a:1")
+	assert.Equal(t, 1, one.LastTried("a:1"))
+	assert.Zero(t, one.LastTried("b:1"))
+}
+
 func TestRecordConcurrent(t *testing.T) {
 	r := attempt.NewRecord()
 	var wg sync.WaitGroup
