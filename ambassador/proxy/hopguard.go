@@ -128,3 +128,18 @@ func printableASCII(s string) bool {
 	}
 	return true
 }
+
+// enableFullDuplex lets an HTTP/1.x request's body keep flowing to the
+// upstream after the response has begun, as it does over HTTP/2: by
+// default net/http's server reads what is left of the body itself (up to
+// 256 KiB, discarding it) before it writes the response headers, so an
+// upstream that answers while the upload goes on (an echo, a progress
+// stream) lost the rest of the body, or the exchange stalled, the client
+// waiting for the answer and the server for the body. A chunked request
+// already kept flowing (closeAfterChunkedRequest: net/http skips the read
+// on a connection it will close); this does the same for one with a
+// Content-Length. When the handler returns, the server still reads or
+// drops what the upstream left unread, as before.
+func enableFullDuplex(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).EnableFullDuplex()
+}

@@ -252,6 +252,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 1 && b != nil && b != http.NoBody {
 		body = newCallerBody(b)
 		b = body
+		enableFullDuplex(w)
 	}
 	r2.Body = inbound.Track(b)
 	if rt.transcode != nil && !isGRPC(r) {

@@ -1,0 +1,117 @@
+package proxy_test
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// lineEcho is an upstream that answers at once and then echoes each line of
+// the request body as it arrives (a full-duplex exchange: it writes while
+// the request is still coming), over HTTP/1.1 and h2c.
+func lineEcho(t *testing.T) string {
+	t.Helper()
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Protocols: &protos, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		_ = rc.EnableFullDuplex()
+		w.WriteHeader(http.StatusOK)
+		_ = rc.Flush()
+		sc := bufio.NewScanner(r.Body)
+		for sc.Scan() {
+			_, _ = io.WriteString(w, "echo "+sc.Text()+"\n")
+			_ = rc.Flush()
+		}
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
+// A request body and its response stream both ways at once through the
+// ambassador: each line the client sends comes back echoed before it sends
+// the next. Over HTTP/1.1, net/http's server reads what is left of the
+// request body itself before it writes the response headers unless the
+// handler enables full duplex, so the echo of the first line never came:
+// the client waited for it, the server for the rest of the body.
+func TestRequestAndResponseStreamAtOnce(t *testing.T) {
+	up := lineEcho(t)
+	for _, tc := range []struct {
+		name, extra string
+		h2cClient   bool
+		// knownLength sends a Content-Length (HTTP/1.1 only: Go's HTTP/2
+		// client holds a known-length body's last bytes until it has seen
+		// the body's end, to send them with END_STREAM, so no echo of
+		// them could come first).
+		knownLength bool
+	}{
+		{"http1 to http1", "", false, false},
+		{"http1 with a Content-Length to http1", "", false, true},
+		{"http1 with a Content-Length to h2c", "protocol: h2c", false, true},
+		{"http1 with a Content-Length and retry", "retry: {}", false, true},
+		{"http1 to h2c", "protocol: h2c", false, false},
+		{"http1 with retry", "retry: {}", false, false},
+		{"h2c to http1", "", true, false},
+		{"h2c to h2c", "protocol: h2c", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, _ := oneServiceAmbassador(t, []string{up}, tc.extra, "")
+			c := client(t)
+			if tc.h2cClient {
+				c = h2cClient(t)
+			}
+			c.Timeout = 10 * time.Second // bounds the exchange should a reply never come
+			pr, pw := io.Pipe()
+			defer pw.Close()
+			// Should a reply never come, a write the transport no longer
+			// reads would block for good: closing the pipe ends it.
+			stop := time.AfterFunc(10*time.Second, func() { _ = pr.CloseWithError(errors.New("no echo within 10s")) })
+			defer stop.Stop()
+			req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/stream", pr)
+			require.NoError(t, err)
+			if tc.knownLength {
+				req.ContentLength = int64(len("one\ntwo\nthree\n"))
+			}
+			type result struct {
+				resp *http.Response
+				err  error
+			}
+			got := make(chan result, 1)
+			go func() {
+				resp, err := c.Do(req)
+				got <- result{resp, err}
+			}()
+			_, err = io.WriteString(pw, "one\n")
+			require.NoError(t, err)
+			r := <-got
+			require.NoError(t, r.err)
+			defer r.resp.Body.Close()
+			require.Equal(t, http.StatusOK, r.resp.StatusCode)
+			lines := bufio.NewReader(r.resp.Body)
+			for _, msg := range []string{"one", "two", "three"} {
+				if msg != "one" {
+					_, err = io.WriteString(pw, msg+"\n")
+					require.NoError(t, err)
+				}
+				line, err := lines.ReadString('\n')
+				require.NoError(t, err, "echo of %q", msg)
+				assert.Equal(t, "echo "+msg+"\n", line)
+			}
+			require.NoError(t, pw.Close())
+			rest, err := io.ReadAll(lines)
+			require.NoError(t, err)
+			assert.Empty(t, string(rest))
+		})
+	}
+}
