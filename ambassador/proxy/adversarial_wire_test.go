@@ -709,6 +709,34 @@ func TestWireAbsoluteFormWithoutPathIsRoot(t *testing.T) {
 	assert.Equal(t, []string{"GET /", "GET /x"}, paths(up))
 }
 
+// An absolute-form OPTIONS without a path asks about the server itself: the
+// ambassador, the last proxy before the upstream, sends it on as
+// "OPTIONS *" (RFC 9112, section 3.2.4), not as "OPTIONS /", a question
+// about the root resource; with a path it goes on as it came.
+func TestWireOptionsWithoutPathIsAsterisk(t *testing.T) {
+	for _, tc := range []struct{ name, routes string }{
+		{"service listener", "service: up"},
+		{"routes", "routes:\n      - {path_prefix: /, service: up}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := scripted(t, func(int, rawRequest) string { return ok("opts") })
+			cfg, err := proxy.ParseConfig([]byte("admin: {address: 127.0.0.1:0}\n"+
+				"listeners:\n  - address: 127.0.0.1:0\n    "+tc.routes+"\n"+
+				"services:\n  up:\n    discovery: {static: ["+up.Addr()+"]}\n"), t.TempDir())
+			require.NoError(t, err)
+			s, err := proxy.NewServer(cfg, proxy.WithLogger(quietLogger()))
+			require.NoError(t, err)
+			addr := strings.TrimPrefix(serve(t, s)[0], "http://")
+			c, br := rawDial(t, addr)
+			r := roundTrip(t, c, br, "OPTIONS", "OPTIONS http://"+addr+" HTTP/1.1\r\nHost: "+addr+"\r\n\r\n")
+			assert.Equal(t, 200, r.Status)
+			r = roundTrip(t, c, br, "OPTIONS", "OPTIONS http://"+addr+"/x HTTP/1.1\r\nHost: "+addr+"\r\n\r\n")
+			assert.Equal(t, 200, r.Status)
+			assert.Equal(t, []string{"OPTIONS *", "OPTIONS /x"}, paths(up))
+		})
+	}
+}
+
 // The query reaches the upstream byte for byte, also when it holds what
 // url.ParseQuery refuses (a ';', a bad %-escape), which ReverseProxy
 // would otherwise drop and re-encode.

@@ -210,12 +210,16 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(lw, r, http.StatusMethodNotAllowed, ReasonBadRequest, 0)
 		return
 	}
-	if r.URL.Path == "" && r.URL.Opaque == "" && r.Method != http.MethodOptions {
+	if r.URL.Path == "" && r.URL.Opaque == "" {
 		// An absolute-form target without a path ("GET http://host
 		// HTTP/1.1", as a client configured with an HTTP proxy sends it)
 		// means "/" (RFC 9110, section 4.2.3); routes, the transcoder, the
-		// access log and the upstream all see "/". (OPTIONS is left as it
-		// is: there an empty path asks about the server itself, "*".)
+		// access log and the upstream all see "/". An OPTIONS without a
+		// path asks about the server itself: it is routed as "/" and goes
+		// upstream as "OPTIONS *" (RFC 9112, section 3.2.4; see Rewrite).
+		if r.Method == http.MethodOptions {
+			r.URL.Opaque = "*"
+		}
 		r.URL.Path = "/"
 	}
 	if rt, entry = h.route(lw, r); entry == nil {

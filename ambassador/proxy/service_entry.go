@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"log/slog"
+	"net/http"
 	"net/http/httputil"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,9 @@ func (s *Server) newServiceEntry(name string, c ambassador.ServiceConfig) (*serv
 			u.Host = name
 			u.User = nil
 			u.Opaque = ""
+			if pr.In.Method == http.MethodOptions && pr.In.URL.Opaque == "*" {
+				u.Opaque = "*" // the server-wide OPTIONS (see ServeHTTP)
+			}
 			// The query as the client wrote it. ReverseProxy re-encodes a
 			// query holding a ';' or a bad %-escape from what url.ParseQuery
 			// accepts (dropping the rest, reordering what stays) before
