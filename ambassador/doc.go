@@ -66,6 +66,12 @@
 // When it fires, errors.Is(err, context.DeadlineExceeded) holds. A 101
 // Switching Protocols response (a WebSocket, say) is bounded only up to the
 // handshake. gRPC unary calls get the same bound; streams keep the caller's.
+// The timeout is the Stack's own, not the caller's: an attempt it cuts
+// while the caller's deadline is still further off counts against that
+// endpoint's breaker (a caller whose own deadline is tighter gets no
+// timeout of the Stack's, and its deadline counts as nothing), so an
+// endpoint that takes requests and never answers is ejected even without
+// a per-try timeout.
 //
 // # The base transport
 //

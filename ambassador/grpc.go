@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/outbound-go/outbound/discovery"
+	"github.com/outbound-go/outbound/internal/classify"
 )
 
 // DialOptions gives a grpc client the same policies as NewTransport: the
@@ -106,7 +107,7 @@ func (s *Stack) DialOptions() ([]grpc.DialOption, error) {
 // unaryTimeout bounds a unary call by the service timeout. Streams are
 // bounded by the caller's context only: a stream may rightly live long.
 func (s *Stack) unaryTimeout(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	ctx, cancel := classify.WithOwnTimeout(ctx, s.timeout) // a call it cuts is the endpoint's failure
 	defer cancel()
 	return invoker(ctx, method, req, reply, cc, opts...)
 }

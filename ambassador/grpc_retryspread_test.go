@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -46,4 +47,35 @@ func TestDialOptionsRetriesAlternateOverTwoEndpoints(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A gRPC endpoint that takes calls and never answers is ejected by the
+// service timeout on unary calls, as over HTTP
+// (TestStackingServiceTimeoutCountsAgainstTheEndpoint): the timeout is the
+// stack's own, so a call it cuts is that endpoint's DEADLINE_EXCEEDED.
+func TestDialOptionsServiceTimeoutCountsAgainstTheEndpoint(t *testing.T) {
+	needsRealDiscovery(t)
+	const failures = 2
+	goodAddr, good := startHealth(t, codes.OK)
+	hungAddr, hung := startHealth(t, codes.OK)
+	hung.Set(codes.OK, make(chan struct{})) // held until the caller gives up
+	c := dialUsers(t, ambassador.ServiceConfig{
+		Name:      "users",
+		Timeout:   200 * time.Millisecond,
+		Discovery: discovery.Config{Static: []string{goodAddr, hungAddr}},
+		Breaker:   &breaker.Config{ConsecutiveFailures: failures, OpenTimeout: time.Hour},
+	})
+	timeouts := 0
+	for n := 0; good.Calls.Load() == 0 || hung.Calls.Load() == 0 || timeouts < failures; n++ {
+		require.Less(t, n, 100, "the hung endpoint never got %d calls", failures)
+		_, err := c.Check(t.Context(), &healthpb.HealthCheckRequest{})
+		if status.Code(err) == codes.DeadlineExceeded {
+			timeouts++
+		}
+	}
+	for i := range 10 {
+		_, err := c.Check(t.Context(), &healthpb.HealthCheckRequest{})
+		require.NoError(t, err, "call %d after the ejection", i)
+	}
+	assert.EqualValues(t, failures, hung.Calls.Load(), "the hung endpoint got consecutive_failures calls, then none")
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/outbound-go/outbound/internal/classify"
 )
 
 // lazyCtx is a child context of parent whose cancellation machinery is
@@ -71,6 +73,19 @@ func (c *lazyCtx) Deadline() (time.Time, bool) {
 }
 
 func (c *lazyCtx) Value(key any) any {
+	if _, ok := key.(classify.OwnDeadlineKey); ok {
+		// The service deadline is the Stack's own (it is set only when it
+		// comes before the caller's: see Stack.RoundTrip), so a request
+		// it cuts is the endpoint's failure (classify.OwnDeadlinePassed).
+		// A linked child has the outer's; an armed one's context is a
+		// child of the outer's parent, which does not know it.
+		switch {
+		case !c.deadline.IsZero():
+			return c.deadline
+		case c.outer != nil:
+			return c.outer.Value(key)
+		}
+	}
 	if c.isArmed.Load() {
 		return c.armedCtx.Value(key)
 	}

@@ -554,3 +554,49 @@ func TestStackingRetriesAlternateOverTwoEndpoints(t *testing.T) {
 		})
 	}
 }
+
+// An endpoint that takes requests and never answers is ejected by the
+// service timeout: the timeout is the stack's own (the caller was still
+// waiting), so each cut request is that endpoint's failure, as a per-try
+// timeout's is. Without it, with round_robin, every other request would
+// wait out the whole timeout for good.
+func TestStackingServiceTimeoutCountsAgainstTheEndpoint(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		retry *retry.Config
+	}{
+		{"without retry", nil},
+		{"with retry", &retry.Config{BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const failures = 2
+			good := newCountingUpstream(t, http.StatusOK)
+			var hung atomic.Int64
+			hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				hung.Add(1)
+				<-r.Context().Done() // until the ambassador gives up on it
+			}))
+			t.Cleanup(hang.Close)
+			s := newTransport(t, ambassador.ServiceConfig{
+				Name:      "users",
+				Timeout:   200 * time.Millisecond,
+				Discovery: discovery.Config{Static: []string{good.host(t), hostOf(t, hang.URL)}},
+				Retry:     tc.retry,
+				Breaker:   &breaker.Config{ConsecutiveFailures: failures, OpenTimeout: time.Hour},
+			})
+			timeouts := 0
+			for i := range 20 {
+				code, err := send(t, s, http.MethodGet, "http://users/", nil, "")
+				if err != nil {
+					require.ErrorIs(t, err, context.DeadlineExceeded, "request %d", i)
+					timeouts++
+					continue
+				}
+				require.Equal(t, http.StatusOK, code, "request %d", i)
+			}
+			assert.EqualValues(t, failures, hung.Load(), "the hanging endpoint got consecutive_failures requests, then none")
+			assert.Equal(t, failures, timeouts)
+			assert.Equal(t, breaker.StateOpen, s.Breaker().State(hostOf(t, hang.URL)))
+		})
+	}
+}

@@ -44,7 +44,10 @@
 // HTTP: a transport error, unless the caller cancelled (context.Canceled or
 // context.DeadlineExceeded while the request's own context is done) or a
 // layer below refused locally, which count as nothing; a 5xx response other
-// than 501. Every other response, 4xx included, is a success. The response
+// than 501. A timeout of this module's own that comes before the caller's
+// deadline (retry's per-try timeout, the ambassador Stack's service
+// timeout) is not the caller's doing: a request it cut is a failure, so an
+// endpoint that takes requests and never answers is ejected. Every other response, 4xx included, is a success. The response
 // is classified when its headers arrive; its body is the caller's. A gRPC
 // call proxied over HTTP/2 that fails without a response message comes back
 // "trailers-only", HTTP 200 with grpc-status in the headers: with the
@@ -60,9 +63,10 @@
 // gRPC: the codes of DefaultGRPCFailureCodes (UNAVAILABLE,
 // DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, DATA_LOSS), except
 // DEADLINE_EXCEEDED and CANCELED when the caller's own context is done. A
-// call that the retry layer above cut with its per-try timeout is not the
-// caller's doing: it counts as DEADLINE_EXCEEDED, so an endpoint that
-// hangs is ejected.
+// call that a layer above cut with a timeout of its own (retry's per-try
+// timeout, the Stack's service timeout on unary calls, the ambassador
+// process's on proxied calls) is not the caller's doing: it counts as
+// DEADLINE_EXCEEDED, so an endpoint that hangs is ejected.
 // Config.GRPCFailureCodes (yaml grpc_failure_codes) replaces the set.
 //
 // # Errors

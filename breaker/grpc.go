@@ -72,9 +72,10 @@ func (b *Breaker) grpcOutcome(ctx context.Context, err error) Outcome {
 	}
 	code := status.Code(err)
 	if code == codes.DeadlineExceeded || code == codes.Canceled {
-		if classify.PerTryExpired(ctx) {
-			// A layer above (retry) cut the attempt with its per-try
-			// timeout: the endpoint was too slow, the caller is still
+		if classify.OwnDeadlinePassed(ctx) {
+			// A layer above cut the attempt with a timeout of its own
+			// (retry's per-try timeout, the ambassador's service
+			// timeout): the endpoint was too slow, the caller is still
 			// waiting. It is a deadline the endpoint missed.
 			code = codes.DeadlineExceeded
 		} else if callerDone(ctx) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/outbound-go/outbound/internal/classify"
 	"github.com/outbound-go/outbound/internal/clock"
 	"github.com/outbound-go/outbound/internal/inbound"
 	"github.com/outbound-go/outbound/internal/refusal"
@@ -128,12 +129,19 @@ func codeMask(cs []codes.Code) uint64 {
 // DefaultClassifier counts a transport error as a failure unless it is the
 // caller's own cancellation (context.Canceled or DeadlineExceeded while the
 // request's context is done), a failure to read the caller's request body,
-// or a local refusal of a layer below (Ignore);
+// or a local refusal of a layer below (Ignore). A deadline that a layer of
+// this module set before the caller's own (retry's per-try timeout, the
+// ambassador Stack's service timeout) is not the caller's: a request it cut
+// is a failure, so an endpoint that takes requests and never answers is
+// ejected;
 // a 5xx response other than 501 Not Implemented as a failure; and every other
 // response, 4xx included, as a success.
 func DefaultClassifier(req *http.Request, resp *http.Response, err error) Outcome {
 	if err != nil {
 		if (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) && callerDone(req.Context()) {
+			if classify.OwnDeadlinePassed(req.Context()) {
+				return Failure // a timeout of this module's own, not the caller's: the endpoint missed it
+			}
 			return Ignore
 		}
 		if refusal.Is(err) || inbound.Is(err) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -133,4 +134,66 @@ func TestNativeGRPCCallerCancelDoesNotEject(t *testing.T) {
 	require.Eventually(t, func() bool { return u.calls.Load() == 3 }, 5*time.Second, 5*time.Millisecond)
 	require.NoError(t, cc.Invoke(ctx, "/t.T/Unary", &in, &out), "the endpoint was not ejected")
 	assert.Equal(t, int64(4), u.calls.Load())
+}
+
+// A native gRPC call cut by the service's timeout, while the caller's own
+// deadline is further off, is the endpoint's failure: an endpoint that
+// takes calls and never answers is ejected after consecutive_failures,
+// and the calls after go to the other one.
+func TestNativeGRPCServiceTimeoutEjectsTheHungEndpoint(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var hung atomic.Int64
+	srv := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+		hung.Add(1)
+		<-stream.Context().Done() // never answers
+		return stream.Context().Err()
+	}))
+	testkit.ServeGRPC(t, srv, lis)
+	good := &rawUpstreamSvc{}
+	addr, _ := oneServiceAmbassador(t, []string{lis.Addr().String(), startRawUpstream(t, good)},
+		"protocol: h2c\ntimeout: 200ms\nbreaker: {consecutive_failures: 2, open_timeout: 1m}", "")
+	cc := rawClient(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	in := []byte("x")
+	okAfter := 0 // successes once the hung endpoint had been cut twice
+	for i := 0; i < 200 && okAfter < 20; i++ {
+		var out []byte
+		err := cc.Invoke(ctx, "/t.T/Unary", &in, &out)
+		require.NoError(t, ctx.Err())
+		if err == nil && hung.Load() >= 2 {
+			okAfter++
+		}
+	}
+	assert.Equal(t, 20, okAfter, "calls kept succeeding after the ejection")
+	assert.Equal(t, int64(2), hung.Load(), "the hung endpoint got no further call")
+}
+
+// Over HTTP as over gRPC: a request the service's timeout cut (504
+// upstream_timeout) is the hung endpoint's failure, and after
+// consecutive_failures every request goes to the other endpoint.
+func TestServiceTimeoutEjectsTheHungHTTPEndpoint(t *testing.T) {
+	var hung atomic.Int64
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hung.Add(1)
+		<-r.Context().Done() // never answers
+	}))
+	t.Cleanup(hang.Close)
+	addr, _ := oneServiceAmbassador(t, []string{hang.Listener.Addr().String(), named(t, "good")},
+		"timeout: 200ms\nbreaker: {consecutive_failures: 2, open_timeout: 1m}", "")
+	c := client(t)
+	var codes []int
+	for range 12 {
+		code, _, _ := fetch(t, c, http.MethodGet, "http://"+addr+"/", "")
+		codes = append(codes, code)
+	}
+	assert.Equal(t, int64(2), hung.Load(), "the hung endpoint got no further request (answers: %v)", codes)
+	timeouts := 0
+	for _, code := range codes {
+		if code == http.StatusGatewayTimeout {
+			timeouts++
+		}
+	}
+	assert.Equal(t, 2, timeouts, "answers: %v", codes)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/outbound-go/outbound/ambassador"
 	"github.com/outbound-go/outbound/internal/attempt"
+	kinds "github.com/outbound-go/outbound/internal/classify"
 )
 
 // The native gRPC path.
@@ -111,7 +112,7 @@ func (s *Server) forwardGRPC(ctx context.Context, ss grpc.ServerStream, entry *s
 	if md = s.forwardMD(md); len(md) > 0 {
 		ctx = metadata.NewOutgoingContext(ctx, md)
 	}
-	octx, cancel := context.WithTimeout(ctx, entry.timeout)
+	octx, cancel := kinds.WithOwnTimeout(ctx, entry.timeout) // a call it cuts is the endpoint's failure
 	defer cancel()
 	octx = context.WithValue(octx, sendLogKey{}, log)
 	cs, err := entry.nativeConn.NewStream(octx, &retryableDesc, method)
