@@ -55,8 +55,19 @@ func (b *budget) slot() (*budgetSlot, int64) { return b.slotAt(b.nanos()) }
 
 // slotAt is slot at time ns.
 func (b *budget) slotAt(ns int64) (*budgetSlot, int64) {
+	// Floored division and a non-negative slot: ns is below zero when the
+	// clock reads earlier than monoStart, as inside a testing/synctest
+	// bubble (whose clock starts in 2000) or for a caller's time without a
+	// monotonic reading.
 	idx := ns / b.slotNano
-	s := &b.slots[idx%budgetSlots]
+	if ns%b.slotNano < 0 {
+		idx--
+	}
+	i := idx % budgetSlots
+	if i < 0 {
+		i += budgetSlots
+	}
+	s := &b.slots[i]
 	if s.epoch.Load() != idx {
 		b.mu.Lock()
 		if s.epoch.Load() != idx {
