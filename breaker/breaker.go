@@ -171,18 +171,12 @@ func (b *Breaker) readyToTrip(c gobreaker.Counts) bool {
 	return false
 }
 
-// resultErr turns the outcome of a request through e into what gobreaker
-// counts. A probe of a half-open breaker that the caller gave up on proves
-// nothing about the upstream; excluding it would free its slot for another
-// probe (so a hanging upstream behind a per-try timeout would be probed
-// without end), so it counts as a failed probe and re-opens the breaker.
-func resultErr(e *entry, o Outcome) error {
-	if o == Ignore && e.cb.State() == gobreaker.StateHalfOpen {
-		return errFailure
-	}
-	return outcomeErr(o)
-}
-
+// outcomeErr turns the outcome of a request into what gobreaker counts. An
+// ignored request counts as nothing in every state: a half-open probe the
+// caller gave up on proves nothing about the upstream, and its slot goes
+// to the next request. (A probe cut by a timeout of this module's own,
+// per-try or service, is a failure, not ignored: see DefaultClassifier. So
+// a hanging upstream is not probed without end.)
 func outcomeErr(o Outcome) error {
 	switch o {
 	case Failure:

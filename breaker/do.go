@@ -32,7 +32,7 @@ func (b *Breaker) Do(key string, f func() error) error {
 		case err != nil:
 			o = Failure
 		}
-		return struct{}{}, resultErr(e, o)
+		return struct{}{}, outcomeErr(o)
 	})
 	if !sent {
 		r := b.reject(e)

@@ -15,9 +15,11 @@
 // lets exactly HalfOpenRequests probes through, however many requests
 // arrive concurrently; that many successes close it, one failure opens it
 // again for another OpenTimeout. A probe the caller gives up on (cancels,
-// or lets its deadline pass) counts as a failed probe: it proves nothing,
-// and freeing its slot instead would let a hanging upstream be probed
-// without end by callers with short timeouts.
+// or lets its own deadline pass) counts as nothing, as the caller's
+// cancellation does in every state: its slot goes to the next request. A
+// probe cut by a timeout of this module's own (retry's per-try timeout,
+// the ambassador's service timeout) is a failed probe, so a hanging
+// upstream opens the breaker again.
 //
 // # Where it sits
 //

@@ -107,7 +107,7 @@ func (b *Breaker) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		_, _ = e.cb.Execute(func() (struct{}, error) {
 			sent = true
 			err = invoker(ctx, method, req, reply, cc, opts...)
-			return struct{}{}, resultErr(e, b.grpcOutcome(ctx, err))
+			return struct{}{}, outcomeErr(b.grpcOutcome(ctx, err))
 		})
 		if !sent {
 			r := b.reject(e)
@@ -203,7 +203,7 @@ func (c *streamCall) run() {
 				o = Ignore // the caller gave up on the stream
 			}
 		}
-		return struct{}{}, resultErr(c.e, o)
+		return struct{}{}, outcomeErr(o)
 	})
 	if !admitted {
 		c.admit <- false

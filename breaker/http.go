@@ -69,7 +69,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				o = g
 			}
 		}
-		return struct{}{}, resultErr(e, o)
+		return struct{}{}, outcomeErr(o)
 	})
 	if !sent {
 		if req.Body != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/outbound-go/outbound/breaker"
 	"github.com/outbound-go/outbound/internal/refusal"
+	"github.com/outbound-go/outbound/retry"
 )
 
 // upstream is a loopback HTTP server that counts the requests it receives
@@ -488,12 +489,15 @@ func TestStateStrings(t *testing.T) {
 	assert.Equal(t, "State(7)", breaker.State(7).String())
 }
 
-// TestCancelledProbeReopensInsteadOfFreeingItsSlot runs in a testing/synctest bubble (see openTimeout).
-func TestCancelledProbeReopensInsteadOfFreeingItsSlot(t *testing.T) {
-	synctest.Test(t, testCancelledProbeReopensInsteadOfFreeingItsSlot)
+// TestCancelledProbeFreesItsSlot runs in a testing/synctest bubble (see
+// openTimeout). A half-open probe that its caller gives up on is the
+// caller's cancellation, which is never the endpoint's failure: the breaker
+// stays half-open and the next request is the probe that closes it.
+func TestCancelledProbeFreesItsSlot(t *testing.T) {
+	synctest.Test(t, testCancelledProbeFreesItsSlot)
 }
 
-func testCancelledProbeReopensInsteadOfFreeingItsSlot(t *testing.T) {
+func testCancelledProbeFreesItsSlot(t *testing.T) {
 	up := newStub(http.StatusInternalServerError)
 	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: openTimeout})
 	c := up.client(b)
@@ -504,15 +508,48 @@ func testCancelledProbeReopensInsteadOfFreeingItsSlot(t *testing.T) {
 	elapse(openTimeout + time.Millisecond)              // fake time: gobreaker follows it
 	require.Equal(t, breaker.StateHalfOpen, b.State(up.host()))
 
-	// The caller gives up once the probe has reached the upstream (a fixed
-	// 20ms deadline could expire before it even got there on a loaded
-	// machine, and no probe would reach the upstream).
+	// The caller gives up once the probe has reached the upstream.
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go func() { <-arrived; cancel() }()
 	_, err = get(ctx, c, up.url)
 	require.ErrorIs(t, err, context.Canceled)
-	assert.Equal(t, breaker.StateOpen, b.State(up.host()), "the probe timed out: open again")
+	assert.Equal(t, breaker.StateHalfOpen, b.State(up.host()), "the caller's cancellation counts as nothing")
+
+	up.set(http.StatusOK, nil, nil) // the upstream answers again
+	code, err := get(t.Context(), c, up.url)
+	require.NoError(t, err, "the freed slot takes the next probe")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, breaker.StateClosed, b.State(up.host()), "the probe succeeded")
+	assert.Equal(t, int64(3), up.hits.Load())
+}
+
+// TestProbeCutByPerTryTimeoutReopens runs in a testing/synctest bubble (see
+// openTimeout). A half-open probe that retry's per-try timeout cuts is
+// not the caller's cancellation: the endpoint missed a deadline of this
+// module's own, so the breaker opens again and the hanging upstream gets
+// one probe per open_timeout, not one per request.
+func TestProbeCutByPerTryTimeoutReopens(t *testing.T) {
+	synctest.Test(t, testProbeCutByPerTryTimeoutReopens)
+}
+
+func testProbeCutByPerTryTimeoutReopens(t *testing.T) {
+	up := newStub(http.StatusInternalServerError)
+	b := newBreaker(t, breaker.Config{ConsecutiveFailures: 1, OpenTimeout: openTimeout})
+	p, err := retry.New(retry.Config{MaxAttempts: 1, PerTryTimeout: 50 * time.Millisecond})
+	require.NoError(t, err)
+	c := &http.Client{Transport: p.RoundTripper(b.RoundTripper(up))}
+	code, err := get(t.Context(), c, up.url)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusInternalServerError, code)
+	up.set(http.StatusOK, make(chan struct{}), nil) // the upstream hangs
+	elapse(openTimeout + time.Millisecond)
+	require.Equal(t, breaker.StateHalfOpen, b.State(up.host()))
+
+	_, err = get(t.Context(), c, up.url)
+	require.Error(t, err, "cut by the per-try timeout")
+	require.NoError(t, t.Context().Err(), "the caller still waits")
+	assert.Equal(t, breaker.StateOpen, b.State(up.host()), "the probe missed the per-try deadline: open again")
 	_, err = get(t.Context(), c, up.url)
 	assert.ErrorIs(t, err, breaker.ErrOpen)
 	assert.Equal(t, int64(2), up.hits.Load(), "one probe per open_timeout")
