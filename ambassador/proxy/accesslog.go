@@ -36,8 +36,9 @@ func (s *Server) accessLogger() *slog.Logger {
 
 // countingBody counts the bytes read from the caller's request body.
 type countingBody struct {
-	rc io.ReadCloser
-	n  atomic.Int64
+	rc   io.ReadCloser
+	size int64 // the request's ContentLength: -1 when unknown
+	n    atomic.Int64
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
@@ -47,6 +48,18 @@ func (b *countingBody) Read(p []byte) (int, error) {
 }
 
 func (b *countingBody) Close() error { return b.rc.Close() }
+
+// drainLimit is how much of a request body net/http's HTTP/1 server reads
+// and drops after the handler to keep the connection (its
+// maxPostHandlerReadBytes): with more left than this it closes the
+// connection.
+const drainLimit = 256 << 10
+
+// leavesTooMuch reports whether more of the body is unread than the server
+// drains: its connection will be closed after the answer.
+func (b *countingBody) leavesTooMuch() bool {
+	return b.size < 0 || b.size-b.n.Load() > drainLimit
+}
 
 // bytesIn is how many bytes of the request body were read, 0 without one.
 func (b *countingBody) bytesIn() int64 {

@@ -89,6 +89,21 @@ func (b *callerBody) Close() error {
 	return b.rc.Close()
 }
 
+// discardRest reads and drops what is left of the caller's body, up to
+// what net/http's server drains itself (beyond that the server closes the
+// connection; closeIfBodyLeft said so in the answer), once finish has run.
+//
+// In full-duplex mode net/http's HTTP/1 server does this read after the
+// handler has returned and after it has stopped watching the connection.
+// Reaching the body's end there starts the server's background read of
+// the connection, which nothing then stops, and its read of the next
+// request on a kept-alive connection panics ("invalid concurrent Body.Read
+// call", golang/go#68560): the connection is reset under the client's next
+// request. Read here, while the handler runs, the end of the body starts
+// that background read early enough for the server to stop it when the
+// handler returns, as it does without full duplex.
+func (b *callerBody) discardRest() { _ = b.rc.Close() }
+
 // finish ends the handler's use of the body: see callerBody. w is the
 // server's ResponseWriter (or one that unwraps to it).
 func (b *callerBody) finish(w http.ResponseWriter) {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,6 +114,70 @@ func TestRequestAndResponseStreamAtOnce(t *testing.T) {
 			rest, err := io.ReadAll(lines)
 			require.NoError(t, err)
 			assert.Empty(t, string(rest))
+		})
+	}
+}
+
+// A body the upstream never reads does not cost the client its connection,
+// or its next request: full duplex leaves the rest of the body to
+// net/http's server after the handler, and there reaching the body's end
+// started a read of the connection that nothing stopped, so the server's
+// read of the next request panicked (golang/go#68560) and reset the
+// connection under the client's next request. What is left of a body is
+// read while the handler runs; more than the server reads after a handler
+// (256 KiB) closes the connection, and the answer says so.
+func TestUnreadBodyKeepsTheConnection(t *testing.T) {
+	answersAtOnce := newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			// The answer goes before any of the body is read; the body is
+			// then read and dropped (a small one is already on its way).
+			writeResponse(t, c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+			_, _ = io.Copy(io.Discard, br)
+			return
+		}
+	})
+	for _, tc := range []struct {
+		name     string
+		endpoint string
+		size     int
+		requests int
+		status   int
+		reused   bool // the next request goes on the same connection
+	}{
+		{"the endpoint refuses connections", deadAddr(t), 2, 30, http.StatusBadGateway, true},
+		{"the upstream answers before reading", answersAtOnce.Addr(), 2, 30, http.StatusOK, true},
+		// Far more than loopback's socket buffers take before the answer
+		// comes back.
+		{"more is left than the server drains", answersAtOnce.Addr(), 32 << 20, 4, http.StatusOK, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, _ := oneServiceAmbassador(t, []string{tc.endpoint}, "", "")
+			c := client(t)
+			conns := 0
+			body := strings.Repeat("x", tc.size)
+			for i := range tc.requests {
+				req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/upload", strings.NewReader(body))
+				require.NoError(t, err)
+				trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+					if !info.Reused {
+						conns++
+					}
+				}}
+				resp, err := c.Do(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+				require.NoError(t, err, "request %d", i)
+				_, _ = io.Copy(io.Discard, resp.Body)
+				require.NoError(t, resp.Body.Close())
+				require.Equal(t, tc.status, resp.StatusCode, "request %d", i)
+				assert.Equal(t, !tc.reused, resp.Close, "request %d: Connection: close", i)
+			}
+			if tc.reused {
+				assert.Equal(t, 1, conns, "connections the client opened")
+			} else {
+				assert.Equal(t, tc.requests, conns, "connections the client opened")
+			}
 		})
 	}
 }

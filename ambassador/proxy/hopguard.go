@@ -138,8 +138,22 @@ func printableASCII(s string) bool {
 // waiting for the answer and the server for the body. A chunked request
 // already kept flowing (closeAfterChunkedRequest: net/http skips the read
 // on a connection it will close); this does the same for one with a
-// Content-Length. When the handler returns, the server still reads or
-// drops what the upstream left unread, as before.
+// Content-Length. What the upstream left unread is still read and dropped,
+// or the connection closed, as before (callerBody.discardRest,
+// closeIfBodyLeft).
 func enableFullDuplex(w http.ResponseWriter) {
 	_ = http.NewResponseController(w).EnableFullDuplex()
+}
+
+// closeIfBodyLeft adds "Connection: close" to the header of a full-duplex
+// HTTP/1 answer when more of the request body is unread than net/http's
+// server drains after the handler (drainLimit): the server then closes the
+// connection, and a client not told so would send its next request on a
+// connection about to close. Without full duplex the server itself
+// decides this as it writes the header; in full duplex it skips that, and
+// closes the connection without a word.
+func closeIfBodyLeft(w *logWriter, h http.Header) {
+	if w.duplex && w.status != http.StatusSwitchingProtocols && w.in.leavesTooMuch() {
+		h["Connection"] = []string{"close"}
+	}
 }

@@ -108,6 +108,7 @@ type logWriter struct {
 	n1xx   int           // 1xx responses relayed (see writeInformational)
 	out    int64         // response body bytes written
 	in     *countingBody // the caller's request body, nil without one
+	duplex bool          // HTTP/1 full duplex is on (see closeIfBodyLeft)
 
 	tun      *tunnels    // the server's, where a hijacked connection is kept
 	hijacked *tunnelConn // the client connection, once Hijack handed it over
@@ -120,7 +121,7 @@ func (w *logWriter) WriteHeader(code int) {
 	}
 	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status = code
-		noSniff(w.ResponseWriter.Header())
+		w.finalHeader()
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -128,11 +129,18 @@ func (w *logWriter) WriteHeader(code int) {
 func (w *logWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
-		noSniff(w.ResponseWriter.Header())
+		w.finalHeader()
 	}
 	n, err := w.ResponseWriter.Write(p)
 	w.out += int64(n)
 	return n, err
+}
+
+// finalHeader readies the header of the final answer just before it goes.
+func (w *logWriter) finalHeader() {
+	h := w.ResponseWriter.Header()
+	noSniff(h)
+	closeIfBodyLeft(w, h)
 }
 
 // noSniff keeps net/http's server from adding a Content-Type guessed from
@@ -192,6 +200,8 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if lw.hijacked != nil {
 			s.tunnels.remove(lw.hijacked.Conn) // last: the drain waits for the line above
+		} else if body != nil && p == nil {
+			body.discardRest() // last: the client may still be sending it
 		}
 		*lw = logWriter{}
 		logWriterPool.Put(lw)
@@ -250,13 +260,14 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// pending read of the connection while the base transport still reads.
 	b := r.Body
 	if b != nil && b != http.NoBody {
-		lw.in = &countingBody{rc: b}
+		lw.in = &countingBody{rc: b, size: r.ContentLength}
 		b = lw.in
 	}
 	if r.ProtoMajor == 1 && b != nil && b != http.NoBody {
 		body = newCallerBody(b)
 		b = body
 		enableFullDuplex(w)
+		lw.duplex = true
 	}
 	r2.Body = inbound.Track(b)
 	if rt.transcode != nil && !isGRPC(r) {
