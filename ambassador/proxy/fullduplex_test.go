@@ -128,16 +128,13 @@ func TestRequestAndResponseStreamAtOnce(t *testing.T) {
 // (256 KiB) closes the connection, and the answer says so.
 func TestUnreadBodyKeepsTheConnection(t *testing.T) {
 	answersAtOnce := newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
-		for {
-			if _, err := http.ReadRequest(br); err != nil {
-				return
-			}
-			// The answer goes before any of the body is read; the body is
-			// then read and dropped (a small one is already on its way).
-			writeResponse(t, c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-			_, _ = io.Copy(io.Discard, br)
+		if _, err := http.ReadRequest(br); err != nil {
 			return
 		}
+		// The answer goes before any of the body is read; the body is then
+		// read and dropped (a small one is already on its way).
+		writeResponse(t, c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+		_, _ = io.Copy(io.Discard, br)
 	})
 	for _, tc := range []struct {
 		name     string
