@@ -20,10 +20,7 @@ import (
 // the request is still coming), over HTTP/1.1 and h2c.
 func lineEcho(t *testing.T) string {
 	t.Helper()
-	var protos http.Protocols
-	protos.SetHTTP1(true)
-	protos.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Protocols: &protos, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return serveH1AndH2C(t, func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
 		_ = rc.EnableFullDuplex()
 		w.WriteHeader(http.StatusOK)
@@ -33,12 +30,7 @@ func lineEcho(t *testing.T) string {
 			_, _ = io.WriteString(w, "echo "+sc.Text()+"\n")
 			_ = rc.Flush()
 		}
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String()
+	})
 }
 
 // A request body and its response stream both ways at once through the

@@ -70,11 +70,7 @@ func rawGRPCCall(ctx context.Context, c *http.Client, addr, method, timeout stri
 func TestGRPCTimeoutIsDeadlineExceededNotReset(t *testing.T) {
 	up := grpcUpstream(t) // unknown methods block until their deadline
 	addr, _ := oneServiceAmbassador(t, []string{up}, "protocol: h2c", "")
-	var protos http.Protocols
-	protos.SetUnencryptedHTTP2(true)
-	tr := &http.Transport{Protocols: &protos}
-	t.Cleanup(tr.CloseIdleConnections)
-	c := &http.Client{Transport: tr}
+	c := h2cClient(t)
 	// A bound for the whole test, not a deadline of the calls (they carry
 	// grpc-timeout 20m): 400 calls take well under a second when quiet,
 	// and several seconds under -race on a loaded 2-core machine.

@@ -29,11 +29,7 @@ import (
 func TestGRPCUnavailableTripsTheBreaker(t *testing.T) {
 	up, calls := testkit.UnavailableGRPC(t)
 	addr, _ := oneServiceAmbassador(t, []string{up}, "protocol: h2c\nretry: {max_attempts: 1}\nbreaker: {consecutive_failures: 2, open_timeout: 1m}", "")
-	var protos http.Protocols
-	protos.SetUnencryptedHTTP2(true)
-	tr := &http.Transport{Protocols: &protos}
-	t.Cleanup(tr.CloseIdleConnections)
-	c := &http.Client{Transport: tr}
+	c := h2cClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for i := range 2 {
@@ -65,11 +61,7 @@ func TestGRPCPushbackRetried(t *testing.T) {
 	testkit.ServeGRPC(t, srv, lis)
 
 	addr, _ := oneServiceAmbassador(t, []string{lis.Addr().String()}, "protocol: h2c\nretry: {}", "")
-	var protos http.Protocols
-	protos.SetUnencryptedHTTP2(true)
-	tr := &http.Transport{Protocols: &protos}
-	t.Cleanup(tr.CloseIdleConnections)
-	c := &http.Client{Transport: tr}
+	c := h2cClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()

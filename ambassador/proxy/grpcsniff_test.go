@@ -22,6 +22,21 @@ import (
 	"github.com/outbound-go/outbound/ambassador/proxy"
 )
 
+// serveH1AndH2C serves h over HTTP/1.1 and h2c on a loopback port until
+// the test ends and returns its host:port.
+func serveH1AndH2C(t *testing.T, h http.HandlerFunc) string {
+	t.Helper()
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Protocols: &protos, Handler: h}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
 // h2cClient is HTTP/2 over cleartext with prior knowledge: one connection
 // per host, reused by every request.
 func h2cClient(t *testing.T) *http.Client {

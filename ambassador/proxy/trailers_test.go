@@ -2,7 +2,6 @@ package proxy_test
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -19,22 +18,14 @@ import (
 // its X-Checksum trailer, over HTTP/1.1 and h2c.
 func trailerEcho(t *testing.T) string {
 	t.Helper()
-	var protos http.Protocols
-	protos.SetHTTP1(true)
-	protos.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Protocols: &protos, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return serveH1AndH2C(t, func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(r.Body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		_, _ = io.WriteString(w, r.Proto+" "+string(b)+" checksum="+r.Trailer.Get("X-Checksum"))
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String()
+	})
 }
 
 // sendWithTrailer sends "payload" with the trailer X-Checksum: 42 to addr,
