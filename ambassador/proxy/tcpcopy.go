@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -85,9 +86,10 @@ func (p *tcpPair) run() (in, out int64, how string) {
 }
 
 // half copies src to dst (dstConn is what CloseWrite is called on) and
-// passes EOF on as a half-close; an error ends the pair.
+// passes EOF on as a half-close; an error ends the pair. A reset passes
+// on as a reset (see abort).
 func (p *tcpPair) half(dstConn, dst, src net.Conn) int64 {
-	n, err := p.copy(dst, src)
+	n, readErr, err := p.copy(dst, src)
 	if err == nil {
 		if cw, ok := dstConn.(interface{ CloseWrite() error }); ok {
 			err = cw.CloseWrite()
@@ -96,19 +98,28 @@ func (p *tcpPair) half(dstConn, dst, src net.Conn) int64 {
 		}
 	}
 	if err != nil {
+		if isReset(err) {
+			// The side that failed was reset: reset the other one.
+			if readErr {
+				abort(dst)
+			} else {
+				abort(src)
+			}
+		}
 		p.finish(tcpEndReset)
 	}
 	return n
 }
 
-// copy copies src to dst until src's EOF (nil) or an error.
-func (p *tcpPair) copy(dst, src net.Conn) (int64, error) {
+// copy copies src to dst until src's EOF (nil) or an error; readErr says
+// the error came from reading src rather than writing dst.
+func (p *tcpPair) copy(dst, src net.Conn) (n int64, readErr bool, err error) {
 	if p.splice && p.idle <= 0 {
-		return io.Copy(dst, src)
+		n, err = io.Copy(dst, src)
+		return n, false, err
 	}
 	buf := sharedBufferPool.Get()
 	defer sharedBufferPool.Put(buf)
-	var n int64
 	for {
 		nr, rerr := src.Read(buf)
 		if nr > 0 {
@@ -118,15 +129,39 @@ func (p *tcpPair) copy(dst, src net.Conn) (int64, error) {
 			nw, werr := dst.Write(buf[:nr])
 			n += int64(nw)
 			if werr != nil {
-				return n, werr
+				return n, false, werr
 			}
 		}
 		if rerr == io.EOF {
-			return n, nil
+			return n, false, nil
 		}
 		if rerr != nil {
-			return n, rerr
+			return n, true, rerr
 		}
+	}
+}
+
+// isReset reports whether err says the peer reset the connection: an RST
+// seen by a read (ECONNRESET) or by a write (ECONNRESET, or EPIPE once the
+// reset has been taken).
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// abort makes the coming Close of c send a reset instead of a FIN
+// (SO_LINGER 0), so that a reset on one side of a pair reaches the other
+// as a reset: a FIN would tell a client reading to the close (a response
+// delimited by it, a dump) that an upstream which crashed mid-answer had
+// finished, and an upstream that its aborted client had only stopped
+// sending. (haproxy 2.6 in mode tcp, tried here, passes a client's reset
+// on to the upstream the same way, but closes the client with a FIN after
+// an upstream's reset.) A TLS connection is reset below its TLS layer.
+func abort(c net.Conn) {
+	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = nc.NetConn()
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
 	}
 }
 

@@ -1,11 +1,13 @@
 package proxy_test
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/outbound-go/outbound/ambassador/proxy"
+	"github.com/outbound-go/outbound/internal/testkit"
 )
 
 // TestTCPEchoFourMiBBothWaysWithHalfClose sends 4 MiB through a tcp
@@ -323,4 +326,59 @@ func TestTCPTinyIdleTimeout(t *testing.T) {
 		waitEOF(t, a.dial(t))
 	}
 	require.Eventually(t, func() bool { return strings.Count(a.log.String(), `"end":"idle_timeout"`) == 5 }, 5*time.Second, 5*time.Millisecond)
+}
+
+// A reset on either side reaches the other as a reset, not as a clean
+// close: a client that reads to EOF (a response delimited by the close,
+// a dump) must not take an upstream that crashed mid-answer for one that
+// finished, and an upstream learns that its client aborted.
+func TestTCPResetPassesThrough(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		clientReset bool // the client resets; otherwise the upstream does
+	}{
+		{"client resets", true},
+		{"upstream resets", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			upErr := make(chan error, 1)
+			up := testkit.NewRawUpstream(t, func(_ *testkit.RawUpstream, c net.Conn, br *bufio.Reader) {
+				if _, err := br.ReadString('\n'); err != nil {
+					upErr <- err
+					return
+				}
+				if !tc.clientReset {
+					_ = c.(*net.TCPConn).SetLinger(0)
+					_ = c.Close()
+					return
+				}
+				_, err := io.WriteString(c, "ready\n")
+				if err == nil {
+					_, err = br.ReadByte()
+				}
+				upErr <- err
+			})
+			a := startTCPAmb(t, []string{up.Addr()}, "", "")
+			c := a.dial(t)
+			require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+			_, err := io.WriteString(c, "hello\n")
+			require.NoError(t, err)
+			if tc.clientReset {
+				line, err := bufio.NewReader(c).ReadString('\n')
+				require.NoError(t, err)
+				require.Equal(t, "ready\n", line)
+				require.NoError(t, c.SetLinger(0))
+				require.NoError(t, c.Close())
+				select {
+				case err := <-upErr:
+					require.ErrorIs(t, err, syscall.ECONNRESET, "what the upstream read")
+				case <-time.After(5 * time.Second):
+					t.Fatal("the upstream saw nothing within 5s")
+				}
+				return
+			}
+			_, err = c.Read(make([]byte, 1))
+			require.ErrorIs(t, err, syscall.ECONNRESET, "what the client read")
+		})
+	}
 }
