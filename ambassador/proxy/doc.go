@@ -259,8 +259,8 @@
 // tcp.idle_timeout closes a pair with no byte either way for that long
 // (0: never). Bytes are copied both ways at once through pooled 32 KiB
 // buffers (measured cheaper than the kernel's splice path on loopback),
-// EOF is passed on as a half-close, and an error either
-// way closes both connections. A reload sends new connections to the new
+// EOF is passed on as a half-close, a reset as a reset, and an error
+// either way closes both connections. A reload sends new connections to the new
 // service while open pairs stay on the old one; shutdown stops accepting
 // and lets open pairs run until limits.drain_timeout, then closes them.
 // A listener's protocol cannot change by a reload. A tcp listener's client
