@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -102,7 +103,27 @@ func (b *callerBody) Close() error {
 // request. Read here, while the handler runs, the end of the body starts
 // that background read early enough for the server to stop it when the
 // handler returns, as it does without full duplex.
+//
+// A connection the server closes after the answer needs none of this (it
+// reads no next request), and there the read would hold the answer back:
+// the server sends it when the handler returns. A client waiting for a
+// 100 Continue that will never come got its answer only once it gave up
+// waiting and sent the body, and a chunked upload only after 256 KiB more.
 func (b *callerBody) discardRest() { _ = b.rc.Close() }
+
+// willClose reports whether net/http's server closes the connection after
+// this answer: its header says so (closeIfBodyLeft,
+// closeAfterChunkedRequest), or the request expected a 100 Continue (the
+// server closes when the body has not been read to its end by the time the
+// answer's header goes; when it had been, there is nothing to discard).
+func willClose(r *http.Request, h http.Header) bool {
+	for _, v := range h["Connection"] {
+		if strings.EqualFold(strings.TrimSpace(v), "close") {
+			return true
+		}
+	}
+	return strings.EqualFold(r.Header.Get("Expect"), "100-continue")
+}
 
 // finish ends the handler's use of the body: see callerBody. w is the
 // server's ResponseWriter (or one that unwraps to it).

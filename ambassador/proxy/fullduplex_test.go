@@ -170,3 +170,53 @@ func TestUnreadBodyKeepsTheConnection(t *testing.T) {
 		})
 	}
 }
+
+// An answer made before the body was read goes out at once, when the
+// connection is to close anyway: it does not wait for the rest of the
+// body to be read and dropped. A client that sent Expect: 100-continue
+// and waits for the 100 got its 502 only once it gave up waiting and sent
+// the body; a chunked upload still streaming got its answer only after
+// another 256 KiB.
+func TestAnswerBeforeTheBodyIsNotHeld(t *testing.T) {
+	answersAtOnce := newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		writeResponse(t, c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+		_, _ = io.Copy(io.Discard, br)
+	})
+	for _, tc := range []struct {
+		name     string
+		endpoint string
+		expect   bool // Expect: 100-continue with a known length; else a chunked body that stays open
+		status   int
+	}{
+		{"expect 100-continue, the endpoint refuses", deadAddr(t), true, http.StatusBadGateway},
+		{"a chunked upload, the endpoint refuses", deadAddr(t), false, http.StatusBadGateway},
+		{"a chunked upload, the upstream answers first", answersAtOnce.Addr(), false, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, _ := oneServiceAmbassador(t, []string{tc.endpoint}, "", "")
+			// The client waits for the 100 as long as the test runs.
+			tr := &http.Transport{ExpectContinueTimeout: time.Hour}
+			t.Cleanup(tr.CloseIdleConnections)
+			c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			pr, pw := io.Pipe()
+			defer pw.Close()
+			req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/upload", pr)
+			require.NoError(t, err)
+			if tc.expect {
+				req.ContentLength = 2048
+				req.Header.Set("Expect", "100-continue")
+			} else {
+				go func() { _, _ = io.WriteString(pw, "first chunk\n") }()
+			}
+			resp, err := c.Do(req)
+			require.NoError(t, err, "the answer came while the body was still pending")
+			_, _ = io.Copy(io.Discard, resp.Body)
+			require.NoError(t, resp.Body.Close())
+			assert.Equal(t, tc.status, resp.StatusCode)
+			assert.True(t, resp.Close, "Connection: close")
+		})
+	}
+}

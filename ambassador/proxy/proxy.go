@@ -200,7 +200,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if lw.hijacked != nil {
 			s.tunnels.remove(lw.hijacked.Conn) // last: the drain waits for the line above
-		} else if body != nil && p == nil {
+		} else if body != nil && p == nil && !willClose(r, w.Header()) {
 			body.discardRest() // last: the client may still be sending it
 		}
 		*lw = logWriter{}
