@@ -119,15 +119,7 @@ func TestRequestAndResponseStreamAtOnce(t *testing.T) {
 // read while the handler runs; more than the server reads after a handler
 // (256 KiB) closes the connection, and the answer says so.
 func TestUnreadBodyKeepsTheConnection(t *testing.T) {
-	answersAtOnce := newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
-		if _, err := http.ReadRequest(br); err != nil {
-			return
-		}
-		// The answer goes before any of the body is read; the body is then
-		// read and dropped (a small one is already on its way).
-		writeResponse(t, c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-		_, _ = io.Copy(io.Discard, br)
-	})
+	answersAtOnce := answerFirst(t)
 	for _, tc := range []struct {
 		name     string
 		endpoint string
@@ -178,13 +170,7 @@ func TestUnreadBodyKeepsTheConnection(t *testing.T) {
 // the body; a chunked upload still streaming got its answer only after
 // another 256 KiB.
 func TestAnswerBeforeTheBodyIsNotHeld(t *testing.T) {
-	answersAtOnce := newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
-		if _, err := http.ReadRequest(br); err != nil {
-			return
-		}
-		writeResponse(t, c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-		_, _ = io.Copy(io.Discard, br)
-	})
+	answersAtOnce := answerFirst(t)
 	for _, tc := range []struct {
 		name     string
 		endpoint string
@@ -219,4 +205,18 @@ func TestAnswerBeforeTheBodyIsNotHeld(t *testing.T) {
 			assert.True(t, resp.Close, "Connection: close")
 		})
 	}
+}
+
+// answerFirst is a raw upstream that answers each connection's request
+// before it reads any of its body, then reads and drops the body (a small
+// one is already on its way) and closes.
+func answerFirst(t *testing.T) *rawUpstream {
+	t.Helper()
+	return newRawUpstream(t, func(u *rawUpstream, c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		writeResponse(t, c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+		_, _ = io.Copy(io.Discard, br)
+	})
 }
